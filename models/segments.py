@@ -1,0 +1,30 @@
+"""Plan and load the segments of one input file: the unit of work, progress and checkpointing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.chunking import Span, check_coverage, find_pauses, plan_segments
+from models.media import DecodedMedia, MediaInfo, MediaKind, MediaLimits, decode_audio, load_media
+from models.tasks import TaskParams
+
+
+def plan_file(path: str | Path, info: MediaInfo, params: TaskParams, default_segment_s: float) -> list[Span]:
+    """Segments covering the whole file; long media is cut at pauses (silero-vad) into bounded pieces."""
+    if info.kind is MediaKind.IMAGE:
+        return [Span(0.0, 0.0)]
+    max_len = params.segment_seconds or default_segment_s
+    if info.duration_s <= max_len:
+        return [Span(0.0, info.duration_s)]
+    pauses = find_pauses(decode_audio(path)) if info.has_audio else []
+    segments = plan_segments(info.duration_s, pauses, max_len)
+    check_coverage(segments, info.duration_s)
+    return segments
+
+
+def load_segment(
+    path: str | Path, info: MediaInfo, span: Span, limits: MediaLimits, with_video_audio: bool = True
+) -> DecodedMedia:
+    if info.kind is MediaKind.IMAGE:
+        return load_media(path, limits, info=info)
+    return load_media(path, limits, span.start, span.end, with_video_audio=with_video_audio, info=info)

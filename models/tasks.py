@@ -1,0 +1,240 @@
+"""The task catalogue: every task of the Qwen3-Omni model card, its parameters, accepted media and prompt."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from models.errors import TaskInputError
+from models.media import MediaKind
+
+
+class TaskName(str, enum.Enum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+    CAPTION_AUDIO = "caption_audio"
+    DESCRIBE_VIDEO = "describe_video"
+    OCR = "ocr"
+    ASK = "ask"
+    ANALYZE_MUSIC = "analyze_music"
+    CUSTOM = "custom"
+
+
+class Voice(str, enum.Enum):
+    """Talker voices of the Instruct checkpoint."""
+
+    ETHAN = "Ethan"
+    CHELSIE = "Chelsie"
+    AIDEN = "Aiden"
+
+    @classmethod
+    def parse(cls, name: str) -> Voice:
+        for voice in cls:
+            if voice.value.lower() == name.strip().lower():
+                return voice
+        raise TaskInputError(f"unknown voice {name!r}; choose one of Ethan, Chelsie, Aiden")
+
+
+ShortText = Annotated[str, Field(min_length=1, max_length=4000)]
+Language = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[A-Za-z][A-Za-z \-()]*$")]
+
+
+class TaskParams(BaseModel):
+    """Parameters shared by every task. Greedy decoding by default (the model card's evaluation setting)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(1024, ge=1, le=8192)
+    do_sample: bool = False
+    temperature: float = Field(0.7, gt=0.0, le=2.0)
+    top_p: float = Field(0.8, gt=0.0, le=1.0)
+    top_k: int = Field(20, ge=1, le=1000)
+    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
+    voice: str | None = Field(None, description="Ethan, Chelsie or Aiden: also return speech (24 kHz WAV)")
+    segment_seconds: float | None = Field(
+        None, ge=5.0, le=900.0, description="Split media longer than this into timed segments"
+    )
+
+    @field_validator("voice")
+    @classmethod
+    def _known_voice(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return Voice.parse(value).value
+        except TaskInputError as exc:
+            raise ValueError(exc.reason) from exc
+
+    def sampling_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys can share one generate() call (max_new_tokens may differ)."""
+        if not self.do_sample:
+            return (False, self.repetition_penalty)
+        return (True, self.temperature, self.top_p, self.top_k, self.repetition_penalty)
+
+
+class TranscribeParams(TaskParams):
+    language: Language | None = Field(None, description="Spoken language, e.g. 'en' or 'Chinese'")
+
+
+class TranslateParams(TaskParams):
+    target_language: Language
+    source_language: Language | None = None
+
+
+class CaptionAudioParams(TaskParams):
+    pass
+
+
+class DescribeVideoParams(TaskParams):
+    use_audio: bool = Field(True, description="Let the model hear the video's own audio track")
+    prompt: ShortText | None = None
+
+
+class OcrParams(TaskParams):
+    pass
+
+
+class AskParams(TaskParams):
+    question: ShortText
+
+
+class AnalyzeMusicParams(TaskParams):
+    pass
+
+
+class CustomParams(TaskParams):
+    prompt: ShortText
+    system_prompt: ShortText | None = None
+
+
+_ZH = {"zh", "chinese", "mandarin", "zh-cn", "cn"}
+_LANG_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "es": "Spanish",
+               "it": "Italian", "ja": "Japanese", "ko": "Korean", "ru": "Russian", "pt": "Portuguese",
+               "ar": "Arabic", "nl": "Dutch"}  # fmt: skip
+
+
+def language_name(code: str) -> str:
+    return _LANG_NAMES.get(code.lower(), code)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The text part of a conversation; media are placed before the text in the user turn."""
+
+    user_text: str | None
+    system: str | None = None
+    use_audio_in_video: bool = False
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: TaskName
+    params: type[TaskParams]
+    accepts: frozenset[MediaKind]
+    needs_audio: bool  # video inputs must carry an audio track
+    description: str
+
+    def prompt(self, params: TaskParams) -> Prompt:
+        return _PROMPTS[self.name](params)
+
+
+def _transcribe(p: TaskParams) -> Prompt:
+    assert isinstance(p, TranscribeParams)
+    if p.language and p.language.lower() in _ZH:
+        return Prompt("请将这段中文语音转换为纯文本。")
+    if p.language:
+        return Prompt(f"Transcribe the {language_name(p.language)} audio into text.")
+    return Prompt("Transcribe the audio into text.")
+
+
+def _translate(p: TaskParams) -> Prompt:
+    assert isinstance(p, TranslateParams)
+    source = f"{language_name(p.source_language)} " if p.source_language else ""
+    return Prompt(
+        f"Listen to the provided {source}speech and produce a translation in {language_name(p.target_language)} text."
+    )
+
+
+def _describe_video(p: TaskParams) -> Prompt:
+    assert isinstance(p, DescribeVideoParams)
+    text = p.prompt or "Describe the video in detail: what happens, who is there, and what is said or heard."
+    return Prompt(text, use_audio_in_video=p.use_audio)
+
+
+def _ask(p: TaskParams) -> Prompt:
+    assert isinstance(p, AskParams)
+    return Prompt(p.question)
+
+
+def _custom(p: TaskParams) -> Prompt:
+    assert isinstance(p, CustomParams)
+    return Prompt(p.prompt, system=p.system_prompt, use_audio_in_video=True)
+
+
+_PROMPTS = {
+    TaskName.TRANSCRIBE: _transcribe,
+    TaskName.TRANSLATE: _translate,
+    TaskName.CAPTION_AUDIO: lambda p: Prompt(
+        "Give a detailed description of this audio: speech, music and sounds, and when they occur."
+    ),
+    TaskName.DESCRIBE_VIDEO: _describe_video,
+    TaskName.OCR: lambda p: Prompt("Extract all the text in the image, keeping its reading order."),
+    TaskName.ASK: _ask,
+    TaskName.ANALYZE_MUSIC: lambda p: Prompt(
+        "Analyze this music: genre, mood, tempo, key, instruments, vocals and structure."
+    ),
+    TaskName.CUSTOM: _custom,
+}
+
+_AUDIO_LIKE = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
+_ANY = frozenset(MediaKind)
+
+CATALOGUE: dict[TaskName, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec(TaskName.TRANSCRIBE, TranscribeParams, _AUDIO_LIKE, True, "Speech recognition (ASR)"),
+        TaskSpec(TaskName.TRANSLATE, TranslateParams, _AUDIO_LIKE, True, "Speech-to-text translation"),
+        TaskSpec(TaskName.CAPTION_AUDIO, CaptionAudioParams, _AUDIO_LIKE, True, "Describe speech, music, sound"),
+        TaskSpec(TaskName.DESCRIBE_VIDEO, DescribeVideoParams, frozenset({MediaKind.VIDEO}), False,
+                 "Describe a video, with its audio by default"),
+        TaskSpec(TaskName.OCR, OcrParams, frozenset({MediaKind.IMAGE}), False, "Read the text in an image"),
+        TaskSpec(TaskName.ASK, AskParams, _ANY, False, "Answer a question about image, audio or video"),
+        TaskSpec(TaskName.ANALYZE_MUSIC, AnalyzeMusicParams, _AUDIO_LIKE, True, "Music analysis"),
+        TaskSpec(TaskName.CUSTOM, CustomParams, _ANY, False, "Your own prompt and optional system prompt"),
+    )
+}  # fmt: skip
+
+
+def get_task(name: str | TaskName) -> TaskSpec:
+    try:
+        return CATALOGUE[TaskName(name)]
+    except ValueError as exc:
+        known = ", ".join(t.value for t in TaskName)
+        raise TaskInputError(f"unknown task {name!r}; known tasks: {known}") from exc
+
+
+def parse_params(task: str | TaskName, params: dict[str, Any] | None) -> TaskParams:
+    """Validate raw parameters for a task; raise TaskInputError with every problem listed."""
+    spec = get_task(task)
+    try:
+        return spec.params.model_validate(params or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or 'params'}: {err['msg']}" for err in exc.errors()
+        )
+        raise TaskInputError(f"invalid params for {spec.name.value}: {problems}") from exc
+
+
+def check_media(spec: TaskSpec, kind: MediaKind, has_audio: bool) -> None:
+    """Fail fast when a task is given media it cannot use."""
+    if kind not in spec.accepts:
+        accepted = ", ".join(sorted(k.value for k in spec.accepts))
+        raise TaskInputError(f"task {spec.name.value} does not accept {kind.value} input (accepts: {accepted})")
+    if spec.needs_audio and kind is MediaKind.VIDEO and not has_audio:
+        raise TaskInputError(f"task {spec.name.value} needs audio, and this video has no audio track")
+
+
+TaskKind = Literal["text", "speech"]
