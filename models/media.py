@@ -233,7 +233,7 @@ def decode_frames(
     count = len(raw) // frame_bytes
     if count == 0:
         raise MediaError(f"{Path(path).name}: the video stream decoded to no frames")
-    frames = np.frombuffer(raw[: count * frame_bytes], dtype=np.uint8).reshape(count, h, w, 3)
+    frames = np.frombuffer(bytearray(raw[: count * frame_bytes]), dtype=np.uint8).reshape(count, h, w, 3)
     if count % 2:  # the vision tower groups frames in pairs
         frames = np.concatenate([frames, frames[-1:]], axis=0)
     return frames

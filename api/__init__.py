@@ -1,0 +1,1 @@
+"""HTTP only: routes per resource, schemas, problem+json errors."""

@@ -1,0 +1,173 @@
+"""Jobs: submit, read, list, cancel, retry, results and speech."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import and_, or_, select
+
+from api.deps import SessionDep, SettingsDep, StorageDep
+from api.problems import PROBLEM_RESPONSES, Problem
+from api.schemas import JobCreate, JobEventOut, JobList, JobOut
+from core import jobs
+from core.dispatch import enqueue
+from core.jobs import Transition
+from core.schema import Job, JobEvent, JobState, utcnow
+from core.storage import ObjectNotFound
+from core.submit import InputError, create_job
+from models.errors import TaskInputError
+from models.tasks import TaskName
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
+
+RESULT_TYPES = {
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+}
+
+
+def job_out(job: Job) -> JobOut:
+    out = JobOut.model_validate(job)
+    if job.segments_planned:
+        out.progress = round(job.segments_done / job.segments_planned, 4)
+    out.result_formats = sorted((job.outputs or {}).keys())
+    return out
+
+
+def load_job(session: SessionDep, job_id: str) -> Job:
+    job = session.get(Job, job_id) if job_id.isalnum() else None
+    if job is None:
+        raise Problem(404, "job-not-found", "Job not found", f"no job with id {job_id!r}")
+    return job
+
+
+@router.post("", status_code=202, response_model=JobOut)
+def submit_job(
+    body: JobCreate, response: Response, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> JobOut:
+    """Validate and queue a job. 202 with the job and a Location header."""
+    try:
+        job = create_job(session, storage, settings, body.task.value, body.params, body.input)
+    except TaskInputError as exc:
+        raise Problem(422, "invalid-params", "Task parameters are not valid", exc.reason) from exc
+    except InputError as exc:
+        status = 404 if exc.kind == "input-not-found" else 403 if exc.kind == "forbidden-bucket" else 422
+        raise Problem(status, exc.kind, "Input cannot be used", exc.reason) from exc
+    enqueue(job.id, job.queue, settings)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_out(job)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: SessionDep) -> JobOut:
+    return job_out(load_job(session, job_id))
+
+
+def _encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), job_id
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise Problem(422, "invalid-cursor", "Cursor is not valid", "pass next_cursor back unchanged") from exc
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    session: SessionDep,
+    state: JobState | None = None,
+    task: TaskName | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+) -> JobList:
+    """Newest first; filter by state and task; page with next_cursor."""
+    query = select(Job)
+    if state:
+        query = query.where(Job.state == state.value)
+    if task:
+        query = query.where(Job.task == task.value)
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return JobList(data=[job_out(j) for j in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}/events", response_model=list[JobEventOut])
+def job_events(job_id: str, session: SessionDep) -> list[JobEventOut]:
+    load_job(session, job_id)
+    events = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+    return [JobEventOut.model_validate(e) for e in events]
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+    """Queued jobs cancel at once; running jobs stop at the next segment boundary."""
+    job = load_job(session, job_id)
+    if JobState(job.state).final:
+        raise Problem(409, "job-finished", "Job already finished", f"job is {job.state}")
+    jobs.request_cancel(session, job_id)
+    session.refresh(job)
+    return job_out(job)
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobOut)
+def retry_job(job_id: str, response: Response, session: SessionDep, settings: SettingsDep) -> JobOut:
+    """Run a failed or canceled job again (attempts start over; finished segments are kept)."""
+    job = load_job(session, job_id)
+    if not jobs.transition(
+        session, job_id, Transition.REQUEUE, "retried by request",
+        attempts=0, cancel_requested=False, failure_class=None, failure_reason=None, finished_at=None,
+        queued_at=utcnow(), oom_retries=0,
+    ):  # fmt: skip
+        raise Problem(409, "job-not-retryable", "Only failed or canceled jobs can be retried", f"job is {job.state}")
+    enqueue(job_id, job.queue, settings)
+    session.refresh(job)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_out(job)
+
+
+def _output(job: Job, fmt: str) -> str:
+    if job.state != JobState.SUCCEEDED.value:
+        raise Problem(409, "job-not-finished", "Job has no result yet", f"job is {job.state}")
+    key = (job.outputs or {}).get(fmt)
+    if not key:
+        raise Problem(404, "format-not-available", "Format not available", f"job {job.id} has no {fmt} output")
+    return str(key)
+
+
+@router.get(
+    "/{job_id}/result",
+    responses={200: {"content": {t: {} for t in RESULT_TYPES.values()}, "description": "The result file"}},
+)
+def get_result(
+    job_id: str, session: SessionDep, storage: StorageDep, format: str = Query("json", pattern="^(json|srt|vtt|txt)$")
+) -> Response:
+    job = load_job(session, job_id)
+    key = _output(job, format)
+    try:
+        body = storage.get_bytes(key)
+    except ObjectNotFound as exc:
+        raise Problem(404, "output-missing", "Output missing from storage", key) from exc
+    headers = {"Content-Disposition": f'inline; filename="{job.id}.{format}"'}
+    return Response(body, media_type=RESULT_TYPES[format], headers=headers)
+
+
+@router.get("/{job_id}/audio", responses={200: {"content": {"audio/wav": {}}, "description": "24 kHz WAV"}})
+def get_audio(job_id: str, session: SessionDep, storage: StorageDep) -> Response:
+    job = load_job(session, job_id)
+    key = _output(job, "wav")
+    try:
+        body = storage.get_bytes(key)
+    except ObjectNotFound as exc:
+        raise Problem(404, "output-missing", "Output missing from storage", key) from exc
+    return Response(body, media_type="audio/wav", headers={"Content-Disposition": f'inline; filename="{job.id}.wav"'})

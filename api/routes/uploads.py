@@ -1,0 +1,86 @@
+"""Uploads: multipart (streamed to storage in parts) or presigned PUT then confirm."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, UploadFile
+
+from api.deps import SessionDep, SettingsDep, StorageDep
+from api.problems import PROBLEM_RESPONSES, Problem
+from api.schemas import PresignIn, PresignOut, UploadOut
+from core.schema import Upload
+from core.storage import TooLarge
+from core.submit import new_upload
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=PROBLEM_RESPONSES)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "upload-too-large", "Upload is too large", f"the limit is {limit} bytes", limit_bytes=limit)
+
+
+@router.post("", status_code=201, response_model=UploadOut)
+def create_upload(
+    file: UploadFile, request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> UploadOut:
+    """Upload one media file (multipart/form-data, field `file`)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
+        raise _too_large(settings.max_upload_bytes)
+    upload = new_upload(session, file.filename or "upload", file.content_type)
+    try:
+        stored = storage.upload_stream(upload.storage_key, file.file, settings.max_upload_bytes, file.content_type)
+    except TooLarge as exc:
+        session.rollback()
+        raise _too_large(exc.limit) from exc
+    if stored.size == 0:
+        session.rollback()
+        raise Problem(422, "empty-upload", "Upload is empty", "the file has 0 bytes")
+    upload.size_bytes, upload.sha256 = stored.size, stored.sha256
+    session.commit()
+    return UploadOut.model_validate(upload)
+
+
+@router.post("/presign", status_code=201, response_model=PresignOut)
+def presign_upload(body: PresignIn, session: SessionDep, storage: StorageDep, settings: SettingsDep) -> PresignOut:
+    """A presigned PUT URL for large files; call POST /v1/uploads/{id}/confirm once the PUT is done."""
+    if body.size_bytes and body.size_bytes > settings.max_upload_bytes:
+        raise _too_large(settings.max_upload_bytes)
+    upload = new_upload(session, body.filename, body.content_type, state="pending")
+    url = storage.presign_put(upload.storage_key, settings.presign_expiry_s, body.content_type)
+    if url is None:
+        session.rollback()
+        raise Problem(409, "presign-unsupported", "Presigned uploads need S3 storage", "use POST /v1/uploads")
+    session.commit()
+    headers = {"Content-Type": body.content_type} if body.content_type else {}
+    return PresignOut(
+        upload=UploadOut.model_validate(upload), url=url, headers=headers, expires_in=settings.presign_expiry_s
+    )
+
+
+@router.post("/{upload_id}/confirm", response_model=UploadOut)
+def confirm_upload(upload_id: str, session: SessionDep, storage: StorageDep, settings: SettingsDep) -> UploadOut:
+    upload = _load(session, upload_id)
+    if upload.state == "ready":
+        return UploadOut.model_validate(upload)
+    size = storage.size(upload.storage_key)
+    if size is None:
+        raise Problem(409, "upload-missing", "Nothing was uploaded yet", "PUT the file to the presigned URL first")
+    if size > settings.max_upload_bytes:
+        raise _too_large(settings.max_upload_bytes)
+    if size == 0:
+        raise Problem(422, "empty-upload", "Upload is empty", "the file has 0 bytes")
+    upload.size_bytes, upload.sha256, upload.state = size, storage.sha256(upload.storage_key), "ready"
+    session.commit()
+    return UploadOut.model_validate(upload)
+
+
+@router.get("/{upload_id}", response_model=UploadOut)
+def get_upload(upload_id: str, session: SessionDep) -> UploadOut:
+    return UploadOut.model_validate(_load(session, upload_id))
+
+
+def _load(session: SessionDep, upload_id: str) -> Upload:
+    upload = session.get(Upload, upload_id) if upload_id.isalnum() else None
+    if upload is None:
+        raise Problem(404, "upload-not-found", "Upload not found", f"no upload with id {upload_id!r}")
+    return upload

@@ -1,0 +1,101 @@
+"""Request and response bodies of the public API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.schema import JobState
+from models.tasks import TaskName
+
+
+class ProblemDetails(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: TaskName
+    input: str = Field(..., min_length=1, max_length=1100, description="An upload id, or s3://bucket/key")
+    params: dict[str, Any] = Field(default_factory=dict, description="Task parameters; see GET /v1/tasks")
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    task: str
+    params: dict[str, Any]
+    input: str = Field(validation_alias="input_ref")
+    state: JobState
+    queue: str
+    attempts: int
+    max_attempts: int
+    failure_class: str | None
+    failure_reason: str | None
+    cancel_requested: bool
+    segments_planned: int | None
+    segments_done: int
+    progress: float | None = None
+    media_seconds: float | None
+    engine_seconds: float
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    result_formats: list[str] = Field(default_factory=list)
+
+
+class JobList(BaseModel):
+    data: list[JobOut]
+    next_cursor: str | None
+
+
+class JobEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    from_state: str | None
+    to_state: str
+    reason: str | None
+    worker: str | None
+
+
+class UploadOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    filename: str
+    content_type: str | None
+    size_bytes: int | None
+    sha256: str | None
+    state: str
+    created_at: datetime
+
+
+class PresignIn(BaseModel):
+    filename: str = Field(..., min_length=1, max_length=512)
+    content_type: str | None = Field(None, max_length=200)
+    size_bytes: int | None = Field(None, ge=1)
+
+
+class PresignOut(BaseModel):
+    upload: UploadOut
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    expires_in: int
+
+
+class TaskOut(BaseModel):
+    name: str
+    description: str
+    accepts: list[str]
+    params_schema: dict[str, Any]

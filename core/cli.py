@@ -1,0 +1,191 @@
+"""The `omnimedia` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from core import migrate
+from core.config import Settings, get_settings
+from core.db import get_sessionmaker
+from core.schema import Job, JobState
+from core.storage import get_storage
+
+app = typer.Typer(help="Turn media into text and speech with Qwen3-Omni.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+
+def _embedded_setup(settings: Settings) -> None:
+    """The no-server default: create the SQLite schema on first use."""
+    if settings.resolved_database_url().startswith("sqlite"):
+        migrate.upgrade(settings.resolved_database_url())
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Upgrade the database schema."""
+    migrate.upgrade(get_settings().resolved_database_url(), revision)
+    console.print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = "base") -> None:
+    """Downgrade the database schema."""
+    migrate.downgrade(get_settings().resolved_database_url(), revision)
+    console.print(f"database at {revision}")
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    task: Annotated[str, typer.Option(help="transcribe, translate, caption_audio, describe_video, ocr, ask, ...")],
+    param: Annotated[list[str], typer.Option("--param", "-p", help="task parameter KEY=VALUE (repeatable)")] = [],  # noqa: B006
+    wait: Annotated[bool, typer.Option(help="wait for the result")] = True,
+    output: Annotated[str, typer.Option("--format", help="json, txt, srt or vtt")] = "txt",
+) -> None:
+    """Submit one file. On the embedded default the job runs in this process."""
+    from core.dispatch import EmbeddedWorker, enqueue, run_until_settled
+    from core.submit import InputError, create_job, new_upload
+    from models.errors import TaskInputError
+
+    settings = get_settings()
+    if settings.mode == "embedded":
+        _embedded_setup(settings)
+    storage = get_storage()
+    with get_sessionmaker()() as session:
+        upload = new_upload(session, file.name, None)
+        with file.open("rb") as fh:
+            stored = storage.upload_stream(upload.storage_key, fh, settings.max_upload_bytes)
+        upload.size_bytes, upload.sha256 = stored.size, stored.sha256
+        session.commit()
+        try:
+            job = create_job(session, storage, settings, task, _parse_params(param), upload.id)
+        except (TaskInputError, InputError) as exc:
+            err.print(f"[red]error:[/red] {exc.reason}")
+            raise typer.Exit(2) from exc
+    err.print(f"job {job.id} queued ({job.task} on {file.name})")
+    if settings.mode == "embedded":
+        run_until_settled(EmbeddedWorker(settings).runner(), job.id)
+    else:
+        enqueue(job.id, job.queue, settings)
+        if not wait:
+            console.print(job.id)
+            return
+    _print_result(_wait(job.id), output)
+
+
+def _wait(job_id: str, poll_s: float = 0.5) -> Job:
+    while True:
+        with get_sessionmaker()() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            if JobState(job.state).final:
+                return job
+        time.sleep(poll_s)
+
+
+def _print_result(job: Job, fmt: str) -> None:
+    if job.state != JobState.SUCCEEDED.value:
+        err.print(f"[red]job {job.id} {job.state}[/red]: {job.failure_reason or ''}")
+        raise typer.Exit(1)
+    key = (job.outputs or {}).get(fmt)
+    if key is None:
+        err.print(f"no {fmt} output; available: {', '.join(sorted(job.outputs or {}))}")
+        raise typer.Exit(1)
+    sys.stdout.write(get_storage().get_bytes(key).decode("utf-8"))
+    err.print(f"job {job.id} succeeded; outputs: {', '.join(sorted(job.outputs or {}))}")
+
+
+@app.command("jobs")
+def list_jobs(state: Annotated[str | None, typer.Option(help="filter by state")] = None, limit: int = 20) -> None:
+    """List recent jobs."""
+    with get_sessionmaker()() as session:
+        query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if state:
+            query = query.where(Job.state == state)
+        table = Table("id", "task", "state", "progress", "created", "reason")
+        for job in session.scalars(query):
+            progress = f"{job.segments_done}/{job.segments_planned}" if job.segments_planned else "-"
+            table.add_row(
+                job.id, job.task, job.state, progress, f"{job.created_at:%Y-%m-%d %H:%M:%S}", job.failure_reason or ""
+            )
+    console.print(table)
+
+
+@app.command()
+def status(job_id: str) -> None:
+    """Show one job as JSON."""
+    with get_sessionmaker()() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            err.print(f"no job {job_id}")
+            raise typer.Exit(1)
+        fields = ("id", "task", "state", "params", "input_ref", "attempts", "failure_class", "failure_reason",
+                  "segments_planned", "segments_done", "outputs")  # fmt: skip
+        console.print_json(json.dumps({f: getattr(job, f) for f in fields}, default=str))
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API (and, on the embedded default, an in-process worker)."""
+    import uvicorn
+
+    settings = get_settings()
+    if settings.mode == "embedded":
+        _embedded_setup(settings)
+        from core.dispatch import embedded_worker
+
+        with get_sessionmaker()() as session:  # resume what a previous run left queued
+            pending = session.scalars(
+                select(Job.id).where(Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value]))
+            ).all()
+        for job_id in pending:
+            embedded_worker().submit(job_id)
+    uvicorn.run("api.app:app", host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    gpu: Annotated[str | None, typer.Option(help="GPU id for CUDA_VISIBLE_DEVICES; omit for CPU")] = None,
+    queues: Annotated[str, typer.Option(help="thinker, talker (comma-separated)")] = "thinker",
+    pool: str = "prefork",
+    beat: Annotated[bool, typer.Option(help="also run the reconciler schedule (once per cluster)")] = False,
+) -> None:
+    """Start a Celery worker process pinned to one GPU (or the CPU)."""
+    cmd = [sys.executable, "-m", "workers.main", f"--queues={queues}", f"--pool={pool}"]
+    if gpu is not None:
+        cmd.append(f"--gpu={gpu}")
+    if beat:
+        cmd.append("--beat")
+    env = {**os.environ, "OMNIMEDIA_MODE": "celery"}
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+if __name__ == "__main__":
+    app()

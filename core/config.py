@@ -1,0 +1,94 @@
+"""One settings object, read from the environment (prefix OMNIMEDIA_) and an optional .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.engine import EngineConfig
+from models.media import MediaLimits
+from models.variants import Variant
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNIMEDIA_", env_file=".env", extra="ignore")
+
+    # Where things live. The embedded default needs no servers: SQLite, a local folder, in-process worker.
+    data_dir: Path = Path(".omnimedia")
+    database_url: str | None = None  # default: sqlite in data_dir
+    mode: Literal["embedded", "celery"] = "embedded"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str | None = None
+
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_root: Path | None = None  # local backend; default data_dir/storage
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "omnimedia"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    allowed_input_buckets: list[str] = Field(default_factory=list)
+    presign_expiry_s: int = 3600
+
+    # Model and engine.
+    model: str = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
+    backend: Literal["transformers", "vllm"] = "transformers"
+    device: str = "auto"
+    dtype: str = "auto"
+    variant: Variant | None = None
+    enable_talker: bool = False
+    max_batch_size: int = 16
+    max_new_tokens_cap: int = 8192
+    talker_max_new_tokens: int = 4096
+
+    # Media limits.
+    segment_seconds: float = 300.0
+    min_duration_s: float = 0.5
+    max_duration_s: float = 4 * 3600.0
+    max_upload_bytes: int = 2 * 1024**3
+    upload_part_bytes: int = 8 * 1024**2
+    ffmpeg_timeout_s: float = 300.0
+
+    # Job lifecycle.
+    max_attempts: int = 3
+    retry_backoff_s: float = 5.0
+    retry_backoff_max_s: float = 600.0
+    lease_s: float = 60.0  # a running job's heartbeat older than this is taken over
+    queued_deadline_s: float = 3600.0  # a queued job older than this is re-sent by the reconciler
+    visibility_timeout_s: int = 6 * 3600  # above the longest allowed job
+    reconcile_every_s: float = 60.0
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'omnimedia.db').resolve()}"
+
+    def resolved_storage_root(self) -> Path:
+        return self.storage_root or self.data_dir / "storage"
+
+    def media_limits(self) -> MediaLimits:
+        return MediaLimits(
+            min_duration_s=self.min_duration_s,
+            max_duration_s=self.max_duration_s,
+            timeout_s=self.ffmpeg_timeout_s,
+        )
+
+    def engine_config(self, enable_talker: bool | None = None) -> EngineConfig:
+        return EngineConfig(
+            model=self.model,
+            device=self.device,
+            dtype=self.dtype,
+            enable_talker=self.enable_talker if enable_talker is None else enable_talker,
+            variant=self.variant,
+            max_batch_size=self.max_batch_size,
+            max_new_tokens_cap=self.max_new_tokens_cap,
+            talker_max_new_tokens=self.talker_max_new_tokens,
+            limits=self.media_limits(),
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

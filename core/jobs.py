@@ -1,0 +1,135 @@
+"""The one job state machine. Every transition is a conditional UPDATE (... WHERE state IN (...)), so a
+task delivered twice, a late worker or a cancel race can never run a finished job again or write its
+result twice. Each successful transition writes a job event in the same transaction."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import Session
+
+from core.schema import Job, JobEvent, JobState, utcnow
+
+Q, R, RT, S, F, C = (
+    JobState.QUEUED,
+    JobState.RUNNING,
+    JobState.RETRYING,
+    JobState.SUCCEEDED,
+    JobState.FAILED,
+    JobState.CANCELED,
+)
+
+
+class Transition(enum.Enum):
+    """Named transitions: (allowed source states, target state)."""
+
+    START = ({Q, RT}, R)
+    TAKE_OVER = ({R}, R)  # a redelivered job whose worker's lease expired
+    SUCCEED = ({R}, S)
+    FAIL = ({Q, R, RT}, F)
+    RETRY_LATER = ({R}, RT)
+    CANCEL = ({Q, RT}, C)
+    CANCEL_RUNNING = ({R}, C)  # by the worker, between segments, after a cancel request
+    REQUEUE = ({F, C}, Q)  # user retry
+    RECLAIM = ({R, RT}, Q)  # reconciler: the worker died or the message was lost
+
+    @property
+    def sources(self) -> set[JobState]:
+        return self.value[0]
+
+    @property
+    def target(self) -> JobState:
+        return self.value[1]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    applied: bool
+    from_state: str | None = None
+
+
+def transition(
+    session: Session,
+    job_id: str,
+    step: Transition,
+    reason: str | None = None,
+    actor: str | None = None,
+    extra_where: Any = None,
+    **values: Any,
+) -> bool:
+    """Apply one transition if the job is in an allowed state; commit; return whether it applied."""
+    current = session.get(Job, job_id)
+    if current is None:
+        return False
+    session.refresh(current)
+    from_state = current.state
+    if JobState(from_state) not in step.sources:
+        return False
+    now = utcnow()
+    values = {"state": step.target.value, **values}
+    if step.target.final:
+        values.setdefault("finished_at", now)
+    where = [Job.id == job_id, Job.state == from_state]
+    if extra_where is not None:
+        where.append(extra_where)
+    result = session.execute(
+        update(Job).where(and_(*where)).values(**values).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    session.add(
+        JobEvent(job_id=job_id, at=now, from_state=from_state, to_state=step.target.value, reason=reason, worker=actor)
+    )
+    session.commit()
+    session.expire(current)
+    return True
+
+
+def record_created(session: Session, job: Job) -> None:
+    session.add(JobEvent(job_id=job.id, at=job.created_at, from_state=None, to_state=job.state, reason="created"))
+
+
+def start(session: Session, job_id: str, worker: str, lease_s: float) -> bool:
+    """Claim a job for this worker: a queued/retrying job, or a running one whose lease ran out."""
+    now = utcnow()
+    claim = {"worker": worker, "heartbeat_at": now, "attempts": Job.attempts + 1}
+    if transition(session, job_id, Transition.START, "started", worker, started_at=now, **claim):
+        return True
+    stale = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - timedelta(seconds=lease_s))
+    return transition(session, job_id, Transition.TAKE_OVER, "lease expired; taken over", worker, stale, **claim)
+
+
+def heartbeat(session: Session, job_id: str, worker: str) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == R.value, Job.worker == worker)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def request_cancel(session: Session, job_id: str) -> JobState | None:
+    """Cancel now if not running; a running job is flagged and stops between segments."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    if transition(session, job_id, Transition.CANCEL, "canceled by request", cancel_requested=True):
+        return C
+    session.execute(update(Job).where(Job.id == job_id, Job.state == R.value).values(cancel_requested=True))
+    session.commit()
+    session.refresh(job)
+    return JobState(job.state)
+
+
+def stale_jobs(session: Session, now: datetime, lease_s: float, queued_deadline_s: float) -> list[Job]:
+    """Jobs whose worker stopped heart-beating, or queued so long their message was probably lost."""
+    lost_worker = and_(Job.state == R.value, Job.heartbeat_at < now - timedelta(seconds=lease_s * 3))
+    lost_message = and_(Job.state.in_([Q.value, RT.value]), Job.queued_at < now - timedelta(seconds=queued_deadline_s))
+    return list(session.query(Job).filter(or_(lost_worker, lost_message)).limit(500))

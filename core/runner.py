@@ -1,0 +1,321 @@
+"""Run one job by id: fetch input, plan segments, run the engine per segment (checkpointed), write outputs.
+
+Shared by the Celery task (workers/) and the embedded in-process worker. Failures are classified by type:
+bad media and invalid input fail at once; transient errors retry with backoff; out-of-memory retries once
+with smaller segments; attempts are capped in the database."""
+
+from __future__ import annotations
+
+import enum
+import io
+import logging
+import random
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import jobs
+from core.config import Settings
+from core.jobs import Transition
+from core.schema import Job, JobSegment, JobState
+from core.storage import Storage, StorageError, parse_s3_uri
+from models.captions import TimedText, join_text, to_json, to_srt, to_vtt
+from models.chunking import Span
+from models.engine import TALKER_SAMPLE_RATE, Engine, GenerationRequest
+from models.errors import EngineError
+from models.media import MediaInfo, MediaKind, probe
+from models.segments import load_segment, plan_file
+from models.speech import wav_bytes
+from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
+
+log = logging.getLogger(__name__)
+
+
+class RunStatus(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    RETRY = "retry"  # run again after `delay_s`
+    BUSY = "busy"  # another live worker holds the job: check again after `delay_s`
+    SKIPPED = "skipped"  # nothing to do (finished, canceled, unknown id)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: RunStatus
+    delay_s: float = 0.0
+    reason: str | None = None
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StorageError,
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or ("out of memory" in str(exc).lower() and name in ("RuntimeError",))
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(max_s, base_s * 2 ** max(attempt - 1, 0)))
+
+
+def upload_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}"
+
+
+def output_key(job_id: str, name: str) -> str:
+    return f"jobs/{job_id}/{name}"
+
+
+class _Heartbeat:
+    """Keeps the job's lease fresh while a long segment runs."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, worker: str, every_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(sessions, job_id, worker, every_s), daemon=True, name=f"heartbeat-{job_id}"
+        )
+
+    def _beat(self, sessions: sessionmaker[Session], job_id: str, worker: str, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                with sessions() as session:
+                    jobs.heartbeat(session, job_id, worker)
+            except Exception:  # a missed beat only shortens the lease
+                log.warning("heartbeat failed for job %s", job_id, exc_info=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class JobRunner:
+    """Executes jobs against one engine, one storage and one database."""
+
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage, engine: Engine, worker: str
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.storage = storage
+        self.engine = engine
+        self.worker = worker
+
+    # -- entry point ------------------------------------------------------------------------------
+    def run(self, job_id: str) -> RunResult:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return RunResult(RunStatus.SKIPPED, reason="no such job")
+            if JobState(job.state).final:
+                return RunResult(RunStatus.SKIPPED, reason=f"job already {job.state}")
+            if job.state != JobState.RUNNING.value and job.attempts >= job.max_attempts:
+                jobs.transition(
+                    session, job_id, Transition.FAIL, f"gave up after {job.attempts} attempts", self.worker,
+                    failure_class=job.failure_class or "exhausted",
+                    failure_reason=f"gave up after {job.attempts} attempts: {job.failure_reason or 'unknown error'}",
+                )  # fmt: skip
+                return RunResult(RunStatus.FAILED, reason="attempts exhausted")
+            if not jobs.start(session, job_id, self.worker, self.settings.lease_s):
+                session.refresh(job)
+                if job.state == JobState.RUNNING.value:
+                    return RunResult(RunStatus.BUSY, self.settings.lease_s, "held by a live worker")
+                return RunResult(RunStatus.SKIPPED, reason=f"job is {job.state}")
+        with _Heartbeat(self.sessions, job_id, self.worker, max(self.settings.lease_s / 3, 0.5)):
+            return self._run_claimed(job_id)
+
+    def _run_claimed(self, job_id: str) -> RunResult:
+        try:
+            return self._execute(job_id)
+        except EngineError as exc:
+            return self._fail(job_id, exc.failure_class, exc.reason)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            if _is_oom(exc):
+                return self._retry_smaller(job_id, exc)
+            failure_class = "transient" if isinstance(exc, TRANSIENT_ERRORS) else "internal"
+            log.exception("job %s failed (%s)", job_id, failure_class)
+            return self._retry_or_fail(job_id, failure_class, f"{type(exc).__name__}: {exc}")
+
+    # -- failure paths ----------------------------------------------------------------------------
+    def _fail(self, job_id: str, failure_class: str, reason: str) -> RunResult:
+        with self.sessions() as session:
+            jobs.transition(
+                session, job_id, Transition.FAIL, reason, self.worker,
+                failure_class=failure_class, failure_reason=reason,
+            )  # fmt: skip
+        return RunResult(RunStatus.FAILED, reason=reason)
+
+    def _retry_or_fail(self, job_id: str, failure_class: str, reason: str) -> RunResult:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            attempts = job.attempts if job else self.settings.max_attempts
+            if job is None or attempts >= job.max_attempts:
+                return self._fail(job_id, failure_class, f"{reason} (after {attempts} attempts)")
+            delay = backoff_s(attempts, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s)
+            jobs.transition(
+                session, job_id, Transition.RETRY_LATER, f"{reason}; retry in {delay:.1f} s", self.worker,
+                failure_class=failure_class, failure_reason=reason, queued_at=jobs.utcnow(),
+            )  # fmt: skip
+        return RunResult(RunStatus.RETRY, delay, reason)
+
+    def _retry_smaller(self, job_id: str, exc: BaseException) -> RunResult:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.oom_retries >= 1:
+                return self._fail(job_id, "out_of_memory", f"out of memory even with smaller segments: {exc}")
+            current = job.segment_seconds or self.settings.segment_seconds
+            session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
+            session.commit()
+            jobs.transition(
+                session, job_id, Transition.RETRY_LATER, f"out of memory; retry with {current / 2:.0f} s segments",
+                self.worker, failure_class="out_of_memory", failure_reason=str(exc)[:500],
+                segment_seconds=current / 2, oom_retries=job.oom_retries + 1, segments_done=0,
+                queued_at=jobs.utcnow(),
+            )  # fmt: skip
+        return RunResult(RunStatus.RETRY, 0.0, "out of memory")
+
+    # -- the work ---------------------------------------------------------------------------------
+    def _fetch_input(self, job: Job, dest: Path) -> None:
+        if job.input_ref.startswith("s3://"):
+            bucket, key = parse_s3_uri(job.input_ref)
+            self.storage.download(key, dest, bucket=bucket)
+        else:
+            self.storage.download(upload_key(job.input_ref.removeprefix("upload:")), dest)
+
+    def _execute(self, job_id: str) -> RunResult:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            spec = get_task(job.task)
+            params = parse_params(job.task, job.params)
+            segment_s = job.segment_seconds or self.settings.segment_seconds
+        with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
+            local = Path(tmp) / "input"
+            self._fetch_input(job, local)
+            info = probe(local, self.settings.media_limits())
+            check_media(spec, info.kind, info.has_audio)
+            plan = plan_file(local, info, params, segment_s)
+            with self.sessions() as session:
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id)
+                    .values(segments_planned=len(plan), media_seconds=info.duration_s)
+                )
+                session.commit()
+                done = {s.index for s in session.scalars(select(JobSegment).where(JobSegment.job_id == job_id))}
+            for index, span in enumerate(plan):
+                if index in done:
+                    continue
+                if self._cancel_requested(job_id):
+                    with self.sessions() as session:
+                        jobs.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments")
+                    return RunResult(RunStatus.CANCELED)
+                self._run_segment(job_id, index, span, local, info, spec, params)
+        return self._finish(job_id, spec, params, info)
+
+    def _cancel_requested(self, job_id: str) -> bool:
+        with self.sessions() as session:
+            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+    def _run_segment(
+        self, job_id: str, index: int, span: Span, local: Path, info: MediaInfo, spec: TaskSpec, params: TaskParams
+    ) -> None:
+        media = load_segment(local, info, span, self.settings.media_limits())
+        request = GenerationRequest(spec, params, media)
+        self.engine.validate(request)
+        started = time.perf_counter()
+        result = self.engine.generate(request)
+        elapsed = time.perf_counter() - started
+        audio_key = None
+        if result.audio is not None:
+            audio_key = output_key(job_id, f"speech/{index:05d}.wav")
+            self.storage.put_bytes(audio_key, wav_bytes(result.audio), "audio/wav")
+        with self.sessions() as session:
+            session.add(
+                JobSegment(
+                    job_id=job_id, index=index, start_s=span.start, end_s=span.end, text=result.text,
+                    reasoning=result.reasoning, audio_key=audio_key, engine_seconds=elapsed,
+                )
+            )  # fmt: skip
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent delivery wrote this segment first: keep that one
+                session.rollback()
+                return
+            count = session.scalar(select(func.count()).where(JobSegment.job_id == job_id))
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(segments_done=count, engine_seconds=Job.engine_seconds + elapsed, heartbeat_at=jobs.utcnow())
+            )
+            session.commit()
+
+    def _finish(self, job_id: str, spec: TaskSpec, params: TaskParams, info: MediaInfo) -> RunResult:
+        with self.sessions() as session:
+            segments = list(
+                session.scalars(select(JobSegment).where(JobSegment.job_id == job_id).order_by(JobSegment.index))
+            )
+        timed = [TimedText(s.start_s, s.end_s, s.text) for s in segments]
+        reasoning = "\n\n".join(s.reasoning for s in segments if s.reasoning) or None
+        outputs: dict[str, Any] = {}
+        meta = {"job_id": job_id, "task": spec.name.value, "media_kind": info.kind.value,
+                "duration_s": info.duration_s, "variant": self.engine.variant.value}  # fmt: skip
+        if reasoning:
+            meta["reasoning"] = reasoning
+        self._put(outputs, job_id, "json", "result.json", to_json(timed, **meta), "application/json")
+        self._put(outputs, job_id, "txt", "result.txt", join_text(timed) + "\n", "text/plain; charset=utf-8")
+        if info.kind is not MediaKind.IMAGE:
+            self._put(outputs, job_id, "srt", "result.srt", to_srt(timed), "application/x-subrip")
+            self._put(outputs, job_id, "vtt", "result.vtt", to_vtt(timed), "text/vtt")
+        audio_keys = [s.audio_key for s in segments if s.audio_key]
+        if audio_keys:
+            outputs["wav"] = output_key(job_id, "speech.wav")
+            self.storage.put_bytes(outputs["wav"], self._join_wavs(audio_keys), "audio/wav")
+        result = {
+            "text": join_text(timed),
+            "reasoning": reasoning,
+            "segments": [{"start": t.start, "end": t.end, "text": t.text} for t in timed],
+            "media_kind": info.kind.value,
+            "duration_s": info.duration_s,
+            "variant": self.engine.variant.value,
+        }
+        with self.sessions() as session:
+            applied = jobs.transition(
+                session, job_id, Transition.SUCCEED, "succeeded", self.worker,
+                extra_where=Job.worker == self.worker, result=result, outputs=outputs,
+                failure_class=None, failure_reason=None,
+            )  # fmt: skip
+        return RunResult(RunStatus.SUCCEEDED if applied else RunStatus.SKIPPED)
+
+    def _put(self, outputs: dict[str, Any], job_id: str, fmt: str, name: str, body: str, ctype: str) -> None:
+        key = output_key(job_id, name)
+        self.storage.put_bytes(key, body.encode("utf-8"), ctype)
+        outputs[fmt] = key
+
+    def _join_wavs(self, keys: list[str]) -> bytes:
+        parts = [sf.read(io.BytesIO(self.storage.get_bytes(k)), dtype="float32")[0] for k in keys]
+        return wav_bytes(np.concatenate(parts), TALKER_SAMPLE_RATE)

@@ -1,0 +1,1 @@
+"""Celery task bodies, worker start-up and GPU pinning."""

@@ -1,0 +1,44 @@
+"""Start one Celery worker process: `python -m workers.main [--gpu N] [--queues thinker,talker]`.
+
+GPU pinning happens here, before anything imports torch. A worker that serves the talker queue loads
+the talker; others disable it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from workers.gpu import pin
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu", default=None, help="GPU id(s) for CUDA_VISIBLE_DEVICES; omit for CPU")
+    parser.add_argument("--queues", default="thinker", help="comma-separated: thinker, talker, maintenance")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--name", default=None, help="worker node name (default gpuN@host or cpu@host)")
+    parser.add_argument("--beat", action="store_true", help="also run the reconciler schedule (one per cluster)")
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+
+    name = pin(args.gpu)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    if "talker" in queues:
+        os.environ["OMNIMEDIA_ENABLE_TALKER"] = "true"
+    os.environ.setdefault("OMNIMEDIA_MODE", "celery")
+
+    from core.celery_app import app  # imported after pinning
+
+    worker_args = [
+        "worker", f"--queues={','.join(queues)}", f"--pool={args.pool}", f"--concurrency={args.concurrency}",
+        f"--hostname={args.name or name}", f"--loglevel={args.loglevel}", "--events", "--without-gossip",
+        "--without-mingle",
+    ]  # fmt: skip
+    if args.beat:
+        worker_args.append("--beat")
+    app.worker_main(worker_args)
+
+
+if __name__ == "__main__":
+    main()
