@@ -1,0 +1,141 @@
+"""Helpers for tests and benchmarks: free ports, real servers on loopback, generated media."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+S3_KEY, S3_SECRET = "omnimedia-test", "omnimedia-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate, timeout_s: float, what: str, every_s: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def weed_binary() -> str:
+    path = Path(sys.executable).parent / "weed"
+    return str(path) if path.exists() else shutil.which("weed") or "weed"
+
+
+@dataclass
+class SeaweedS3:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )  # fmt: skip
+
+
+@contextmanager
+def seaweedfs(workdir: Path) -> Iterator[SeaweedS3]:
+    """SeaweedFS `weed mini` on loopback with S3 auth on, every port chosen free."""
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    config = workdir / "s3.json"
+    config.write_text(json.dumps({"identities": [{"name": "admin", "credentials": [
+        {"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))  # fmt: skip
+    s3_port = free_port()
+    ports = {name: free_port() for name in (
+        "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+        "filer.port.grpc", "admin.port", "admin.port.grpc", "metricsPort", "s3.port.iceberg")}  # fmt: skip
+    cmd = [weed_binary(), "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}", f"-s3.port={s3_port}",
+           f"-s3.config={config}", "-master.telemetry=false", "-webdav=false"]  # fmt: skip
+    cmd += [f"-{name}={port}" for name, port in ports.items()]
+    log = (workdir / "weed.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    s3 = SeaweedS3(f"http://127.0.0.1:{s3_port}", S3_KEY, S3_SECRET)
+    try:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"weed exited: {(workdir / 'weed.log').read_text()[-2000:]}")
+            try:
+                s3.client().list_buckets()
+                return True
+            except Exception:
+                return False
+
+        wait_for(ready, 60, "SeaweedFS S3", 0.3)
+        yield s3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@contextmanager
+def postgres_database(admin_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test") -> Iterator[str]:
+    """A fresh, empty Postgres database for one test session; dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"omnimedia_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run(cmd: list[str] | str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    subprocess.run(cmd, check=True, capture_output=True, shell=isinstance(cmd, str), timeout=300, **kwargs)
+
+
+def ffmpeg(*args: str) -> None:
+    run(["ffmpeg", "-y", "-v", "error", "-nostdin", *args])
+
+
+def speech(path: Path, text: str, seconds_pause: float = 0.0) -> Path:
+    """Real synthetic speech: espeak-ng (22.05 kHz) resampled to 16 kHz, optional trailing pause."""
+    raw = path.with_suffix(".raw.wav")
+    run(["espeak-ng", "-s", "160", "-w", str(raw), text])
+    pad = ["pad", "0", str(seconds_pause)] if seconds_pause else []
+    run(["sox", str(raw), "-r", "16000", "-c", "1", str(path), *pad])
+    raw.unlink()
+    return path
+
+
+def env_for(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIMEDIA_")}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(overrides)
+    return env

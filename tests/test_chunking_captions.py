@@ -1,0 +1,113 @@
+"""Long media planning (pure planner + silero-vad on real speech) and caption file shaping."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pysubs2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.captions import MAX_CUE_S, MAX_LINE_CHARS, TimedText, clean_text, to_json, to_srt, to_vtt
+from models.chunking import Span, check_coverage, coverage_gaps, plan_segments
+from models.errors import CoverageError
+from models.media import probe
+from models.segments import plan_file
+from models.tasks import parse_params
+from tests.support import ffmpeg, speech
+
+MAX_SEG = 60.0
+
+
+@pytest.fixture(scope="module")
+def twenty_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 minutes of espeak-ng sentences separated by pauses (one 30 s block looped 40 times)."""
+    root = tmp_path_factory.mktemp("long")
+    parts = []
+    sentences = [
+        "The archive holds many hours of recorded speech.",
+        "Each file is split into segments at natural pauses.",
+        "A segment is never longer than the configured limit.",
+        "Coverage of the whole recording is checked at the end.",
+    ]
+    for i, sentence in enumerate(sentences):
+        parts.append(speech(root / f"s{i}.wav", sentence, seconds_pause=1.2 + 0.4 * i))
+    block = root / "block.wav"
+    ffmpeg(*sum((["-i", str(p)] for p in parts), []), "-filter_complex",
+           f"concat=n={len(parts)}:v=0:a=1", str(block))  # fmt: skip
+    out = root / "twenty.flac"
+    block_s = probe(block).duration_s
+    ffmpeg("-stream_loop", str(int(1200 / block_s) + 1), "-i", str(block), "-t", "1200", str(out))
+    return out
+
+
+def test_plan_cuts_at_pauses_and_covers_20_minutes(twenty_minutes: Path) -> None:
+    info = probe(twenty_minutes)
+    assert abs(info.duration_s - 1200) < 1
+    plan = plan_file(twenty_minutes, info, parse_params("transcribe", {"segment_seconds": MAX_SEG}), 300)
+    assert len(plan) >= 20
+    assert all(s.duration <= MAX_SEG + 1e-6 for s in plan)
+    assert plan[0].start == 0 and abs(plan[-1].end - info.duration_s) < 0.01
+    assert coverage_gaps(plan, info.duration_s) == []
+    hard_cuts = sum(1 for s in plan[:-1] if abs(s.duration - MAX_SEG) < 1e-6)
+    assert hard_cuts <= len(plan) // 5, "most cuts should land in pauses, not at the hard limit"
+
+
+@given(
+    duration=st.floats(1, 10_000),
+    max_len=st.floats(5, 900),
+    pauses=st.lists(st.tuples(st.floats(0, 10_000), st.floats(0.1, 5)), max_size=50),
+)
+@settings(max_examples=200, deadline=None)
+def test_planner_properties(duration: float, max_len: float, pauses: list[tuple[float, float]]) -> None:
+    spans = [Span(start, start + width) for start, width in pauses]
+    plan = plan_segments(duration, spans, max_len)
+    assert all(s.duration <= max_len + 1e-3 for s in plan)
+    assert all(a.end == b.start for a, b in zip(plan, plan[1:], strict=False))
+    check_coverage(plan, duration)
+
+
+def test_gaps_are_reported_not_dropped() -> None:
+    with pytest.raises(CoverageError, match=r"10\.00-12\.00s"):
+        check_coverage([Span(0, 10), Span(12, 20)], 20)
+
+
+def _check_shape(subs: pysubs2.SSAFile) -> None:
+    last_end = 0
+    for event in subs:
+        lines = event.plaintext.split("\n")
+        assert len(lines) <= 2 and all(len(line) <= MAX_LINE_CHARS for line in lines)
+        assert event.end - event.start <= MAX_CUE_S * 1000 + 1
+        assert event.start >= last_end and event.end > event.start
+        last_end = event.end
+
+
+SEGMENTS = [
+    TimedText(0.0, 30.0, "word " * 80),
+    TimedText(29.0, 45.0, "An overlapping segment whose start precedes the previous end."),
+    TimedText(50.0, 51.0, "<script>alert(1)</script> {\\an8}tags & <b>bold</b> --> arrow\x07"),
+]
+
+
+def test_srt_and_vtt_parse_back_and_obey_shaping() -> None:
+    for text, fmt in ((to_srt(SEGMENTS), "srt"), (to_vtt(SEGMENTS), "vtt")):
+        subs = pysubs2.SSAFile.from_string(text, format_=fmt)
+        assert len(subs) >= 4
+        _check_shape(subs)
+    vtt = to_vtt(SEGMENTS)
+    assert vtt.startswith("WEBVTT")
+    assert not re.search(r"<(script|b)>", vtt) and "{\\an8}" not in vtt and "\x07" not in vtt
+    assert "&amp;" in vtt
+
+
+def test_clean_text_neutralises_markup() -> None:
+    assert clean_text("<i>hi</i> {x} a\\Nb") == "hi (x) a/Nb"
+
+
+def test_json_has_segments() -> None:
+    import json
+
+    body = json.loads(to_json(SEGMENTS[:2], task="transcribe"))
+    assert body["task"] == "transcribe" and len(body["segments"]) == 2 and body["text"].startswith("word")

@@ -1,0 +1,157 @@
+"""The engine on the tiny real checkpoint: the real load/generate path, every modality, talker, variants."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.engine import EngineConfig, GenerationRequest, TransformersEngine, split_reasoning
+from models.errors import CapabilityError, TaskInputError
+from models.media import MediaLimits, load_media
+from models.tasks import get_task, parse_params
+from models.variants import Variant
+
+LIMITS = MediaLimits()
+
+
+def request(task: str, path: Path, **params: object) -> GenerationRequest:
+    params.setdefault("max_new_tokens", 6)
+    return GenerationRequest(get_task(task), parse_params(task, params), load_media(path, LIMITS))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model: Path) -> TransformersEngine:
+    return TransformersEngine(EngineConfig(str(tiny_model), enable_talker=True, talker_max_new_tokens=30))
+
+
+@pytest.fixture(scope="module")
+def text_engine(tiny_model: Path) -> TransformersEngine:
+    return TransformersEngine(EngineConfig(str(tiny_model), enable_talker=False))
+
+
+def test_load_once_under_concurrency(tiny_model: Path) -> None:
+    engine = TransformersEngine(EngineConfig(str(tiny_model)))
+    threads = [threading.Thread(target=engine.load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    model = engine._model
+    engine.load()
+    assert model is not None and engine._model is model
+    assert not model.has_talker, "the talker must be disabled unless the worker serves speech"
+    assert engine.variant is Variant.INSTRUCT
+
+
+@pytest.mark.parametrize(
+    ("task", "key", "params"),
+    [
+        ("transcribe", "speech_wav", {}),
+        ("transcribe", "speech_wav", {"language": "zh"}),
+        ("translate", "speech_wav", {"target_language": "de"}),
+        ("caption_audio", "tone_mp3", {}),
+        ("analyze_music", "tone_mp3", {}),
+        ("ocr", "image_png", {}),
+        ("ask", "image_jpeg_rotated", {"question": "What colour is it?"}),
+        ("describe_video", "video_av", {}),
+        ("describe_video", "video_silent", {}),
+        ("transcribe", "video_av", {}),
+        ("custom", "video_av", {"prompt": "Summarise.", "system_prompt": "Be brief."}),
+    ],
+)
+def test_every_task_generates_text(
+    text_engine: TransformersEngine, media: dict[str, Path], task: str, key: str, params: dict
+) -> None:
+    result = text_engine.generate(request(task, media[key], **params))
+    assert 1 <= result.new_tokens <= 6
+    assert isinstance(result.text, str) and result.text.strip()
+    assert result.audio is None
+
+
+def test_batch_equals_alone(text_engine: TransformersEngine, media: dict[str, Path]) -> None:
+    reqs = [
+        request("transcribe", media["speech_wav"], max_new_tokens=5),
+        request("describe_video", media["video_av"], max_new_tokens=8),
+        request("ocr", media["image_png"], max_new_tokens=3),
+        request("ask", media["video_silent"], question="Is anything moving?", max_new_tokens=6),
+        request("caption_audio", media["tone_mp3"], max_new_tokens=7),
+    ]
+    calls = text_engine.generate_calls
+    batched = text_engine.generate_batch(reqs)
+    batch_calls = text_engine.generate_calls - calls
+    alone = [text_engine.generate(r) for r in reqs]
+    assert [b.text for b in batched] == [a.text for a in alone]
+    assert [b.new_tokens for b in batched] == [5, 8, 3, 6, 7]  # per-request max_new_tokens honoured
+    # video-with-audio runs in its own group (use_audio_in_video is per call); the rest share one call
+    assert batch_calls == 2
+
+
+@pytest.mark.parametrize("voice", ["Ethan", "chelsie", "AIDEN"])
+def test_speech_in_every_voice(engine: TransformersEngine, media: dict[str, Path], voice: str) -> None:
+    result = engine.generate(request("transcribe", media["speech_wav"], voice=voice))
+    assert result.audio is not None and result.audio.dtype == np.float32
+    # 30 codec steps at 1920 samples a code (minus the decoder's trailing trim) at 24 kHz
+    assert 20_000 <= result.audio.size <= 30 * 1920
+    assert np.isfinite(result.audio).all()
+
+
+def test_unknown_voice_is_a_clear_error() -> None:
+    with pytest.raises(TaskInputError, match="Ethan, Chelsie, Aiden"):
+        parse_params("transcribe", {"voice": "Bob"})
+
+
+def test_talker_with_audio_and_vision_needs_the_workaround(engine: TransformersEngine, media: dict[str, Path]) -> None:
+    """transformers bug: the talker reads audio_config from its own config. The engine patches it after load."""
+    result = engine.generate(request("describe_video", media["video_av"], voice="Ethan"))
+    assert result.audio is not None and result.audio.size > 0
+    talker_config = engine._model.talker.config
+    saved = talker_config.audio_config
+    del talker_config.audio_config
+    try:
+        with pytest.raises(AttributeError, match="audio_config"):
+            engine.generate(request("describe_video", media["video_av"], voice="Ethan"))
+    finally:
+        talker_config.audio_config = saved
+
+
+def test_speech_needs_a_talker_worker(text_engine: TransformersEngine, media: dict[str, Path]) -> None:
+    with pytest.raises(CapabilityError, match="talker"):
+        text_engine.generate(request("transcribe", media["speech_wav"], voice="Ethan"))
+
+
+def test_task_modality_mismatch_fails_fast(text_engine: TransformersEngine, media: dict[str, Path]) -> None:
+    calls = text_engine.generate_calls
+    with pytest.raises(TaskInputError, match="does not accept audio"):
+        text_engine.generate(request("ocr", media["speech_wav"]))
+    with pytest.raises(TaskInputError, match="no audio track"):
+        text_engine.generate(request("transcribe", media["video_silent"]))
+    assert text_engine.generate_calls == calls
+
+
+def test_thinking_variant_separates_reasoning(tiny_thinking: Path, media: dict[str, Path]) -> None:
+    engine = TransformersEngine(EngineConfig(str(tiny_thinking)))
+    assert engine.variant is Variant.THINKING
+    result = engine.generate(request("transcribe", media["speech_wav"]))
+    assert result.reasoning is not None and result.reasoning.strip()
+    assert "<think>" not in result.text and "</think>" not in result.text
+    with pytest.raises(CapabilityError, match="thinking checkpoint cannot produce speech"):
+        engine.generate(request("transcribe", media["speech_wav"], voice="Ethan"))
+
+
+def test_split_reasoning() -> None:
+    assert split_reasoning("<think>\nweigh it</think>\n\nThe answer.", True) == ("weigh it", "The answer.")
+    assert split_reasoning("still thinking", True) == ("still thinking", "")
+    assert split_reasoning("plain caption", False) == (None, "plain caption")
+
+
+def test_captioner_takes_audio_only(tiny_captioner: Path, media: dict[str, Path]) -> None:
+    engine = TransformersEngine(EngineConfig(str(tiny_captioner)))
+    assert engine.variant is Variant.CAPTIONER
+    messages, _ = engine._conversation(request("caption_audio", media["tone_mp3"]))
+    assert [c["type"] for c in messages[-1]["content"]] == ["audio"], "the captioner takes no text prompt"
+    assert engine.generate(request("caption_audio", media["tone_mp3"])).text
+    with pytest.raises(CapabilityError, match="audio only"):
+        engine.generate(request("ask", media["image_png"], question="what?"))
