@@ -64,8 +64,12 @@ def seaweedfs(workdir: Path) -> Iterator[SeaweedS3]:
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     config = workdir / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "admin", "credentials": [
-        {"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))  # fmt: skip
+    identity = {
+        "name": "admin",
+        "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }
+    config.write_text(json.dumps({"identities": [identity]}))
     s3_port = free_port()
     ports = {name: free_port() for name in (
         "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def twenty_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, sentence in enumerate(sentences):
         parts.append(speech(root / f"s{i}.wav", sentence, seconds_pause=1.2 + 0.4 * i))
     block = root / "block.wav"
-    ffmpeg(*sum((["-i", str(p)] for p in parts), []), "-filter_complex",
+    inputs = [arg for p in parts for arg in ("-i", str(p))]
+    ffmpeg(*inputs, "-filter_complex",
            f"concat=n={len(parts)}:v=0:a=1", str(block))  # fmt: skip
     out = root / "twenty.flac"
     block_s = probe(block).duration_s
@@ -65,7 +67,7 @@ def test_planner_properties(duration: float, max_len: float, pauses: list[tuple[
     spans = [Span(start, start + width) for start, width in pauses]
     plan = plan_segments(duration, spans, max_len)
     assert all(s.duration <= max_len + 1e-3 for s in plan)
-    assert all(a.end == b.start for a, b in zip(plan, plan[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(plan))
     check_coverage(plan, duration)
 
 

@@ -1,0 +1,29 @@
+"""Point the process-wide settings at a fresh embedded setup (SQLite + local folder + in-process worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def clear_caches() -> None:
+    from core import config, db, dispatch, storage
+
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_sessionmaker.cache_clear()
+    storage.get_storage.cache_clear()
+    dispatch.embedded_worker.cache_clear()
+
+
+def use_embedded(monkeypatch: pytest.MonkeyPatch, data_dir: Path, model: Path, **extra: str) -> None:
+    from core import migrate
+    from core.config import get_settings
+
+    env = {"OMNIMEDIA_MODE": "embedded", "OMNIMEDIA_DATA_DIR": str(data_dir), "OMNIMEDIA_MODEL": str(model),
+           "OMNIMEDIA_MAX_NEW_TOKENS_CAP": "6", "OMNIMEDIA_TALKER_MAX_NEW_TOKENS": "30", **extra}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    clear_caches()
+    migrate.upgrade(get_settings().resolved_database_url())

@@ -1,0 +1,141 @@
+"""The HTTP API on the embedded default: the full job flow and every kind of bad request (never a 500)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.embedded import clear_caches, use_embedded
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path) -> Iterator[TestClient]:
+    use_embedded(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_MAX_UPLOAD_BYTES=str(2 * 1024**2))
+    from api.app import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client
+    clear_caches()
+
+
+def upload(client: TestClient, path: Path) -> str:
+    response = client.post("/v1/uploads", files={"file": (path.name, path.read_bytes(), "application/octet-stream")})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def wait_final(client: TestClient, job_id: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed", "canceled"):
+            return dict(job)
+        time.sleep(0.1)
+    raise TimeoutError(job_id)
+
+
+def test_job_flow_and_results(client: TestClient, media: dict[str, Path]) -> None:
+    response = client.post("/v1/jobs", json={"task": "transcribe", "input": upload(client, media["speech_wav"])})
+    assert response.status_code == 202
+    assert response.headers["location"] == f"/v1/jobs/{response.json()['id']}"
+    job = wait_final(client, response.json()["id"])
+    assert job["state"] == "succeeded" and job["progress"] == 1.0
+    assert set(job["result_formats"]) == {"json", "txt", "srt", "vtt"}
+    srt = client.get(f"/v1/jobs/{job['id']}/result", params={"format": "srt"})
+    assert srt.status_code == 200 and "-->" in srt.text
+    vtt = client.get(f"/v1/jobs/{job['id']}/result", params={"format": "vtt"})
+    assert vtt.text.startswith("WEBVTT")
+    body = client.get(f"/v1/jobs/{job['id']}/result").json()
+    assert body["task"] == "transcribe" and body["segments"]
+    listing = client.get("/v1/jobs", params={"state": "succeeded", "task": "transcribe"}).json()
+    assert [j["id"] for j in listing["data"]] == [job["id"]]
+    events = [e["to_state"] for e in client.get(f"/v1/jobs/{job['id']}/events").json()]
+    assert events == ["queued", "running", "succeeded"]
+
+
+def test_cursor_pagination(client: TestClient, media: dict[str, Path]) -> None:
+    upload_id = upload(client, media["image_png"])
+    ids = {client.post("/v1/jobs", json={"task": "ocr", "input": upload_id}).json()["id"] for _ in range(5)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = client.get("/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [j["id"] for j in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+
+
+def test_bad_media_fails_with_reason_and_no_retry(client: TestClient, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    job_id = client.post("/v1/jobs", json={"task": "describe_video", "input": upload(client, corrupt)}).json()["id"]
+    job = wait_final(client, job_id)
+    assert job["state"] == "failed" and job["failure_class"] == "media" and job["attempts"] == 1
+    assert "not a media file" in job["failure_reason"]
+    retried = client.post(f"/v1/jobs/{job_id}/retry")
+    assert retried.status_code == 202
+    assert wait_final(client, job_id)["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        ({"task": "paint", "input": "x"}, 422, "validation-error"),
+        ({"task": "transcribe", "input": "abc123", "params": {"max_new_tokens": "many"}}, 422, "invalid-params"),
+        ({"task": "ask", "input": "abc123", "params": {}}, 422, "invalid-params"),
+        ({"task": "transcribe", "input": "abc123", "params": {"voice": "Bob"}}, 422, "invalid-params"),
+        ({"task": "transcribe", "input": "nosuchupload"}, 404, "input-not-found"),
+        ({"task": "transcribe", "input": "s3://not-allowed/key.wav"}, 403, "forbidden-bucket"),
+        ({"task": "transcribe", "input": "s3://"}, 422, "invalid-input"),
+        ({"task": "transcribe"}, 422, "validation-error"),
+        ({"task": "transcribe", "input": "x", "extra": 1}, 422, "validation-error"),
+    ],
+)
+def test_bad_job_requests_are_problems(client: TestClient, body: dict, status: int, kind: str) -> None:
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["type"] == f"/problems/{kind}" and response.json()["detail"]
+
+
+def test_bad_uploads_and_lookups(client: TestClient, tmp_path: Path) -> None:
+    empty = client.post("/v1/uploads", files={"file": ("empty.wav", b"", "audio/wav")})
+    assert empty.status_code == 422 and empty.json()["type"] == "/problems/empty-upload"
+    big = client.post("/v1/uploads", files={"file": ("big.bin", b"x" * (3 * 1024**2), "audio/wav")})
+    assert big.status_code == 413 and big.headers["content-type"].startswith(PROBLEM)
+    assert client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    for path in ("/v1/jobs/doesnotexist", "/v1/jobs/../etc", "/v1/uploads/zzz", "/v1/jobs/abc/result"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.headers["content-type"].startswith(PROBLEM), path
+    presign = client.post("/v1/uploads/presign", json={"filename": "a.wav"})
+    assert presign.status_code == 409 and presign.json()["type"] == "/problems/presign-unsupported"
+
+
+def test_result_before_finish_and_cancel_of_finished(client: TestClient, media: dict[str, Path]) -> None:
+    job_id = client.post("/v1/jobs", json={"task": "ocr", "input": upload(client, media["image_png"])}).json()["id"]
+    job = wait_final(client, job_id)
+    assert job["state"] == "succeeded"
+    assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 409
+    assert client.get(f"/v1/jobs/{job_id}/audio").status_code == 404
+    assert client.get(f"/v1/jobs/{job_id}/result", params={"format": "srt"}).status_code == 404  # images: no SRT
+    assert client.get(f"/v1/jobs/{job_id}/result", params={"format": "exe"}).status_code == 422
+
+
+def test_health_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "storage": "ok"}
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/uploads/presign", "/v1/jobs/{job_id}/result",
+            "/v1/jobs/{job_id}/audio", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/retry"} <= set(spec["paths"])  # fmt: skip
+    assert "ProblemDetails" in spec["components"]["schemas"]
+    tasks = {t["name"] for t in client.get("/v1/tasks").json()}
+    assert tasks == {"transcribe", "translate", "caption_audio", "describe_video", "ocr", "ask", "analyze_music", "custom"}

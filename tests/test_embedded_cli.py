@@ -1,0 +1,33 @@
+"""`omnimedia submit` on the embedded default: SQLite + local folder + in-process worker, no servers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import env_for
+
+
+def test_submit_runs_without_servers(tmp_path: Path, tiny_model: Path, media: dict[str, Path]) -> None:
+    env = env_for(
+        OMNIMEDIA_DATA_DIR=str(tmp_path / "data"),
+        OMNIMEDIA_MODEL=str(tiny_model),
+        OMNIMEDIA_MAX_NEW_TOKENS_CAP="6",
+        # Unreachable servers prove nothing is contacted on the embedded path.
+        OMNIMEDIA_BROKER_URL="redis://127.0.0.1:1/0",
+    )
+    cli = [sys.executable, "-m", "core.cli"]
+    done = subprocess.run([*cli, "submit", str(media["speech_wav"]), "--task", "transcribe", "--format", "vtt"],
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("WEBVTT") and "-->" in done.stdout
+    assert (tmp_path / "data" / "omnimedia.db").is_file()
+    assert list((tmp_path / "data" / "storage" / "jobs").glob("*/result.vtt"))
+
+    bad = subprocess.run([*cli, "submit", str(media["speech_wav"]), "--task", "ocr"],
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 1 and "does not accept audio" in bad.stderr
+
+    listing = subprocess.run([*cli, "jobs"], env=env, capture_output=True, text=True, timeout=120)
+    assert "succeeded" in listing.stdout and "failed" in listing.stdout

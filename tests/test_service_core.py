@@ -1,0 +1,172 @@
+"""Core on real Postgres and SeaweedFS: migrations, the state machine under races, storage backends."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import inspect, select
+
+from core import jobs, migrate
+from core.config import Settings
+from core.db import make_engine
+from core.jobs import Transition
+from core.schema import Job, JobEvent, JobState, metadata, new_id, utcnow
+from core.storage import LocalStorage, S3Storage, TooLarge
+from tests.support import SeaweedS3
+
+TABLES = {"uploads", "jobs", "job_events", "job_segments"}
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'm.db'}"
+
+
+def test_migrations_up_down_up(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate.upgrade(db_url)
+    assert TABLES <= set(inspect(engine).get_table_names())
+    columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert columns == {c.name for c in metadata.tables["jobs"].columns}
+    migrate.downgrade(db_url)
+    assert not TABLES & set(inspect(engine).get_table_names())
+    migrate.upgrade(db_url)
+    assert TABLES <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_sessions(pg_url: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import sessionmaker
+
+    migrate.upgrade(pg_url)
+    engine = make_engine(pg_url)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+def _queued_job(sessions) -> str:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        job = Job(id=new_id(), task="transcribe", params={}, input_ref="upload:x", queue="thinker",
+                  state="queued", created_at=utcnow(), queued_at=utcnow(), max_attempts=3)  # fmt: skip
+        session.add(job)
+        session.commit()
+        return job.id
+
+
+def test_concurrent_start_has_one_winner(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    job_id = _queued_job(pg_sessions)
+    wins: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim(i: int) -> None:
+        with pg_sessions() as session:
+            barrier.wait()
+            wins.append(jobs.start(session, job_id, f"w{i}", lease_s=60))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+    with pg_sessions() as session:
+        events = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+        assert [e.to_state for e in events] == ["running"]
+        assert session.get(Job, job_id).attempts == 1
+
+
+def test_finished_jobs_never_run_again(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    job_id = _queued_job(pg_sessions)
+    with pg_sessions() as session:
+        assert jobs.start(session, job_id, "w", 60)
+        assert jobs.transition(session, job_id, Transition.SUCCEED, "done", result={"text": "a"})
+        assert not jobs.start(session, job_id, "late", 0)
+        assert not jobs.transition(session, job_id, Transition.SUCCEED, "again", result={"text": "b"})
+        assert not jobs.transition(session, job_id, Transition.CANCEL)
+        assert session.get(Job, job_id).result == {"text": "a"}
+
+
+def test_cancel_race_with_start(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(10):
+        job_id = _queued_job(pg_sessions)
+        barrier = threading.Barrier(2)
+        outcome: dict[str, object] = {}
+
+        def do_start() -> None:
+            with pg_sessions() as session:
+                barrier.wait()
+                outcome["started"] = jobs.start(session, job_id, "w", 60)
+
+        def do_cancel() -> None:
+            with pg_sessions() as session:
+                barrier.wait()
+                outcome["cancel"] = jobs.request_cancel(session, job_id)
+
+        threads = [threading.Thread(target=do_start), threading.Thread(target=do_cancel)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with pg_sessions() as session:
+            job = session.get(Job, job_id)
+            if outcome["started"]:
+                assert job.state == JobState.RUNNING.value and job.cancel_requested
+            else:
+                assert job.state == JobState.CANCELED.value
+
+
+def test_lease_take_over_only_when_stale(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    job_id = _queued_job(pg_sessions)
+    with pg_sessions() as session:
+        assert jobs.start(session, job_id, "a", lease_s=60)
+        assert not jobs.start(session, job_id, "b", lease_s=60)
+        assert jobs.start(session, job_id, "b", lease_s=0)
+        assert session.get(Job, job_id).worker == "b"
+
+
+def _s3_settings(s3: SeaweedS3) -> Settings:
+    return Settings(storage_backend="s3", s3_endpoint_url=s3.endpoint, s3_access_key=s3.access_key,
+                    s3_secret_key=s3.secret_key, s3_bucket="omnimedia-core-test",
+                    upload_part_bytes=5 * 1024**2)  # fmt: skip
+
+
+@pytest.fixture(params=["s3", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "s3":
+        store = S3Storage(_s3_settings(request.getfixturevalue("s3")))
+        store.ensure_bucket()
+        return store
+    return LocalStorage(tmp_path / "store", 5 * 1024**2)
+
+
+def test_streamed_upload_in_parts(storage) -> None:  # type: ignore[no-untyped-def]
+    data = bytes(range(256)) * (20 * 1024**2 // 256 + 7)
+    stored = storage.upload_stream("uploads/big", io.BytesIO(data), max_bytes=len(data))
+    assert stored.size == len(data) and stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert storage.size("uploads/big") == len(data)
+    assert storage.sha256("uploads/big") == stored.sha256
+    assert "uploads/big" in list(storage.list("uploads/"))
+    with pytest.raises(TooLarge):
+        storage.upload_stream("uploads/toobig", io.BytesIO(data), max_bytes=len(data) - 1)
+    assert storage.size("uploads/toobig") is None
+
+
+def test_s3_presigned_put_and_auth(s3: SeaweedS3) -> None:
+    store = S3Storage(_s3_settings(s3))
+    store.ensure_bucket()
+    url = store.presign_put("uploads/presigned", 300)
+    assert url is not None
+    assert httpx.put(url, content=b"media bytes").status_code == 200
+    assert store.get_bytes("uploads/presigned") == b"media bytes"
+    bad = S3Storage(Settings(storage_backend="s3", s3_endpoint_url=s3.endpoint, s3_access_key="nobody",
+                             s3_secret_key="wrong", s3_bucket="omnimedia-core-test"))  # fmt: skip
+    with pytest.raises(Exception, match="InvalidAccessKeyId|AccessDenied|403"):
+        bad.get_bytes("uploads/presigned")

@@ -1,0 +1,216 @@
+"""End to end on real parts: uvicorn API + Celery worker subprocesses, Postgres, Redis and SeaweedFS.
+
+Order matters inside this module: the first test runs before any worker exists, so its job stays queued."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import redis
+import soundfile as sf
+from celery import Celery
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from core import migrate
+from core.schema import JobEvent, JobSegment
+from tests.support import SeaweedS3, env_for, free_port, wait_for
+
+pytestmark = pytest.mark.slow
+BUCKET = "omnimedia-e2e"
+REDIS_DB = 9
+
+
+@dataclass
+class Stack:
+    api: httpx.Client
+    env: dict[str, str]
+    db_url: str
+    s3: SeaweedS3
+    logs: Path
+
+    def db(self) -> Session:
+        return Session(create_engine(self.db_url.replace("postgresql://", "postgresql+psycopg://")))
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path
+) -> Iterator[Stack]:
+    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    migrate.upgrade(pg_url)
+    logs = tmp_path_factory.mktemp("stack-logs")
+    env = env_for(
+        OMNIMEDIA_MODE="celery", OMNIMEDIA_DATABASE_URL=pg_url, OMNIMEDIA_BROKER_URL=broker,
+        OMNIMEDIA_STORAGE_BACKEND="s3", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint, OMNIMEDIA_S3_BUCKET=BUCKET,
+        OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
+        OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="6", OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
+        OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2",
+    )  # fmt: skip
+    port = free_port()
+    api_log = (logs / "api.log").open("wb")
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=api_log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+
+    def api_up() -> bool:
+        try:
+            return client.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(api_up, 60, "the API")
+    try:
+        yield Stack(client, env, pg_url, s3, logs)
+    finally:
+        client.close()
+        api.terminate()
+        api.wait(timeout=30)
+        api_log.close()
+
+
+@pytest.fixture(scope="module")
+def worker(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
+    log = (stack.logs / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.main", "--queues", "thinker,talker", "--pool", "prefork", "--name",
+         "e2e@localhost", "--loglevel", "INFO"],
+        env=stack.env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def upload(stack: Stack, path: Path) -> str:
+    response = stack.api.post("/v1/uploads", files={"file": (path.name, path.read_bytes())})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def submit(stack: Stack, task: str, path: Path, **params: object) -> str:
+    response = stack.api.post("/v1/jobs", json={"task": task, "input": upload(stack, path), "params": params})
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def final(stack: Stack, job_id: str, timeout_s: float = 120) -> dict:
+    def done() -> dict | None:
+        job = stack.api.get(f"/v1/jobs/{job_id}").json()
+        return job if job["state"] in ("succeeded", "failed", "canceled") else None
+
+    return dict(wait_for(done, timeout_s, f"job {job_id}", 0.2))
+
+
+def events(stack: Stack, job_id: str) -> list[str]:
+    return [e["to_state"] for e in stack.api.get(f"/v1/jobs/{job_id}/events").json()]
+
+
+def test_cancel_queued_job(stack: Stack, media: dict[str, Path]) -> None:
+    job_id = submit(stack, "ocr", media["image_png"])
+    response = stack.api.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 200 and response.json()["state"] == "canceled"
+    stack.__dict__["canceled_job"] = job_id
+
+
+def test_transcribe_to_srt_and_vtt(stack: Stack, worker: object, media: dict[str, Path]) -> None:
+    job = final(stack, submit(stack, "transcribe", media["speech_wav"]))
+    assert job["state"] == "succeeded", job
+    srt = stack.api.get(f"/v1/jobs/{job['id']}/result", params={"format": "srt"})
+    vtt = stack.api.get(f"/v1/jobs/{job['id']}/result", params={"format": "vtt"})
+    assert srt.status_code == 200 and "00:00:00,000 -->" in srt.text
+    assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
+    keys = {o["Key"] for o in stack.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"jobs/{job['id']}/")["Contents"]}
+    assert {f"jobs/{job['id']}/result.{ext}" for ext in ("json", "srt", "vtt", "txt")} <= keys
+
+
+def test_describe_video(stack: Stack, worker: object, media: dict[str, Path]) -> None:
+    job = final(stack, submit(stack, "describe_video", media["video_av"]))
+    assert job["state"] == "succeeded" and job["result_formats"] == ["json", "srt", "txt", "vtt"]
+
+
+def test_speech_job_writes_24k_wav_to_s3(stack: Stack, worker: object, media: dict[str, Path]) -> None:
+    job = final(stack, submit(stack, "ask", media["speech_wav"], question="Say it back.", voice="Chelsie"))
+    assert job["state"] == "succeeded", job
+    assert job["queue"] == "talker"
+    wav = stack.api.get(f"/v1/jobs/{job['id']}/audio")
+    assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+    audio, rate = sf.read(io.BytesIO(wav.content))
+    assert rate == 24_000 and audio.ndim == 1 and audio.size > 10_000
+    stored = stack.s3.client().get_object(Bucket=BUCKET, Key=f"jobs/{job['id']}/speech.wav")["Body"].read()
+    assert stored == wav.content
+
+
+def test_corrupt_upload_fails_once_with_media_reason(stack: Stack, worker: object, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 40)
+    job = final(stack, submit(stack, "transcribe", corrupt))
+    assert job["state"] == "failed" and job["failure_class"] == "media" and job["attempts"] == 1
+    assert "not a media file" in job["failure_reason"]
+    assert events(stack, job["id"]) == ["queued", "running", "failed"]
+
+
+def test_retry_canceled_job(stack: Stack, worker: object) -> None:
+    job_id = stack.__dict__["canceled_job"]
+    assert stack.api.post(f"/v1/jobs/{job_id}/retry").status_code == 202
+    job = final(stack, job_id)
+    assert job["state"] == "succeeded"
+    assert events(stack, job_id) == ["queued", "canceled", "queued", "running", "succeeded"]
+
+
+def test_same_job_published_twice_runs_once(stack: Stack, worker: object, media: dict[str, Path]) -> None:
+    job_id = submit(stack, "ocr", media["image_png"])
+    celery = Celery(broker=stack.env["OMNIMEDIA_BROKER_URL"])
+    celery.send_task("omnimedia.run_job", args=[job_id], queue="thinker")
+    celery.send_task("omnimedia.run_job", args=[job_id], queue="thinker")
+    assert final(stack, job_id)["state"] == "succeeded"
+    time.sleep(3)  # let the duplicate deliveries arrive and be dropped
+    assert events(stack, job_id) == ["queued", "running", "succeeded"]
+
+
+def test_sigkill_mid_job_resumes_finished_segments(
+    stack: Stack, worker: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    from tests.support import ffmpeg
+
+    long_audio = tmp_path / "long.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=60", "-ar", "16000", str(long_audio))
+    job_id = submit(stack, "transcribe", long_audio, segment_seconds=5)
+
+    def segments_done() -> bool:
+        job = stack.api.get(f"/v1/jobs/{job_id}").json()
+        return 2 <= job["segments_done"] < 10
+
+    wait_for(segments_done, 120, "two finished segments", 0.05)
+    children = psutil.Process(worker.pid).children()
+    assert children, "prefork pool child not found"
+    killed_at = time.time()
+    for child in children:
+        child.send_signal(signal.SIGKILL)
+    job = final(stack, job_id, 180)
+    assert job["state"] == "succeeded" and job["segments_done"] == job["segments_planned"] == 12
+    with stack.db() as session:
+        rows = session.scalars(select(JobSegment).where(JobSegment.job_id == job_id)).all()
+        history = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
+    assert len(rows) == 12
+    before_kill = [r for r in rows if r.created_at.timestamp() < killed_at]
+    assert len(before_kill) >= 2, "segments finished before the kill were kept, not redone"
+    assert [e.to_state for e in history].count("succeeded") == 1
+    assert any("taken over" in (e.reason or "") for e in history)
