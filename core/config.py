@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     def engine_config(self, enable_talker: bool | None = None) -> EngineConfig:
         return EngineConfig(
             model=self.model,
+            backend=self.backend,
             device=self.device,
             dtype=self.dtype,
             enable_talker=self.enable_talker if enable_talker is None else enable_talker,

@@ -26,6 +26,7 @@ class EngineConfig:
     """How to load the model; built from the service settings."""
 
     model: str
+    backend: str = "transformers"  # transformers | vllm
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     enable_talker: bool = False
@@ -232,6 +233,7 @@ class TransformersEngine:
             kwargs["videos"] = videos
             kwargs["videos_kwargs"] = {
                 "do_sample_frames": False,
+                "cap_pixels_per_frame": True,
                 "fps": VIDEO_FPS,
                 "size": {
                     "shortest_edge": FRAME_ALIGN * FRAME_ALIGN,
@@ -350,5 +352,11 @@ def shared_engine(config: EngineConfig) -> Engine:
     with _SHARED_LOCK:
         engine = _SHARED.get(config)
         if engine is None:
-            engine = _SHARED[config] = TransformersEngine(config)
+            if config.backend == "vllm":
+                from models.vllm_backend import VllmEngine
+
+                engine = VllmEngine(config)
+            else:
+                engine = TransformersEngine(config)
+            _SHARED[config] = engine
         return engine

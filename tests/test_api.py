@@ -111,7 +111,9 @@ def test_bad_uploads_and_lookups(client: TestClient, tmp_path: Path) -> None:
     assert empty.status_code == 422 and empty.json()["type"] == "/problems/empty-upload"
     big = client.post("/v1/uploads", files={"file": ("big.bin", b"x" * (3 * 1024**2), "audio/wav")})
     assert big.status_code == 413 and big.headers["content-type"].startswith(PROBLEM)
-    assert client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    )
     for path in ("/v1/jobs/doesnotexist", "/v1/jobs/../etc", "/v1/uploads/zzz", "/v1/jobs/abc/result"):
         response = client.get(path)
         assert response.status_code == 404 and response.headers["content-type"].startswith(PROBLEM), path
@@ -138,4 +140,13 @@ def test_health_and_openapi(client: TestClient) -> None:
             "/v1/jobs/{job_id}/audio", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/retry"} <= set(spec["paths"])  # fmt: skip
     assert "ProblemDetails" in spec["components"]["schemas"]
     tasks = {t["name"] for t in client.get("/v1/tasks").json()}
-    assert tasks == {"transcribe", "translate", "caption_audio", "describe_video", "ocr", "ask", "analyze_music", "custom"}
+    assert tasks == {
+        "transcribe",
+        "translate",
+        "caption_audio",
+        "describe_video",
+        "ocr",
+        "ask",
+        "analyze_music",
+        "custom",
+    }

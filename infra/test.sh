@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: install, start Postgres/Redis if down (SeaweedFS is started by the test fixtures),
+# then ruff, mypy and pytest (slow end-to-end tests included).
+set -euo pipefail
+source "$(dirname "$0")/bootstrap.sh"
+source "$ROOT/infra/services.sh"
+cd "$ROOT"
+echo "== ruff"; ruff check . && ruff format --check .
+echo "== mypy"; mypy models core api workers bench
+echo "== pytest"; python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,35 @@
+"""No Docker engine runs here: the compose file and Dockerfiles are validated by parsing them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_compose_services_ports_env_and_gpu_reservations() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"api", "migrate", "worker-gpu0", "worker-gpu1", "redis", "postgres", "s3", "flower", "reconciler"} <= set(
+        services
+    )
+    assert services["api"]["ports"] == ["8000:8000"] and services["flower"]["ports"] == ["5555:5555"]
+    assert services["migrate"]["command"] == ["omnimedia", "db", "upgrade"] and services["migrate"]["restart"] == "no"
+    device_ids = []
+    for name in ("worker-gpu0", "worker-gpu1"):
+        service = services[name]
+        env = service["environment"]
+        assert env["OMNIMEDIA_MODE"] == "celery" and env["OMNIMEDIA_BROKER_URL"].startswith("redis://redis:")
+        assert env["OMNIMEDIA_DATABASE_URL"].startswith("postgresql://") and env["OMNIMEDIA_STORAGE_BACKEND"] == "s3"
+        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
+        device_ids += device["device_ids"]
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert sorted(device_ids) == ["0", "1"], "one worker service per GPU"
+    assert "--queues" in services["worker-gpu1"]["command"] and "talker" in services["worker-gpu1"]["command"]
+    for dockerfile in ("Dockerfile", "Dockerfile.cuda", "Dockerfile.vllm"):
+        text = (REPO / "infra" / dockerfile).read_text()
+        assert text.startswith("#") and "FROM " in text and "COPY models models" in text
+    assert (REPO / "infra" / "seaweedfs-s3.json").is_file()
