@@ -122,6 +122,47 @@ def _print_result(job: Job, fmt: str) -> None:
     err.print(f"job {job.id} succeeded; outputs: {', '.join(sorted(job.outputs or {}))}")
 
 
+@app.command()
+def caption(
+    source: Annotated[Path, typer.Argument(help="a folder of media (nested folders are walked)")],
+    task: Annotated[str, typer.Option(help="caption_audio, transcribe, describe_video, ...")] = "caption_audio",
+    out: Annotated[Path, typer.Option("--out", help="output folder (mirrors the source layout)")] = Path("captions"),
+    formats: Annotated[str, typer.Option(help="comma-separated: srt, vtt, json, txt")] = "srt,vtt,json",
+    param: Annotated[list[str], typer.Option("--param", "-p", help="task parameter KEY=VALUE")] = [],  # noqa: B006
+    include_hidden: Annotated[bool, typer.Option(help="also caption hidden files and folders")] = False,
+    prefetch: Annotated[int, typer.Option(help="files decoded ahead of the engine (0: off)")] = 1,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="machine-readable progress, one JSON object a line")
+    ] = False,
+) -> None:
+    """Caption a whole folder, resumably: rerunning the same command redoes nothing finished."""
+    from core.caption import FORMATS, CaptionOptions, CaptionRun
+    from core.dispatch import EmbeddedWorker
+    from core.progress import ProgressView
+
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if unknown := [f for f in chosen if f not in FORMATS]:
+        raise typer.BadParameter(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    if not source.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder")
+    settings = get_settings()
+    if settings.mode != "embedded":
+        err.print("caption runs on the embedded default (no servers); use POST /v1/batches for a running service")
+        raise typer.Exit(2)
+    _embedded_setup(settings)
+    options = CaptionOptions(task, _parse_params(param), out.resolve(), chosen, include_hidden, prefetch)
+    view = ProgressView(json_output, console, err)
+    runner = EmbeddedWorker(settings).runner()
+    try:
+        with view:
+            run = CaptionRun(settings, get_sessionmaker(), get_storage(), runner, options, view.update)
+            outcomes = run.run(source.resolve())
+    except RuntimeError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    view.summary(outcomes, out)
+
+
 @app.command("jobs")
 def list_jobs(state: Annotated[str | None, typer.Option(help="filter by state")] = None, limit: int = 20) -> None:
     """List recent jobs."""

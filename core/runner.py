@@ -31,7 +31,7 @@ from core.storage import Storage, StorageError, parse_s3_uri
 from models.captions import TimedText, join_text, to_json, to_srt, to_vtt
 from models.chunking import Span
 from models.engine import TALKER_SAMPLE_RATE, Engine, GenerationRequest
-from models.errors import EngineError
+from models.errors import EngineError, MediaError
 from models.media import MediaInfo, MediaKind, probe
 from models.segments import load_segment, plan_file
 from models.speech import wav_bytes
@@ -199,6 +199,17 @@ class JobRunner:
         return RunResult(RunStatus.RETRY, 0.0, "out of memory")
 
     # -- the work ---------------------------------------------------------------------------------
+    def _local_input(self, job: Job, tmp: Path) -> Path:
+        """A local path to the job's input: the file itself for local archive runs, else a downloaded copy."""
+        if job.input_ref.startswith("file://"):
+            path = Path(job.input_ref.removeprefix("file://"))
+            if not path.is_file():
+                raise MediaError(f"{path.name}: the source file is gone")
+            return path
+        dest = tmp / "input"
+        self._fetch_input(job, dest)
+        return dest
+
     def _fetch_input(self, job: Job, dest: Path) -> None:
         if job.input_ref.startswith("s3://"):
             bucket, key = parse_s3_uri(job.input_ref)
@@ -214,8 +225,7 @@ class JobRunner:
             params = parse_params(job.task, job.params)
             segment_s = job.segment_seconds or self.settings.segment_seconds
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
-            local = Path(tmp) / "input"
-            self._fetch_input(job, local)
+            local = self._local_input(job, Path(tmp))
             info = probe(local, self.settings.media_limits())
             check_media(spec, info.kind, info.has_audio)
             plan = plan_file(local, info, params, segment_s)

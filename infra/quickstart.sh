@@ -16,9 +16,12 @@ NOTE: the tiny checkpoint has RANDOM weights. It runs the real Qwen3-Omni load/g
 every caption below is noise. Real captions need the real checkpoint on a GPU (see README).
 
 MSG
-for spec in "speech.wav transcribe srt" "talk.mp4 describe_video vtt" "tone.flac caption_audio srt" "card.png ocr txt"; do
-  set -- $spec
-  echo "== omnimedia submit $SAMPLES/$1 --task $2 --format $3"
-  omnimedia submit "$SAMPLES/$1" --task "$2" --format "$3" 2>&1 | grep -v -E "rope_parameters|Loading weights|UserWarning|warnings.warn"
-done
-echo "== outputs are under $OMNIMEDIA_DATA_DIR/storage/jobs/; list jobs with: .venv/bin/omnimedia jobs"
+echo "== omnimedia caption $SAMPLES --task custom (audio, video and images in one resumable run)"
+omnimedia caption "$SAMPLES" --task custom -p "prompt=Describe this in one sentence." --out "$OMNIMEDIA_DATA_DIR/captions" \
+  2> >(grep -v -E "rope_parameters|Loading weights|UserWarning|warnings.warn|cap_pixels_per_frame" >&2)
+echo
+echo "== $OMNIMEDIA_DATA_DIR/captions/speech.srt (noise from random weights):"
+cat "$OMNIMEDIA_DATA_DIR/captions/speech.srt"
+echo "== one file at a time: omnimedia submit $SAMPLES/talk.mp4 --task describe_video --format vtt"
+omnimedia submit "$SAMPLES/talk.mp4" --task describe_video --format vtt 2>/dev/null
+echo "== rerun the caption command: nothing finished is redone; list jobs with: .venv/bin/omnimedia jobs"

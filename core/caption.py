@@ -1,0 +1,243 @@
+"""Bulk archive captioning on the embedded default: walk, deduplicate, resume, run with prefetch, export.
+
+Files are tracked by content sha256 + task + params: a rerun reuses every finished job, resumes interrupted
+ones from their last finished segment, and identical content is processed once. Outputs mirror the source
+layout under the output folder (`talk.mp4` -> `talk.srt`, `talk.vtt`, `talk.json`) with a `manifest.jsonl`."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import jobs
+from core.archive import ArchiveEntry, walk
+from core.config import Settings
+from core.dispatch import run_until_settled
+from core.jobs import Transition
+from core.runner import JobRunner
+from core.schema import Job, JobState, new_id, utcnow
+from core.storage import Storage
+from models.tasks import get_task, parse_params
+
+FORMATS = ("srt", "vtt", "json", "txt")
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    sha256: str | None
+    state: str  # succeeded | failed | skipped | canceled | pending
+    duration_s: float | None = None
+    outputs: list[str] = field(default_factory=list)
+    error: str | None = None
+    job_id: str | None = None
+    reused: bool = False  # result came from an earlier run or a duplicate
+
+
+@dataclass
+class CaptionOptions:
+    task: str
+    params: dict[str, Any]
+    out_dir: Path
+    formats: tuple[str, ...] = ("srt", "vtt", "json")
+    include_hidden: bool = False
+    prefetch: int = 1  # jobs decoded ahead of the engine (0: off)
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    reused: int = 0  # finished earlier or a duplicate: no engine work this run
+    media_seconds: float = 0.0  # processed in this run
+
+
+ProgressCallback = Callable[[Progress, FileOutcome | None], None]
+
+
+@contextmanager
+def run_lock(data_dir: Path) -> Iterator[None]:
+    """One caption run per data folder: lets a rerun take over jobs a killed run left running."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "caption.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RuntimeError(f"another caption run is using {data_dir}") from exc
+        yield
+
+
+class CaptionRun:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage, runner: JobRunner,
+        options: CaptionOptions, on_progress: ProgressCallback | None = None,
+    ) -> None:  # fmt: skip
+        self.settings, self.sessions, self.storage, self.runner = settings, sessions, storage, runner
+        self.options = options
+        self.spec = get_task(options.task)
+        self.params = parse_params(options.task, options.params).model_dump(exclude_unset=True)
+        self.on_progress = on_progress or (lambda _p, _o: None)
+        self.progress = Progress()
+
+    # -- planning ---------------------------------------------------------------------------------
+    def _find_or_create_job(self, session: Session, entry: ArchiveEntry) -> tuple[Job, bool]:
+        candidates = session.scalars(
+            select(Job)
+            .where(Job.content_sha256 == entry.sha256, Job.task == self.spec.name.value)
+            .order_by(Job.created_at.desc())
+        )
+        for job in candidates:
+            if job.params == self.params:
+                return job, True
+        now = utcnow()
+        job = Job(
+            id=new_id(), task=self.spec.name.value, params=self.params, input_ref=f"file://{entry.path}",
+            content_sha256=entry.sha256, queue="thinker", state=JobState.QUEUED.value,
+            max_attempts=self.settings.max_attempts, created_at=now, queued_at=now,
+        )  # fmt: skip
+        session.add(job)
+        session.flush()
+        jobs.record_created(session, job)
+        session.commit()
+        return job, False
+
+    def plan(self, source: Path) -> tuple[dict[str, list[ArchiveEntry]], list[FileOutcome], dict[str, str]]:
+        """Group files by content; create or find one job per content; list skips."""
+        by_sha: dict[str, list[ArchiveEntry]] = {}
+        skipped: list[FileOutcome] = []
+        for entry in walk(source, self.options.include_hidden):
+            if entry.skip_reason or entry.sha256 is None:
+                skipped.append(FileOutcome(entry.rel, None, "skipped", error=entry.skip_reason))
+            else:
+                by_sha.setdefault(entry.sha256, []).append(entry)
+        job_ids: dict[str, str] = {}
+        with self.sessions() as session:
+            for sha, entries in by_sha.items():
+                job, _existing = self._find_or_create_job(session, entries[0])
+                if job.state == JobState.RUNNING.value:  # left running by a killed run: we hold the run lock
+                    jobs.transition(session, job.id, Transition.RECLAIM, "interrupted run resumed", "caption")
+                job_ids[sha] = job.id
+        return by_sha, skipped, job_ids
+
+    # -- running ----------------------------------------------------------------------------------
+    def run(self, source: Path) -> list[FileOutcome]:
+        with run_lock(self.settings.data_dir):
+            by_sha, outcomes, job_ids = self.plan(source)
+            self.progress.total = sum(len(v) for v in by_sha.values()) + len(outcomes)
+            self.progress.skipped = len(outcomes)
+            self.on_progress(self.progress, None)
+            pending: list[str] = []
+            with self.sessions() as session:
+                for sha, job_id in job_ids.items():
+                    job = session.get(Job, job_id)
+                    assert job is not None
+                    if JobState(job.state).final:
+                        outcomes += self._export(sha, by_sha[sha], job, reused=True)
+                    else:
+                        pending.append(sha)
+            outcomes += self._run_pending(pending, by_sha, job_ids)
+            self._write_manifest(outcomes)
+            return outcomes
+
+    def _run_pending(
+        self, pending: list[str], by_sha: dict[str, list[ArchiveEntry]], job_ids: dict[str, str]
+    ) -> list[FileOutcome]:
+        outcomes: list[FileOutcome] = []
+        # Threads beyond the first decode the next jobs while the engine (one lock) works on the current one.
+        workers = 1 + max(self.options.prefetch, 0)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption") as pool:
+            queue = iter(pending)
+            running: dict[Future[Any], str] = {}
+
+            def fill() -> None:
+                while len(running) < workers:
+                    sha = next(queue, None)
+                    if sha is None:
+                        return
+                    running[pool.submit(run_until_settled, self.runner, job_ids[sha])] = sha
+
+            fill()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    sha = running.pop(future)
+                    future.result()
+                    with self.sessions() as session:
+                        job = session.get(Job, job_ids[sha])
+                        assert job is not None
+                        outcomes += self._export(sha, by_sha[sha], job, reused=False)
+                fill()
+        return outcomes
+
+    # -- exports ----------------------------------------------------------------------------------
+    def _export(self, sha: str, entries: list[ArchiveEntry], job: Job, reused: bool) -> list[FileOutcome]:
+        results: list[FileOutcome] = []
+        for position, entry in enumerate(entries):
+            outcome = FileOutcome(entry.rel, sha, job.state, job.media_seconds, job_id=job.id,
+                                  reused=reused or position > 0)  # fmt: skip
+            if job.state == JobState.SUCCEEDED.value:
+                outcome.outputs = self._write_sidecars(entry, job)
+                self.progress.done += 1
+                if outcome.reused:
+                    self.progress.reused += 1
+                else:
+                    self.progress.media_seconds += job.media_seconds or 0.0
+            elif job.failure_class == "media" and not entry.looks_like_media:
+                outcome.state, outcome.error = "skipped", f"not a media file: {job.failure_reason}"
+                self.progress.skipped += 1
+            elif job.failure_class == "invalid_input":  # e.g. an image in a transcription run
+                outcome.state, outcome.error = "skipped", f"not for this task: {job.failure_reason}"
+                self.progress.skipped += 1
+            else:
+                outcome.error = job.failure_reason or f"job {job.state}"
+                self.progress.failed += 1
+            results.append(outcome)
+            self.on_progress(self.progress, outcome)
+        return results
+
+    def _write_sidecars(self, entry: ArchiveEntry, job: Job) -> list[str]:
+        base = self.options.out_dir / entry.rel
+        written = []
+        for fmt in self.options.formats:
+            key = (job.outputs or {}).get(fmt)
+            if key is None:
+                continue
+            body = self.storage.get_bytes(key)
+            if fmt == "json":
+                body = self._sidecar_json(entry, job)
+            target = (
+                base.with_name(base.name.rsplit(".", 1)[0] + f".{fmt}") if "." in base.name else Path(f"{base}.{fmt}")
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            tmp.write_bytes(body)
+            os.replace(tmp, target)
+            written.append(target.relative_to(self.options.out_dir).as_posix())
+        return written
+
+    def _sidecar_json(self, entry: ArchiveEntry, job: Job) -> bytes:
+        """Stable across runs (no job ids or times), so a resumed run's files equal an uninterrupted run's."""
+        result = dict(job.result or {})
+        body = {"source": entry.rel, "sha256": entry.sha256, "task": job.task, "params": job.params, **result}
+        return (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+    def _write_manifest(self, outcomes: list[FileOutcome]) -> None:
+        self.options.out_dir.mkdir(parents=True, exist_ok=True)
+        target = self.options.out_dir / "manifest.jsonl"
+        tmp = target.with_name("manifest.jsonl.part")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for outcome in sorted(outcomes, key=lambda o: o.path):
+                fh.write(json.dumps(asdict(outcome), ensure_ascii=False) + "\n")
+        os.replace(tmp, target)

@@ -1,0 +1,128 @@
+"""Bulk archive captioning through the embedded CLI with the tiny model: outputs, dedup, bad files, resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.archive_corpus import Archive, build_archive
+from tests.support import env_for, wait_for
+
+pytestmark = pytest.mark.slow
+ARGS = ["--task", "custom", "-p", "prompt=Describe this.", "-p", "segment_seconds=6", "--formats", "srt,vtt,json"]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    return build_archive(tmp_path_factory.mktemp("archive") / "root", long_audio_s=40)
+
+
+def caption(data: Path, out: Path, archive: Archive, model: Path, *extra: str) -> subprocess.Popen[str]:
+    env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="4")
+    cmd = [sys.executable, "-m", "core.cli", "caption", str(archive.root), "--out", str(out), "--json", *ARGS, *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen[str]) -> str:
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    return stdout
+
+
+def manifest(out: Path) -> dict[str, dict]:
+    lines = (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    return {row["path"]: row for row in map(json.loads, lines)}
+
+
+def running_events(data: Path) -> Counter[str]:
+    with sqlite3.connect(data / "omnimedia.db") as db:
+        rows = db.execute("SELECT job_id FROM job_events WHERE to_state = 'running'").fetchall()
+    return Counter(job_id for (job_id,) in rows)
+
+
+def sidecars(out: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.suffix in (".srt", ".vtt", ".json")
+    }
+
+
+def test_archive_outputs_dedup_and_bad_files(tmp_path: Path, archive: Archive, tiny_model: Path) -> None:
+    assert archive.file_count == 51  # 50 files + the long one
+    out = tmp_path / "out"
+    stdout = finish(caption(tmp_path / "data", out, archive, tiny_model))
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["event"] == "summary"
+    rows = manifest(out)
+    for rel in archive.good:
+        row = rows[rel]
+        assert row["state"] == "succeeded", row
+        stem = rel.rsplit(".", 1)[0]
+        expected = {f"{stem}.json"} if rel.startswith("scans/") else {f"{stem}.{f}" for f in ("srt", "vtt", "json")}
+        assert set(row["outputs"]) == expected
+        assert all((out / o).is_file() and (out / o).stat().st_size > 0 for o in expected)
+    for rel in archive.bad:
+        assert rows[rel]["state"] == "failed" and rows[rel]["error"], rel
+    assert rows["notes/README.txt"]["state"] == "skipped" and "not a media file" in rows["notes/README.txt"]["error"]
+    assert rows["radio/loop"]["state"] == "skipped" and "loop" in rows["radio/loop"]["error"]
+    assert not any(path.startswith(".hidden") for path in rows)
+    # duplicates share one job, which ran once
+    runs = running_events(tmp_path / "data")
+    for copy, original in archive.duplicates:
+        assert rows[copy]["job_id"] == rows[original]["job_id"]
+        assert rows[copy]["reused"] != rows[original]["reused"], "one path ran, the other reused its result"
+        assert runs[rows[copy]["job_id"]] == 1
+    unique_contents = {rows[r]["sha256"] for r in archive.good + archive.bad + ["notes/README.txt"]}
+    assert len(runs) == len(unique_contents) == len(archive.good) + len(archive.bad) + 1 - len(archive.duplicates)
+    assert all(count == 1 for count in runs.values())
+    # a rerun redoes nothing
+    finish(caption(tmp_path / "data", tmp_path / "out2", archive, tiny_model))
+    assert running_events(tmp_path / "data") == runs
+    assert sidecars(tmp_path / "out2") == sidecars(out)
+
+
+def test_kill_minus_9_then_rerun_redoes_nothing(tmp_path: Path, archive: Archive, tiny_model: Path) -> None:
+    reference = tmp_path / "reference"
+    finish(caption(tmp_path / "ref-data", reference, archive, tiny_model))
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    proc = caption(data, out, archive, tiny_model, "--prefetch", "0")
+
+    def some_done() -> bool:
+        if not (data / "omnimedia.db").exists():
+            return False
+        try:
+            with sqlite3.connect(data / "omnimedia.db") as db:
+                done = db.execute("SELECT count(*) FROM jobs WHERE state = 'succeeded'").fetchone()[0]
+                segments = db.execute("SELECT count(*) FROM job_segments").fetchone()[0]
+        except sqlite3.OperationalError:
+            return False
+        return done >= 10 and segments > done
+
+    wait_for(some_done, 300, "ten finished jobs", 0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = time.time()
+    with sqlite3.connect(data / "omnimedia.db") as db:
+        finished_before = {r[0] for r in db.execute("SELECT id FROM jobs WHERE state IN ('succeeded', 'failed')")}
+        segments_before = db.execute('SELECT job_id, "index", created_at FROM job_segments').fetchall()
+    finish(caption(data, out, archive, tiny_model))
+    runs = running_events(data)
+    assert finished_before and all(runs[job_id] == 1 for job_id in finished_before), "finished jobs were redone"
+    with sqlite3.connect(data / "omnimedia.db") as db:
+        segments_after = set(db.execute('SELECT job_id, "index", created_at FROM job_segments').fetchall())
+    assert set(segments_before) <= segments_after, "segments finished before the kill were rewritten"
+    assert killed_at > 0
+    assert sidecars(out) == sidecars(reference)
+    assert {k: (v["state"], v["outputs"]) for k, v in manifest(out).items()} == {
+        k: (v["state"], v["outputs"]) for k, v in manifest(reference).items()
+    }
