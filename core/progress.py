@@ -47,7 +47,8 @@ class ProgressView:
             print(json.dumps(event, ensure_ascii=False), flush=True)
             return
         rate = progress.media_seconds / elapsed
-        detail = (f"done {progress.done} (reused {progress.reused}) failed {progress.failed} skipped {progress.skipped} "
+        detail = (f"done {progress.done} (reused {progress.reused}) failed {progress.failed} "
+                  f"skipped {progress.skipped} "
                   f"media {progress.media_seconds / 3600:.2f} h ({rate:.1f}x real time)")  # fmt: skip
         self.bar.update(self.task_id, total=progress.total, completed=finished, detail=detail)
 
