@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import problems
-from api.routes import health, jobs, tasks, uploads
+from api.routes import batches, health, jobs, tasks, uploads
 from api.schemas import ProblemDetails
 
 
@@ -16,7 +16,7 @@ def create_app() -> FastAPI:
         description="Media archives to text and speech with Qwen3-Omni: uploads, jobs, results.",
     )
     problems.install(app)
-    for module in (health, tasks, uploads, jobs):
+    for module in (health, tasks, uploads, jobs, batches):
         app.include_router(module.router)
     original = app.openapi
 

@@ -114,4 +114,30 @@ class JobSegment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Batch(Base):
+    """A group of jobs submitted together (JSONL in the OpenAI Batch format, or an S3 prefix)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    source: Mapped[str] = mapped_column(String(1100))  # "jsonl" | s3://bucket/prefix
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    invalid: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+
+class BatchItem(Base):
+    """One line of a batch: its job, or why the line was rejected."""
+
+    __tablename__ = "batch_items"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True)
+    custom_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 metadata = Base.metadata

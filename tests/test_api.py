@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +152,44 @@ def test_health_and_openapi(client: TestClient) -> None:
         "analyze_music",
         "custom",
     }
+
+
+def test_batch_jsonl_openai_and_short_forms(client: TestClient, media: dict[str, Path]) -> None:
+    audio, image = upload(client, media["speech_wav"]), upload(client, media["image_png"])
+    lines = [
+        {"custom_id": "a", "method": "POST", "url": "/v1/jobs", "body": {"task": "transcribe", "input": audio}},
+        {"custom_id": "b", "task": "ocr", "input": image},
+        {"custom_id": "c", "task": "ocr", "input": "nosuchupload"},
+        {"custom_id": "d", "task": "transcribe", "input": audio, "params": {"max_new_tokens": "x"}},
+    ]
+    body = "\n".join(json.dumps(line) for line in lines) + "\n{broken json\n"
+    response = client.post("/v1/batches", content=body, headers={"content-type": "application/jsonl"})
+    assert response.status_code == 202, response.text
+    batch = response.json()
+    assert batch["jobs"] == 2 and batch["invalid_lines"] == 3
+    assert [e["line"] for e in batch["errors"]] == [3, 4, 5]
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/batches/{batch['id']}").json()["state"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    status = client.get(f"/v1/batches/{batch['id']}").json()
+    assert status["counts"]["succeeded"] == 2 and status["progress"] == 1.0 and status["media_seconds_done"] > 0
+    results = client.get(f"/v1/batches/{batch['id']}/results")
+    assert results.headers["content-type"].startswith("application/jsonl")
+    by_id = {r["custom_id"]: r for r in map(json.loads, results.text.splitlines())}
+    assert by_id["a"]["response"]["status_code"] == 200 and by_id["a"]["response"]["body"]["result"]["text"]
+    assert by_id["b"]["error"] is None
+    assert by_id["c"]["error"]["line"] == 3 and "no upload" in by_id["c"]["error"]["message"]
+    assert by_id["line-5"]["error"]["code"] == "invalid_line"
+
+
+def test_batch_rejections(client: TestClient, media: dict[str, Path]) -> None:
+    audio = upload(client, media["speech_wav"])
+    dup = "\n".join(json.dumps({"custom_id": "same", "task": "transcribe", "input": audio}) for _ in range(2))
+    response = client.post("/v1/batches", content=dup, headers={"content-type": "application/jsonl"})
+    assert response.status_code == 422 and "duplicate custom_id" in response.json()["detail"]
+    none_valid = json.dumps({"custom_id": "x", "task": "paint", "input": audio})
+    response = client.post("/v1/batches", content=none_valid, headers={"content-type": "application/jsonl"})
+    assert response.status_code == 422 and response.json()["errors"][0]["line"] == 1
+    assert client.post("/v1/batches", content=b"x", headers={"content-type": "image/png"}).status_code == 415
+    assert client.get("/v1/batches/nope").status_code == 404

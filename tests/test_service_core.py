@@ -19,7 +19,7 @@ from core.schema import Job, JobEvent, JobState, metadata, new_id, utcnow
 from core.storage import LocalStorage, S3Storage, TooLarge
 from tests.support import SeaweedS3
 
-TABLES = {"uploads", "jobs", "job_events", "job_segments"}
+TABLES = {"uploads", "jobs", "job_events", "job_segments", "batches", "batch_items"}
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

@@ -212,3 +212,47 @@ def test_sigkill_mid_job_resumes_finished_segments(
     assert len(before_kill) >= 2, "segments finished before the kill were kept, not redone"
     assert [e.to_state for e in history].count("succeeded") == 1
     assert any("taken over" in (e.reason or "") for e in history)
+
+
+def test_archive_through_batches_api(stack: Stack, worker: object, tmp_path: Path) -> None:
+    import json
+
+    from tests.archive_corpus import build_archive
+
+    archive = build_archive(tmp_path / "archive")
+    s3 = stack.s3.client()
+    files = sorted(archive.good + archive.bad + ["notes/README.txt"])
+    lines = []
+    for n, rel in enumerate(files):
+        key = f"archive/{rel}"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=(archive.root / rel).read_bytes())
+        request = {"task": "custom", "input": f"s3://{BUCKET}/{key}", "params": {"prompt": "Describe this."}}
+        if n % 2:
+            lines.append({"custom_id": rel, "method": "POST", "url": "/v1/jobs", "body": request})
+        else:
+            lines.append({"custom_id": rel, **request})
+    body = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+    response = stack.api.post("/v1/batches", content=body.encode(), headers={"content-type": "application/jsonl"})
+    assert response.status_code == 202, response.text
+    batch = response.json()
+    empty_line = files.index("broken/empty.wav") + 1
+    assert [(e["line"], e["custom_id"]) for e in batch["errors"]] == [(empty_line, "broken/empty.wav")]
+
+    def completed() -> dict | None:
+        status = stack.api.get(f"/v1/batches/{batch['id']}").json()
+        return status if status["state"] == "completed" else None
+
+    status = wait_for(completed, 300, "batch completion", 0.5)
+    assert status["counts"]["succeeded"] == len(archive.good)
+    results = {
+        r["custom_id"]: r
+        for r in map(json.loads, stack.api.get(f"/v1/batches/{batch['id']}/results").text.splitlines())
+    }
+    assert set(results) == set(files)
+    for rel in archive.good:
+        assert results[rel]["response"]["status_code"] == 200 and results[rel]["response"]["body"]["result"]["text"]
+    for rel in [*archive.bad, "notes/README.txt"]:
+        assert results[rel]["response"] is None and results[rel]["error"]["message"], rel
+    duplicate_copy, original = archive.duplicates[0]
+    assert (results[duplicate_copy]["response"]["body"]["result"]["text"]
+            == results[original]["response"]["body"]["result"]["text"])  # fmt: skip

@@ -1,0 +1,151 @@
+"""Batches: JSONL in the OpenAI Batch format (or the short form), or an S3 prefix with one task."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from api.deps import SessionDep, SettingsDep, StorageDep
+from api.problems import PROBLEM_RESPONSES, Problem
+from core.batches import (
+    BatchLine,
+    BatchRejected,
+    batch_results,
+    batch_status,
+    cancel_batch,
+    create_batch,
+    lines_from_prefix,
+    parse_jsonl,
+)
+from core.dispatch import enqueue
+from core.schema import Batch, BatchItem, Upload
+from core.storage import ObjectNotFound, StorageError
+from models.errors import TaskInputError
+from models.tasks import TaskName, parse_params
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=PROBLEM_RESPONSES)
+MAX_BODY = 100 * 1024 * 1024
+JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "text/plain")
+
+
+class BatchFromPrefix(BaseModel):
+    """Every object under an S3 prefix, one task for all; or a JSONL file uploaded earlier."""
+
+    input_prefix: str | None = Field(None, description="s3://bucket/prefix in an allowed bucket")
+    input_file_id: str | None = Field(None, description="an upload holding the JSONL")
+    task: TaskName | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/jsonl": {"schema": {"type": "string", "description": "one job request per line"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchFromPrefix"}},
+            }
+        }
+    },
+)
+async def submit_batch(
+    request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Create a batch. Invalid lines are reported by line number; the rest run. Duplicate custom_id: 422."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise Problem(413, "batch-too-large", "Batch body is too large", f"the limit is {MAX_BODY} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        if content_type in JSONL_TYPES:
+            lines, source = parse_jsonl(_utf8(body)), "jsonl"
+        elif content_type == "application/json":
+            lines, source = _lines_from_json(body, session, storage, settings)
+        else:
+            raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
+        batch, created = create_batch(session, storage, settings, lines, source)
+    except BatchRejected as exc:
+        raise Problem(422, "invalid-batch", "Batch is not valid", exc.reason, errors=exc.errors[:100]) from exc
+    for job in created:
+        enqueue(job.id, job.queue, settings)
+    status = batch_status(session, batch)
+    status["errors"] = [
+        {"line": i.line, "custom_id": i.custom_id, "error": i.error} for i in batch_items_with_errors(session, batch)
+    ]
+    return status
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchRejected("the batch body must be UTF-8") from exc
+
+
+def _lines_from_json(
+    body: bytes, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> tuple[list[BatchLine], str]:
+    try:
+        spec = BatchFromPrefix.model_validate(json.loads(body or b"{}"))
+    except (ValueError, TypeError) as exc:
+        raise BatchRejected(f"invalid JSON body: {exc}") from exc
+    if spec.input_file_id:
+        upload = session.get(Upload, spec.input_file_id) if spec.input_file_id.isalnum() else None
+        if upload is None:
+            raise Problem(404, "input-not-found", "Upload not found", spec.input_file_id)
+        return parse_jsonl(_utf8(storage.get_bytes(upload.storage_key))), f"upload:{upload.id}"
+    if not spec.input_prefix or spec.task is None:
+        raise BatchRejected("give input_prefix and task, or input_file_id, or send JSONL")
+    try:
+        parse_params(spec.task, spec.params)
+        bucket = spec.input_prefix.removeprefix("s3://").split("/", 1)[0]
+        if bucket not in settings.allowed_input_buckets and bucket != settings.s3_bucket:
+            raise Problem(403, "forbidden-bucket", "Input cannot be used", f"bucket {bucket!r} is not allowed")
+        return lines_from_prefix(storage, settings, spec.input_prefix, spec.task.value, spec.params), spec.input_prefix
+    except TaskInputError as exc:
+        raise BatchRejected(exc.reason) from exc
+    except (ValueError, ObjectNotFound, StorageError) as exc:
+        raise BatchRejected(f"cannot list {spec.input_prefix}: {exc}") from exc
+
+
+def batch_items_with_errors(session: SessionDep, batch: Batch) -> list[BatchItem]:
+    return list(
+        session.scalars(
+            select(BatchItem)
+            .where(BatchItem.batch_id == batch.id, BatchItem.error.is_not(None))
+            .order_by(BatchItem.line)
+        )
+    )
+
+
+def _load(session: SessionDep, batch_id: str) -> Batch:
+    batch = session.get(Batch, batch_id) if batch_id.isalnum() else None
+    if batch is None:
+        raise Problem(404, "batch-not-found", "Batch not found", f"no batch with id {batch_id!r}")
+    return batch
+
+
+@router.get("/{batch_id}")
+def get_batch(batch_id: str, session: SessionDep) -> dict[str, Any]:
+    """Counts per job state, media seconds done, progress."""
+    return batch_status(session, _load(session, batch_id))
+
+
+@router.get("/{batch_id}/results", responses={200: {"content": {"application/jsonl": {}}}})
+def get_batch_results(batch_id: str, session: SessionDep) -> Response:
+    """JSONL: custom_id with response (status_code, body) or error; order not guaranteed."""
+    records = batch_results(session, _load(session, batch_id), "/v1/jobs/{job_id}/result")
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return Response(body, media_type="application/jsonl")
+
+
+@router.post("/{batch_id}/cancel")
+def cancel(batch_id: str, session: SessionDep) -> dict[str, Any]:
+    batch = _load(session, batch_id)
+    cancel_batch(session, batch)
+    return batch_status(session, batch)

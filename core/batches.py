@@ -1,0 +1,190 @@
+"""Batches: many jobs from JSONL in the OpenAI Batch format (or the short form), or from an S3 prefix.
+
+Lines that fail validation are reported by line number while the rest proceed; a duplicate custom_id
+rejects the whole batch. Results come back as JSONL matched by custom_id."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import jobs
+from core.config import Settings
+from core.schema import Batch, BatchItem, Job, JobState, new_id, utcnow
+from core.storage import Storage, parse_s3_uri
+from core.submit import InputError, create_job
+from models.errors import TaskInputError
+
+MAX_LINES = 50_000
+
+
+class BatchRejected(Exception):
+    """The batch as a whole is invalid (duplicate custom_id, no valid line, too many lines)."""
+
+    def __init__(self, reason: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or []
+
+
+@dataclass
+class BatchLine:
+    line: int
+    custom_id: str
+    task: str | None = None
+    input: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def parse_jsonl(text: str) -> list[BatchLine]:
+    """Parse and shape-check each line; problems are kept per line, not raised."""
+    lines: list[BatchLine] = []
+    raw_lines = [(n, raw) for n, raw in enumerate(text.splitlines(), start=1) if raw.strip()]
+    if len(raw_lines) > MAX_LINES:
+        raise BatchRejected(f"a batch holds at most {MAX_LINES} lines, got {len(raw_lines)}")
+    for number, raw in raw_lines:
+        lines.append(_parse_line(number, raw))
+    counts = Counter(item.custom_id for item in lines if item.custom_id)
+    duplicates = sorted(cid for cid, count in counts.items() if count > 1)
+    if duplicates:
+        raise BatchRejected(f"duplicate custom_id in batch: {', '.join(duplicates[:10])}")
+    return lines
+
+
+def _parse_line(number: int, raw: str) -> BatchLine:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return BatchLine(number, f"line-{number}", error=f"line {number}: not valid JSON ({exc.msg})")
+    if not isinstance(obj, dict):
+        return BatchLine(number, f"line-{number}", error=f"line {number}: expected a JSON object")
+    custom_id = obj.get("custom_id")
+    if not isinstance(custom_id, str) or not 0 < len(custom_id) <= 256:
+        return BatchLine(number, f"line-{number}", error=f"line {number}: custom_id must be a string of 1-256 chars")
+    body: Any = obj
+    if "body" in obj or "url" in obj:  # OpenAI Batch format
+        if obj.get("method", "POST") != "POST" or obj.get("url") not in ("/v1/jobs", "v1/jobs"):
+            return BatchLine(number, custom_id, error=f"line {number}: only POST /v1/jobs is supported")
+        body = obj.get("body")
+        if not isinstance(body, dict):
+            return BatchLine(number, custom_id, error=f"line {number}: body must be an object")
+    task, media, params = body.get("task"), body.get("input"), body.get("params", {})
+    if not isinstance(task, str) or not isinstance(media, str) or not isinstance(params, dict):
+        return BatchLine(number, custom_id, error=f"line {number}: task and input must be strings, params an object")
+    return BatchLine(number, custom_id, task, media, params)
+
+
+def lines_from_prefix(
+    storage: Storage, settings: Settings, prefix_uri: str, task: str, params: dict[str, Any]
+) -> list[BatchLine]:
+    bucket, prefix = parse_s3_uri(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
+    keys = sorted(storage.list(prefix, bucket=bucket))[: MAX_LINES + 1]
+    if len(keys) > MAX_LINES:
+        raise BatchRejected(f"more than {MAX_LINES} objects under {prefix_uri}")
+    return [BatchLine(n, key, task, f"s3://{bucket}/{key}", params) for n, key in enumerate(keys, start=1)]
+
+
+def create_batch(
+    session: Session, storage: Storage, settings: Settings, lines: list[BatchLine], source: str
+) -> tuple[Batch, list[Job]]:
+    """Validate every line as a job; create the valid jobs and the batch. Does not enqueue."""
+    batch = Batch(id=new_id(), source=source, created_at=utcnow())
+    session.add(batch)
+    session.flush()
+    created: list[Job] = []
+    errors: list[dict[str, Any]] = []
+    for item in lines:
+        error = item.error
+        job_id = None
+        if error is None:
+            try:
+                job = create_job(session, storage, settings, item.task or "", item.params, item.input or "")
+                created.append(job)
+                job_id = job.id
+            except (TaskInputError, InputError) as exc:
+                error = f"line {item.line}: {exc.reason}"
+        if error:
+            errors.append({"line": item.line, "custom_id": item.custom_id, "error": error})
+        session.add(BatchItem(batch_id=batch.id, custom_id=item.custom_id, line=item.line, job_id=job_id, error=error))
+    if not created:
+        session.rollback()
+        raise BatchRejected("no line of the batch is valid", errors)
+    batch.total, batch.invalid = len(lines), len(errors)
+    session.commit()
+    return batch, created
+
+
+def batch_status(session: Session, batch: Batch) -> dict[str, Any]:
+    rows = session.execute(
+        select(Job.state, func.count(), func.coalesce(func.sum(Job.media_seconds), 0.0))
+        .join(BatchItem, BatchItem.job_id == Job.id)
+        .where(BatchItem.batch_id == batch.id)
+        .group_by(Job.state)
+    ).all()
+    counts = {state.value: 0 for state in JobState}
+    media_done = 0.0
+    for state, count, media in rows:
+        counts[state] = count
+        if state == JobState.SUCCEEDED.value:
+            media_done = float(media or 0.0)
+    jobs_total = sum(counts.values())
+    finished = sum(counts[s.value] for s in JobState if s.final)
+    if finished == jobs_total:
+        state = "canceled" if batch.cancel_requested else "completed"
+        if batch.completed_at is None:
+            batch.completed_at = utcnow()
+            session.commit()
+    else:
+        state = "canceling" if batch.cancel_requested else "in_progress"
+    return {
+        "id": batch.id, "state": state, "source": batch.source, "total_lines": batch.total,
+        "invalid_lines": batch.invalid, "jobs": jobs_total, "counts": counts,
+        "progress": round(finished / jobs_total, 4) if jobs_total else 1.0,
+        "media_seconds_done": round(media_done, 3), "created_at": batch.created_at.isoformat(),
+        "completed_at": batch.completed_at.isoformat() if batch.completed_at else None,
+    }  # fmt: skip
+
+
+def batch_results(session: Session, batch: Batch, result_url: str) -> list[dict[str, Any]]:
+    """One JSONL record per finished or rejected line, matched by custom_id (order not guaranteed)."""
+    records = []
+    rows = session.execute(
+        select(BatchItem, Job).outerjoin(Job, BatchItem.job_id == Job.id).where(BatchItem.batch_id == batch.id)
+    ).all()
+    for item, job in rows:
+        record: dict[str, Any] = {"id": f"{batch.id}-{item.line}", "custom_id": item.custom_id}
+        if job is None:
+            record["response"] = None
+            record["error"] = {"code": "invalid_line", "message": item.error, "line": item.line}
+        elif not JobState(job.state).final:
+            continue
+        elif job.state == JobState.SUCCEEDED.value:
+            body = {"job_id": job.id, "state": job.state, "result": job.result,
+                    "result_url": result_url.format(job_id=job.id)}  # fmt: skip
+            record["response"] = {"status_code": 200, "body": body}
+            record["error"] = None
+        else:
+            record["response"] = None
+            record["error"] = {"code": job.failure_class or job.state, "message": job.failure_reason or job.state,
+                               "job_id": job.id}  # fmt: skip
+        records.append(record)
+    return records
+
+
+def cancel_batch(session: Session, batch: Batch) -> int:
+    batch.cancel_requested = True
+    session.commit()
+    job_ids = session.scalars(
+        select(BatchItem.job_id).where(BatchItem.batch_id == batch.id, BatchItem.job_id.is_not(None))
+    )
+    canceled = 0
+    for job_id in list(job_ids):
+        if job_id and jobs.request_cancel(session, job_id) is JobState.CANCELED:
+            canceled += 1
+    return canceled
