@@ -259,7 +259,7 @@ class JobRunner:
         self.engine.validate(request)
         started = time.perf_counter()
         result = self.engine.generate(request)
-        elapsed = time.perf_counter() - started
+        elapsed = result.engine_seconds or (time.perf_counter() - started)
         audio_key = None
         if result.audio is not None:
             audio_key = output_key(job_id, f"speech/{index:05d}.wav")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +55,7 @@ class GenerationResult:
     reasoning: str | None = None
     audio: np.ndarray | None = None  # float32 mono at TALKER_SAMPLE_RATE
     new_tokens: int = 0
+    engine_seconds: float = 0.0  # time this request's generate() call held the model (shared within a batch)
 
 
 class Engine(Protocol):
@@ -267,9 +269,11 @@ class TransformersEngine:
         text = self._processor.tokenizer.decode(ids, skip_special_tokens=True)
         return text, len(ids)
 
-    def _result(self, text: str, tokens: int, audio: np.ndarray | None = None) -> GenerationResult:
+    def _result(
+        self, text: str, tokens: int, audio: np.ndarray | None = None, engine_seconds: float = 0.0
+    ) -> GenerationResult:
         reasoning, answer = split_reasoning(text, self._variant is Variant.THINKING)
-        return GenerationResult(text=answer, reasoning=reasoning, audio=audio, new_tokens=tokens)
+        return GenerationResult(answer, reasoning, audio, tokens, engine_seconds)
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -300,6 +304,7 @@ class TransformersEngine:
 
         limits = [min(r.params.max_new_tokens, self.config.max_new_tokens_cap) for r in requests]
         with self._run_lock, torch.inference_mode():
+            started = time.perf_counter()
             inputs = self._inputs(requests, use_audio_in_video)
             output = self._model.generate(
                 **inputs,
@@ -308,12 +313,13 @@ class TransformersEngine:
                 **self._generate_kwargs(requests[0].params, max(limits)),
             )
             self.generate_calls += 1
+            held = time.perf_counter() - started
         sequences = output if isinstance(output, torch.Tensor) else output.sequences
         prompt_len = inputs["input_ids"].shape[1]
         results = []
         for row, limit in enumerate(limits):
             text, count = self._decode(sequences[row, prompt_len:], limit)
-            results.append(self._result(text, count))
+            results.append(self._result(text, count, engine_seconds=held))
         return results
 
     def _speak(self, request: GenerationRequest) -> GenerationResult:
@@ -323,6 +329,7 @@ class TransformersEngine:
         _, use_audio = self._conversation(request)
         limit = min(request.params.max_new_tokens, self.config.max_new_tokens_cap)
         with self._run_lock, torch.inference_mode():
+            started = time.perf_counter()
             inputs = self._inputs([request], use_audio)
             output = self._model.generate(
                 **inputs,
@@ -333,6 +340,7 @@ class TransformersEngine:
                 **self._generate_kwargs(request.params, limit),
             )
             self.generate_calls += 1
+            held = time.perf_counter() - started
         if not isinstance(output, tuple):
             raise TaskInputError("the model returned no speech for this request")
         sequences, wav = output
@@ -340,7 +348,7 @@ class TransformersEngine:
             wav = wav[0]
         audio = wav.reshape(-1).detach().float().cpu().numpy()
         text, count = self._decode(sequences[0, inputs["input_ids"].shape[1] :], limit)
-        return self._result(text, count, audio)
+        return self._result(text, count, audio, held)
 
 
 _SHARED: dict[EngineConfig, Engine] = {}
