@@ -208,7 +208,6 @@ class CaptionRun:
         return results
 
     def _write_sidecars(self, entry: ArchiveEntry, job: Job) -> list[str]:
-        base = self.options.out_dir / entry.rel
         written = []
         for fmt in self.options.formats:
             key = (job.outputs or {}).get(fmt)
@@ -217,14 +216,7 @@ class CaptionRun:
             body = self.storage.get_bytes(key)
             if fmt == "json":
                 body = self._sidecar_json(entry, job)
-            target = (
-                base.with_name(base.name.rsplit(".", 1)[0] + f".{fmt}") if "." in base.name else Path(f"{base}.{fmt}")
-            )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
-            tmp.write_bytes(body)
-            os.replace(tmp, target)
-            written.append(target.relative_to(self.options.out_dir).as_posix())
+            written.append(write_sidecar(self.options.out_dir, entry.rel, fmt, body))
         return written
 
     def _sidecar_json(self, entry: ArchiveEntry, job: Job) -> bytes:
@@ -234,10 +226,25 @@ class CaptionRun:
         return (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
     def _write_manifest(self, outcomes: list[FileOutcome]) -> None:
-        self.options.out_dir.mkdir(parents=True, exist_ok=True)
-        target = self.options.out_dir / "manifest.jsonl"
-        tmp = target.with_name("manifest.jsonl.part")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for outcome in sorted(outcomes, key=lambda o: o.path):
-                fh.write(json.dumps(asdict(outcome), ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
+        write_manifest(self.options.out_dir, outcomes)
+
+
+def write_sidecar(out_dir: Path, rel: str, fmt: str, body: bytes) -> str:
+    """Write OUT/rel-with-new-suffix atomically; return its path relative to out_dir."""
+    base = out_dir / rel
+    target = base.with_name(base.name.rsplit(".", 1)[0] + f".{fmt}") if "." in base.name else Path(f"{base}.{fmt}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    tmp.write_bytes(body)
+    os.replace(tmp, target)
+    return target.relative_to(out_dir).as_posix()
+
+
+def write_manifest(out_dir: Path, outcomes: list[FileOutcome]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "manifest.jsonl"
+    tmp = target.with_name("manifest.jsonl.part")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for outcome in sorted(outcomes, key=lambda o: o.path):
+            fh.write(json.dumps(asdict(outcome), ensure_ascii=False) + "\n")
+    os.replace(tmp, target)

@@ -134,6 +134,8 @@ def caption(
     json_output: Annotated[
         bool, typer.Option("--json", help="machine-readable progress, one JSON object a line")
     ] = False,
+    server: Annotated[str | None, typer.Option(help="send the work to a running service at this URL")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="OMNIMEDIA_API_KEY", help="API key for --server")] = None,
 ) -> None:
     """Caption a whole folder, resumably: rerunning the same command redoes nothing finished."""
     from core.caption import FORMATS, CaptionOptions, CaptionRun
@@ -145,18 +147,23 @@ def caption(
         raise typer.BadParameter(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     if not source.is_dir():
         raise typer.BadParameter(f"{source} is not a folder")
-    settings = get_settings()
-    if settings.mode != "embedded":
-        err.print("caption runs on the embedded default (no servers); use POST /v1/batches for a running service")
-        raise typer.Exit(2)
-    _embedded_setup(settings)
     options = CaptionOptions(task, _parse_params(param), out.resolve(), chosen, include_hidden, prefetch)
     view = ProgressView(json_output, console, err)
-    runner = EmbeddedWorker(settings).runner()
+    settings = get_settings()
     try:
         with view:
-            run = CaptionRun(settings, get_sessionmaker(), get_storage(), runner, options, view.update)
-            outcomes = run.run(source.resolve())
+            if server:
+                from core.caption_remote import RemoteCaptionRun
+
+                outcomes = RemoteCaptionRun(server, api_key, options, view.update).run(source.resolve())
+            else:
+                if settings.mode != "embedded":
+                    err.print("without --server, caption runs on the embedded default (OMNIMEDIA_MODE=embedded)")
+                    raise typer.Exit(2)
+                _embedded_setup(settings)
+                runner = EmbeddedWorker(settings).runner()
+                run = CaptionRun(settings, get_sessionmaker(), get_storage(), runner, options, view.update)
+                outcomes = run.run(source.resolve())
     except RuntimeError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

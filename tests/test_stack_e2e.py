@@ -256,3 +256,36 @@ def test_archive_through_batches_api(stack: Stack, worker: object, tmp_path: Pat
     duplicate_copy, original = archive.duplicates[0]
     assert (results[duplicate_copy]["response"]["body"]["result"]["text"]
             == results[original]["response"]["body"]["result"]["text"])  # fmt: skip
+
+
+def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dict[str, Path], tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from sqlalchemy import func
+
+    from core.schema import Job
+
+    source = tmp_path / "src"
+    (source / "nested").mkdir(parents=True)
+    shutil.copy(media["speech_wav"], source / "speech.wav")
+    shutil.copy(media["speech_wav"], source / "nested" / "same speech.wav")
+    shutil.copy(media["video_av"], source / "nested" / "clip.mp4")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "core.cli", "caption", str(source), "--task", "transcribe", "--out", str(out),
+           "--server", str(stack.api.base_url), "--json"]  # fmt: skip
+    env = {k: v for k, v in stack.env.items() if k != "OMNIMEDIA_MODE"}
+
+    def count_jobs() -> int:
+        with stack.db() as session:
+            return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+
+    before = count_jobs()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert count_jobs() - before == 2, "two unique contents, two jobs"
+    rows = {r["path"]: r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
+    assert all(r["state"] == "succeeded" for r in rows.values()) and len(rows) == 3
+    assert (out / "nested" / "same speech.srt").read_bytes() == (out / "speech.srt").read_bytes()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and count_jobs() - before == 2, "a rerun submits nothing"
