@@ -187,7 +187,7 @@ class JobRunner:
             job = session.get(Job, job_id)
             if job is None or job.oom_retries >= 1:
                 return self._fail(job_id, "out_of_memory", f"out of memory even with smaller segments: {exc}")
-            current = job.segment_seconds or self.settings.segment_seconds
+            current = self._segment_seconds(job, parse_params(job.task, job.params))
             session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
             session.commit()
             jobs.transition(
@@ -197,6 +197,10 @@ class JobRunner:
                 queued_at=jobs.utcnow(),
             )  # fmt: skip
         return RunResult(RunStatus.RETRY, 0.0, "out of memory")
+
+    def _segment_seconds(self, job: Job, params: TaskParams) -> float:
+        """The out-of-memory override first, then the job's parameter, then the service default."""
+        return job.segment_seconds or params.segment_seconds or self.settings.segment_seconds
 
     # -- the work ---------------------------------------------------------------------------------
     def _local_input(self, job: Job, tmp: Path) -> Path:
@@ -223,12 +227,12 @@ class JobRunner:
             assert job is not None
             spec = get_task(job.task)
             params = parse_params(job.task, job.params)
-            segment_s = job.segment_seconds or self.settings.segment_seconds
+            segment_s = self._segment_seconds(job, params)
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
             local = self._local_input(job, Path(tmp))
             info = probe(local, self.settings.media_limits())
             check_media(spec, info.kind, info.has_audio)
-            plan = plan_file(local, info, params, segment_s)
+            plan = plan_file(local, info, segment_s)
             with self.sessions() as session:
                 session.execute(
                     update(Job)

@@ -6,14 +6,12 @@ from pathlib import Path
 
 from models.chunking import Span, check_coverage, find_pauses, plan_segments
 from models.media import DecodedMedia, MediaInfo, MediaKind, MediaLimits, decode_audio, load_media
-from models.tasks import TaskParams
 
 
-def plan_file(path: str | Path, info: MediaInfo, params: TaskParams, default_segment_s: float) -> list[Span]:
-    """Segments covering the whole file; long media is cut at pauses (silero-vad) into bounded pieces."""
+def plan_file(path: str | Path, info: MediaInfo, max_len: float) -> list[Span]:
+    """Segments covering the whole file; long media is cut at pauses (silero-vad) into pieces <= max_len s."""
     if info.kind is MediaKind.IMAGE:
         return [Span(0.0, 0.0)]
-    max_len = params.segment_seconds or default_segment_s
     if info.duration_s <= max_len:
         return [Span(0.0, info.duration_s)]
     pauses = find_pauses(decode_audio(path)) if info.has_audio else []

@@ -16,7 +16,6 @@ from models.chunking import Span, check_coverage, coverage_gaps, plan_segments
 from models.errors import CoverageError
 from models.media import probe
 from models.segments import plan_file
-from models.tasks import parse_params
 from tests.support import ffmpeg, speech
 
 MAX_SEG = 60.0
@@ -48,7 +47,7 @@ def twenty_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_plan_cuts_at_pauses_and_covers_20_minutes(twenty_minutes: Path) -> None:
     info = probe(twenty_minutes)
     assert abs(info.duration_s - 1200) < 1
-    plan = plan_file(twenty_minutes, info, parse_params("transcribe", {"segment_seconds": MAX_SEG}), 300)
+    plan = plan_file(twenty_minutes, info, MAX_SEG)
     assert len(plan) >= 20
     assert all(s.duration <= MAX_SEG + 1e-6 for s in plan)
     assert plan[0].start == 0 and abs(plan[-1].end - info.duration_s) < 0.01

@@ -175,3 +175,32 @@ def test_s3_presigned_put_and_auth(s3: SeaweedS3) -> None:
                              s3_secret_key="wrong", s3_bucket="omnimedia-core-test"))  # fmt: skip
     with pytest.raises(Exception, match=r"InvalidAccessKeyId|AccessDenied|403"):
         bad.get_bytes("uploads/presigned")
+
+
+def test_reconciler_requeues_lost_workers_and_messages(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from core.reconcile import reconcile
+
+    settings = Settings(lease_s=1, queued_deadline_s=60)
+    lost_worker, lost_message, exhausted, healthy = (_queued_job(pg_sessions) for _ in range(4))
+    long_ago = utcnow() - timedelta(hours=1)
+    with pg_sessions() as session:
+        for job_id in (lost_worker, exhausted, healthy):
+            assert jobs.start(session, job_id, "dead-worker", lease_s=60)
+        session.execute(update(Job).where(Job.id.in_([lost_worker, exhausted])).values(heartbeat_at=long_ago))
+        session.execute(update(Job).where(Job.id == exhausted).values(attempts=3))
+        session.execute(update(Job).where(Job.id == lost_message).values(queued_at=long_ago))
+        session.commit()
+        sent: list[tuple[str, str]] = []
+        report = reconcile(session, settings, lambda job_id, queue: sent.append((job_id, queue)))
+    assert report.requeued == [lost_worker] and report.resent == [lost_message] and report.failed == [exhausted]
+    assert sorted(sent) == sorted([(lost_worker, "thinker"), (lost_message, "thinker")])
+    with pg_sessions() as session:
+        assert session.get(Job, lost_worker).state == "queued"
+        assert session.get(Job, exhausted).state == "failed"
+        assert session.get(Job, healthy).state == "running"
+        reasons = [e.reason for e in session.scalars(select(JobEvent).where(JobEvent.job_id == lost_message))]
+        assert "re-sent by reconciler" in reasons

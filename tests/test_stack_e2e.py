@@ -289,3 +289,21 @@ def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dic
     assert (out / "nested" / "same speech.srt").read_bytes() == (out / "speech.srt").read_bytes()
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and count_jobs() - before == 2, "a rerun submits nothing"
+
+
+def test_presigned_upload_then_job(stack: Stack, worker: object, media: dict[str, Path]) -> None:
+    presign = stack.api.post("/v1/uploads/presign", json={"filename": "talk.wav", "content_type": "audio/wav"})
+    assert presign.status_code == 201, presign.text
+    body = presign.json()
+    assert body["upload"]["state"] == "pending"
+    early = stack.api.post("/v1/jobs", json={"task": "transcribe", "input": body["upload"]["id"]})
+    assert early.status_code == 422 and early.json()["type"] == "/problems/upload-not-ready"
+    put = httpx.put(body["url"], content=media["speech_wav"].read_bytes(), headers=body["headers"])
+    assert put.status_code == 200
+    confirmed = stack.api.post(f"/v1/uploads/{body['upload']['id']}/confirm").json()
+    assert confirmed["state"] == "ready" and confirmed["size_bytes"] == media["speech_wav"].stat().st_size
+    job = stack.api.post("/v1/jobs", json={"task": "transcribe", "input": body["upload"]["id"]}).json()
+    assert final(stack, job["id"])["state"] == "succeeded"
+    assert (
+        stack.api.post("/v1/jobs", json={"task": "transcribe", "input": f"s3://{BUCKET}/nope.wav"}).status_code == 404
+    )

@@ -1,0 +1,133 @@
+"""Failure classes on the real runner, tiny model and SQLite, with faults injected at the storage and engine edges:
+transient errors retry with backoff, out-of-memory retries once with half-length segments, attempts are capped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.dispatch import run_until_settled
+from core.runner import JobRunner, RunStatus, backoff_s
+from core.schema import Job, JobEvent
+from core.storage import StorageError
+from tests.embedded import clear_caches, use_embedded
+
+
+class FlakyStorage:
+    """Real local storage whose first `failures` downloads raise a transient error."""
+
+    def __init__(self, inner, failures: int) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.failures = inner, failures
+
+    def download(self, key: str, dest: Path, bucket: str | None = None) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageError("connection reset by storage")
+        self.inner.download(key, dest, bucket)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+class OomOnceEngine:
+    """The real engine, raising MemoryError on its first generate call."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.raised = inner, False
+
+    def generate(self, request):  # type: ignore[no-untyped-def]
+        if not self.raised:
+            self.raised = True
+            raise MemoryError("CUDA out of memory (simulated)")
+        return self.inner.generate(request)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # type: ignore[no-untyped-def]
+    use_embedded(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_RETRY_BACKOFF_S="0.01",
+                 OMNIMEDIA_MAX_ATTEMPTS="3")  # fmt: skip
+    from core.config import get_settings
+    from core.db import get_sessionmaker
+    from core.storage import get_storage
+    from models.engine import shared_engine
+
+    settings = get_settings()
+    yield settings, get_sessionmaker(), get_storage(), shared_engine(settings.engine_config())
+    clear_caches()
+
+
+def _submit(env, path: Path, **params: object) -> str:  # type: ignore[no-untyped-def]
+    from core.submit import create_job, new_upload
+
+    settings, sessions, storage, _ = env
+    with sessions() as session, path.open("rb") as fh:
+        upload = new_upload(session, path.name, None)
+        stored = storage.upload_stream(upload.storage_key, fh, 10**9)
+        upload.size_bytes, upload.sha256 = stored.size, stored.sha256
+        session.commit()
+        return create_job(session, storage, settings, "transcribe", dict(params), upload.id).id
+
+
+def _events(env, job_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    with env[1]() as session:
+        return [
+            e.to_state for e in session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+        ]
+
+
+def test_transient_storage_error_retries_then_succeeds(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    settings, sessions, storage, engine = env
+    job_id = _submit(env, media["speech_wav"])
+    runner = JobRunner(settings, sessions, FlakyStorage(storage, failures=1), engine, "w")
+    first = runner.run(job_id)
+    assert first.status is RunStatus.RETRY and 0 <= first.delay_s <= 0.01
+    assert run_until_settled(runner, job_id).status is RunStatus.SUCCEEDED
+    assert _events(env, job_id) == ["queued", "running", "retrying", "running", "succeeded"]
+
+
+def test_attempts_are_capped_and_last_error_kept(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    settings, sessions, storage, engine = env
+    job_id = _submit(env, media["speech_wav"])
+    runner = JobRunner(settings, sessions, FlakyStorage(storage, failures=99), engine, "w")
+    assert run_until_settled(runner, job_id).status is RunStatus.FAILED
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.state == "failed" and job.attempts == 3 and job.failure_class == "transient"
+        assert "connection reset by storage" in job.failure_reason and "after 3 attempts" in job.failure_reason
+
+
+def test_out_of_memory_retries_once_with_half_segments(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    settings, sessions, storage, engine = env
+    job_id = _submit(env, media["speech_wav"], segment_seconds=6)
+    runner = JobRunner(settings, sessions, storage, OomOnceEngine(engine), "w")
+    assert run_until_settled(runner, job_id).status is RunStatus.SUCCEEDED
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.oom_retries == 1 and job.segment_seconds == 3.0 and job.segments_planned == 2
+    assert "retrying" in _events(env, job_id)
+
+
+def test_backoff_grows_and_is_bounded() -> None:
+    assert all(0 <= backoff_s(1, 5, 600) <= 5 for _ in range(50))
+    assert max(backoff_s(6, 5, 600) for _ in range(200)) > 40
+    assert all(backoff_s(30, 5, 600) <= 600 for _ in range(50))
+
+
+def test_gpu_pinning_happens_before_torch() -> None:
+    code = ("import os; from workers.gpu import pin; name = pin('3'); import torch; "
+            "print(name.split('@')[0], os.environ['CUDA_VISIBLE_DEVICES'])")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    assert out.stdout.split() == ["gpu3", "3"], out.stderr
+    late = "import torch; from workers.gpu import pin; pin('0')"
+    failed = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    assert failed.returncode != 0 and "before GPU pinning" in failed.stderr
