@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -220,19 +219,25 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 @app.command()
 def worker(
-    gpu: Annotated[str | None, typer.Option(help="GPU id for CUDA_VISIBLE_DEVICES; omit for CPU")] = None,
+    gpu: Annotated[str | None, typer.Option(help="one GPU id (or ids) for a single worker; omit for CPU")] = None,
+    gpus: Annotated[
+        str | None, typer.Option(help="'all' or 0,1,...: one supervised worker per slot on this node")
+    ] = None,
+    gpus_per_worker: Annotated[int, typer.Option(help="GPUs per worker slot (2 for the BF16 model on 80 GB)")] = 1,
     queues: Annotated[str, typer.Option(help="thinker, talker (comma-separated)")] = "thinker",
     pool: str = "prefork",
     beat: Annotated[bool, typer.Option(help="also run the reconciler schedule (once per cluster)")] = False,
 ) -> None:
-    """Start a Celery worker process pinned to one GPU (or the CPU)."""
-    cmd = [sys.executable, "-m", "workers.main", f"--queues={queues}", f"--pool={pool}"]
-    if gpu is not None:
-        cmd.append(f"--gpu={gpu}")
+    """Start Celery worker processes pinned to GPUs (or the CPU). Every node runs the same command."""
+    args = [f"--queues={queues}", f"--pool={pool}"]
     if beat:
-        cmd.append("--beat")
-    env = {**os.environ, "OMNIMEDIA_MODE": "celery"}
-    raise typer.Exit(subprocess.call(cmd, env=env))
+        args.append("--beat")
+    if gpus is not None:  # the supervisor lives in workers/
+        cmd = [sys.executable, "-m", "workers.fleet", f"--gpus={gpus}", f"--gpus-per-worker={gpus_per_worker}", *args]
+    else:
+        cmd = [sys.executable, "-m", "workers.main", *args, *([f"--gpu={gpu}"] if gpu is not None else [])]
+    # exec, not a child: signals (SIGTERM from systemd, docker or a test) reach the worker directly
+    os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery"})
 
 
 if __name__ == "__main__":

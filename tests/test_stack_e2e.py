@@ -10,74 +10,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-import redis
 import soundfile as sf
 from celery import Celery
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from core import migrate
 from core.schema import JobEvent, JobSegment
-from tests.support import SeaweedS3, env_for, free_port, wait_for
+from tests.stack import Stack, running_stack
+from tests.support import SeaweedS3, wait_for
 
 pytestmark = pytest.mark.slow
 BUCKET = "omnimedia-e2e"
 REDIS_DB = 9
 
 
-@dataclass
-class Stack:
-    api: httpx.Client
-    env: dict[str, str]
-    db_url: str
-    s3: SeaweedS3
-    logs: Path
-
-    def db(self) -> Session:
-        return Session(create_engine(self.db_url.replace("postgresql://", "postgresql+psycopg://")))
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path) -> Iterator[Stack]:
-    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    redis.Redis.from_url(broker).flushdb()
-    migrate.upgrade(pg_url)
-    logs = tmp_path_factory.mktemp("stack-logs")
-    env = env_for(
-        OMNIMEDIA_MODE="celery", OMNIMEDIA_DATABASE_URL=pg_url, OMNIMEDIA_BROKER_URL=broker,
-        OMNIMEDIA_STORAGE_BACKEND="s3", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint, OMNIMEDIA_S3_BUCKET=BUCKET,
-        OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
-        OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="6", OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
-        OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2",
-    )  # fmt: skip
-    port = free_port()
-    api_log = (logs / "api.log").open("wb")
-    api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=api_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-
-    def api_up() -> bool:
-        try:
-            return client.get("/readyz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(api_up, 60, "the API")
-    try:
-        yield Stack(client, env, pg_url, s3, logs)
-    finally:
-        client.close()
-        api.terminate()
-        api.wait(timeout=30)
-        api_log.close()
+    with running_stack(tmp_path_factory.mktemp("stack-logs"), pg_url, s3, tiny_model, REDIS_DB, BUCKET) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OMNIMEDIA_MODE", "celery")
 
     from core.celery_app import app  # imported after pinning
+    from core.config import get_settings
 
     worker_args = [
         "worker", f"--queues={','.join(queues)}", f"--pool={args.pool}", f"--concurrency={args.concurrency}",
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     if args.beat:
         worker_args.append("--beat")
+    limit_mb = get_settings().worker_max_memory_mb
+    if limit_mb and args.pool == "prefork":  # recycle the pool process (and its model) past this resident size
+        worker_args.append(f"--max-memory-per-child={limit_mb * 1024}")
     app.worker_main(worker_args)
 
 
