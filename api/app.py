@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
 
 from api import problems
 from api.routes import batches, health, jobs, tasks, uploads
 from api.schemas import ProblemDetails
+from core import metrics
 
 
 def create_app() -> FastAPI:
@@ -16,6 +20,7 @@ def create_app() -> FastAPI:
         description="Media archives to text and speech with Qwen3-Omni: uploads, jobs, results.",
     )
     problems.install(app)
+    install_metrics(app)
     for module in (health, tasks, uploads, jobs, batches):
         app.include_router(module.router)
     original = app.openapi
@@ -29,6 +34,24 @@ def create_app() -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def install_metrics(app: FastAPI) -> None:
+    """Requests by route template and status, latency histogram, and GET /metrics."""
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def _metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
 
 app = create_app()

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import jobs
+from core import jobs, metrics
 from core.config import Settings
 from core.jobs import Transition
 from core.schema import Job, JobSegment, JobState
@@ -143,6 +143,9 @@ class JobRunner:
                 if job.state == JobState.RUNNING.value:
                     return RunResult(RunStatus.BUSY, self.settings.lease_s, "held by a live worker")
                 return RunResult(RunStatus.SKIPPED, reason=f"job is {job.state}")
+            session.refresh(job)
+            if job.queued_at and job.started_at:
+                metrics.QUEUE_WAIT.labels(job.task).observe((job.started_at - job.queued_at).total_seconds())
         with _Heartbeat(self.sessions, job_id, self.worker, max(self.settings.lease_s / 3, 0.5)):
             return self._run_claimed(job_id)
 
@@ -163,11 +166,22 @@ class JobRunner:
     # -- failure paths ----------------------------------------------------------------------------
     def _fail(self, job_id: str, failure_class: str, reason: str) -> RunResult:
         with self.sessions() as session:
-            jobs.transition(
+            if jobs.transition(
                 session, job_id, Transition.FAIL, reason, self.worker,
                 failure_class=failure_class, failure_reason=reason,
-            )  # fmt: skip
+            ):  # fmt: skip
+                self._count_final(session, job_id)
         return RunResult(RunStatus.FAILED, reason=reason)
+
+    def _count_final(self, session: Session, job_id: str) -> None:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        metrics.JOBS.labels(job.task, job.state).inc()
+        metrics.ENGINE_SECONDS.labels(job.task).inc(job.engine_seconds or 0.0)
+        if job.state == JobState.SUCCEEDED.value:
+            metrics.MEDIA_SECONDS.labels(job.task).inc(job.media_seconds or 0.0)
+        metrics.record_gpu_memory()
 
     def _retry_or_fail(self, job_id: str, failure_class: str, reason: str) -> RunResult:
         with self.sessions() as session:
@@ -246,7 +260,8 @@ class JobRunner:
                     continue
                 if self._cancel_requested(job_id):
                     with self.sessions() as session:
-                        jobs.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments")
+                        if jobs.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
+                            self._count_final(session, job_id)
                     return RunResult(RunStatus.CANCELED)
                 self._run_segment(job_id, index, span, local, info, spec, params)
         return self._finish(job_id, spec, params, info)
@@ -263,6 +278,7 @@ class JobRunner:
         self.engine.validate(request)
         started = time.perf_counter()
         result = self.engine.generate(request)
+        metrics.BATCH_SIZE.observe(1)  # one job per generate call until cross-job batching lands
         elapsed = result.engine_seconds or (time.perf_counter() - started)
         audio_key = None
         if result.audio is not None:
@@ -323,6 +339,8 @@ class JobRunner:
                 extra_where=Job.worker == self.worker, result=result, outputs=outputs,
                 failure_class=None, failure_reason=None,
             )  # fmt: skip
+            if applied:
+                self._count_final(session, job_id)
         return RunResult(RunStatus.SUCCEEDED if applied else RunStatus.SKIPPED)
 
     def _put(self, outputs: dict[str, Any], job_id: str, fmt: str, name: str, body: str, ctype: str) -> None:

@@ -33,3 +33,7 @@ def test_compose_services_ports_env_and_gpu_reservations() -> None:
         text = (REPO / "infra" / dockerfile).read_text()
         assert text.startswith("#") and "FROM " in text and "COPY models models" in text
     assert (REPO / "infra" / "seaweedfs-s3.json").is_file()
+    scrape = yaml.safe_load((REPO / "infra" / "prometheus.yml").read_text())
+    targets = {t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    assert {"api:8000", "worker-gpu0:9100", "worker-gpu1:9100"} <= targets
+    assert services["prometheus"]["ports"] == ["9090:9090"]

@@ -21,11 +21,12 @@ from sqlalchemy import select
 
 from core.schema import JobEvent, JobSegment
 from tests.stack import Stack, running_stack
-from tests.support import SeaweedS3, wait_for
+from tests.support import SeaweedS3, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 BUCKET = "omnimedia-e2e"
 REDIS_DB = 9
+METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +37,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, 
 
 @pytest.fixture(scope="module")
 def worker(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
+    stack.env["OMNIMEDIA_WORKER_METRICS_PORT"] = str(METRICS_PORT)
     log = (stack.logs / "worker.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "workers.main", "--queues", "thinker,talker", "--pool", "prefork", "--name",
          "e2e@localhost", "--loglevel", "INFO"],
         env=stack.env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    del stack.env["OMNIMEDIA_WORKER_METRICS_PORT"]
     yield proc
     proc.send_signal(signal.SIGTERM)
     try:
@@ -261,3 +264,37 @@ def test_presigned_upload_then_job(stack: Stack, worker: object, media: dict[str
     assert (
         stack.api.post("/v1/jobs", json={"task": "transcribe", "input": f"s3://{BUCKET}/nope.wav"}).status_code == 404
     )
+
+
+def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_metrics_match_the_job_table(stack: Stack, worker: object) -> None:
+    from sqlalchemy import func
+
+    from core.schema import Job
+
+    scraped = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10).text
+    counted = _samples(scraped, "omnimedia_jobs_total")
+    with stack.db() as session:
+        rows = session.execute(
+            select(Job.task, Job.state, func.count())
+            .where(Job.worker == "e2e@localhost", Job.state.in_(["succeeded", "failed"]))
+            .group_by(Job.task, Job.state)
+        ).all()
+    expected = {(("state", state), ("task", task)): float(n) for task, state, n in rows}
+    assert expected and counted == expected
+    assert sum(_samples(scraped, "omnimedia_media_seconds_total").values()) > 0
+    assert _samples(scraped, "omnimedia_queue_wait_seconds_count")
+    api = stack.api.get("/metrics").text
+    posted = _samples(api, "omnimedia_http_requests_total")
+    assert posted[(("method", "POST"), ("route", "/v1/jobs"), ("status", "202"))] >= 10
+    assert _samples(api, "omnimedia_http_request_seconds_count")

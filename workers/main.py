@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 from workers.gpu import pin
 
@@ -28,8 +29,12 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["OMNIMEDIA_ENABLE_TALKER"] = "true"
     os.environ.setdefault("OMNIMEDIA_MODE", "celery")
 
-    from core.celery_app import app  # imported after pinning
     from core.config import get_settings
+
+    settings = get_settings()
+    if settings.worker_metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnimedia-metrics-")
+    from core.celery_app import app  # imported after pinning and the metrics folder
 
     worker_args = [
         "worker", f"--queues={','.join(queues)}", f"--pool={args.pool}", f"--concurrency={args.concurrency}",
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     if args.beat:
         worker_args.append("--beat")
-    limit_mb = get_settings().worker_max_memory_mb
+    limit_mb = settings.worker_max_memory_mb
     if limit_mb and args.pool == "prefork":  # recycle the pool process (and its model) past this resident size
         worker_args.append(f"--max-memory-per-child={limit_mb * 1024}")
     app.worker_main(worker_args)

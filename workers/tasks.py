@@ -7,6 +7,7 @@ import socket
 from functools import lru_cache
 
 from celery import Task
+from celery.signals import worker_init
 
 from core.celery_app import RECONCILE, RUN_JOB, app
 from core.config import get_settings
@@ -17,6 +18,18 @@ from core.storage import get_storage
 from models.engine import shared_engine
 
 log = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    """Each worker node process serves /metrics for itself and its pool processes (multiprocess mode)."""
+    port = get_settings().worker_metrics_port
+    if port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(port, addr=get_settings().worker_metrics_host, registry=registry)
 
 
 @lru_cache
