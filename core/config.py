@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     upload_part_bytes: int = 8 * 1024**2
     ffmpeg_timeout_s: float = 300.0
 
+    # Operators.
+    admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)
+
     # Job lifecycle.
     max_attempts: int = 3
     retry_backoff_s: float = 5.0

@@ -26,3 +26,7 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
+# Headless Chromium renders Flower and the stats page in the ops tests.
+if ! command -v chromium >/dev/null; then
+  as_root apt-get install -y -qq chromium >/dev/null 2>&1 || { as_root apt-get update -qq >/dev/null; as_root apt-get install -y -qq chromium >/dev/null; }
+fi

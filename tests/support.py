@@ -143,3 +143,18 @@ def env_for(**overrides: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO)
     env.update(overrides)
     return env
+
+
+def chromium(url: str, out_dir: Path, name: str) -> str:
+    """Render a page in headless Chromium: save a screenshot under out_dir and return the DOM text."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise RuntimeError("chromium is not installed (infra/services.sh installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={out_dir / ('profile-' + name)}", "--window-size=1280,900",
+             "--virtual-time-budget=5000"]  # fmt: skip
+    subprocess.run([browser, *flags, f"--screenshot={out_dir / (name + '.png')}", url],
+                   capture_output=True, timeout=120, check=False)  # fmt: skip
+    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    return dom.stdout

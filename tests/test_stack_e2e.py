@@ -298,3 +298,53 @@ def test_metrics_match_the_job_table(stack: Stack, worker: object) -> None:
     posted = _samples(api, "omnimedia_http_requests_total")
     assert posted[(("method", "POST"), ("route", "/v1/jobs"), ("status", "202"))] >= 10
     assert _samples(api, "omnimedia_http_request_seconds_count")
+
+
+def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_path: Path) -> None:
+    import re
+
+    from sqlalchemy import func
+
+    from core.schema import Job
+    from tests.stack import ADMIN_TOKEN
+    from tests.support import chromium
+
+    port = free_port()
+    log = (stack.logs / "flower.log").open("wb")
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "core.celery_app", "flower", "--address=127.0.0.1",
+         f"--port={port}", "--basic-auth=ops:flower-secret"],
+        env=stack.env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/healthcheck"), 60, "flower")
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 401, "basic auth is on"
+
+        def dashboard() -> str | None:
+            dom = chromium(f"http://ops:flower-secret@127.0.0.1:{port}/workers", tmp_path, "flower")
+            return dom if "e2e@localhost" in dom else None
+
+        assert wait_for(dashboard, 90, "the worker in Flower's dashboard", 2.0)
+        assert (tmp_path / "flower.png").stat().st_size > 10_000
+    finally:
+        flower.terminate()
+        flower.wait(timeout=30)
+        log.close()
+    api = str(stack.api.base_url).replace("http://", f"http://admin:{ADMIN_TOKEN}@")
+    dom = chromium(f"{api}/admin/stats", tmp_path, "stats")
+    assert (tmp_path / "stats.png").stat().st_size > 10_000
+    with stack.db() as session:
+        succeeded = session.scalar(select(func.count()).select_from(Job).where(Job.state == "succeeded"))
+    text = re.sub(r"<[^>]+>", " ", dom)
+    assert "omnimedia job stats" in text
+    assert re.search(rf"succeeded\s+{succeeded}\b", text), text[:2000]
+    assert stack.api.get("/v1/admin/jobs/stats").status_code == 401
+    stats = stack.api.get("/v1/admin/jobs/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    assert stats["states_now"]["succeeded"] == succeeded and stats["windows"]["1h"]["engine_seconds_p50"] > 0
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

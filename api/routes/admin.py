@@ -1,0 +1,77 @@
+"""Operator views for an admin token: job statistics as JSON and as a small HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from api.deps import SessionDep, SettingsDep
+from api.problems import Problem
+from core.stats import job_stats
+
+router = APIRouter(tags=["admin"])
+
+
+def require_admin(request: Request, settings: SettingsDep) -> None:
+    """Bearer <token>, or HTTP Basic with the token as password (so a browser can open the page)."""
+    if not settings.admin_token:
+        raise Problem(403, "admin-disabled", "Admin API is disabled", "set OMNIMEDIA_ADMIN_TOKEN to enable it")
+    header = request.headers.get("authorization", "")
+    given = ""
+    if header.lower().startswith("bearer "):
+        given = header[7:].strip()
+    elif header.lower().startswith("basic "):
+        try:
+            given = base64.b64decode(header[6:]).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            given = ""
+    if not secrets.compare_digest(given.encode(), settings.admin_token.encode()):
+        problem = Problem(401, "unauthorized", "Admin token required", "send Authorization: Bearer <admin token>")
+        problem.headers["WWW-Authenticate"] = 'Basic realm="omnimedia admin"'
+        raise problem
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+@router.get("/v1/admin/jobs/stats")
+def stats(session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
+    """Counts by state and task over 1 h / 24 h / 7 d, p50/p95 engine seconds, top failure reasons."""
+    return job_stats(session)
+
+
+@router.get("/admin/stats", response_class=HTMLResponse, include_in_schema=False)
+def stats_page(session: SessionDep, _admin: AdminDep) -> HTMLResponse:
+    data = job_stats(session)
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>omnimedia job stats</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}</style></head><body>",
+             f"<h1>omnimedia job stats</h1><p>generated {esc(data['generated_at'])}</p>",
+             "<h2>now</h2><table><tr><th>state</th><th>jobs</th></tr>"]  # fmt: skip
+    parts += [f"<tr><td>{esc(s)}</td><td>{n}</td></tr>" for s, n in sorted(data["states_now"].items())]
+    parts.append("</table>")
+    for name, window in data["windows"].items():
+        p50, p95 = window["engine_seconds_p50"], window["engine_seconds_p95"]
+        parts.append(f"<h2>last {esc(name)}: {window['total']} jobs</h2>")
+        parts.append(f"<p>engine seconds p50 {p50 if p50 is None else round(p50, 3)}, "
+                     f"p95 {p95 if p95 is None else round(p95, 3)}</p>")  # fmt: skip
+        parts.append("<table><tr><th>task</th><th>state</th><th>jobs</th></tr>")
+        for task, by_state in sorted(window["counts"].items()):
+            parts += [
+                f"<tr><td>{esc(task)}</td><td>{esc(s)}</td><td>{n}</td></tr>" for s, n in sorted(by_state.items())
+            ]
+        parts.append("</table>")
+        if window["top_failures"]:
+            parts.append("<table><tr><th>failure reason</th><th>jobs</th></tr>")
+            parts += [
+                f"<tr><td>{esc(f['reason'] or '')}</td><td>{f['count']}</td></tr>" for f in window["top_failures"]
+            ]
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return HTMLResponse("".join(parts))
