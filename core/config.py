@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     variant: Variant | None = None
     enable_talker: bool = False
     max_batch_size: int = 16
+    batch_max_wait_ms: float = 0.0  # > 0: batch text requests across jobs (run the worker with --pool threads)
     max_new_tokens_cap: int = 8192
     talker_max_new_tokens: int = 4096
 

@@ -28,6 +28,7 @@ from core.config import Settings
 from core.jobs import Transition
 from core.schema import Job, JobSegment, JobState
 from core.storage import Storage, StorageError, parse_s3_uri
+from models.batcher import BatchingEngine
 from models.captions import TimedText, join_text, to_json, to_srt, to_vtt
 from models.chunking import Span
 from models.engine import TALKER_SAMPLE_RATE, Engine, GenerationRequest
@@ -278,7 +279,8 @@ class JobRunner:
         self.engine.validate(request)
         started = time.perf_counter()
         result = self.engine.generate(request)
-        metrics.BATCH_SIZE.observe(1)  # one job per generate call until cross-job batching lands
+        if not isinstance(self.engine, BatchingEngine):  # the batcher reports its own batch sizes
+            metrics.BATCH_SIZE.observe(1)
         elapsed = result.engine_seconds or (time.perf_counter() - started)
         audio_key = None
         if result.audio is not None:

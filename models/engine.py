@@ -55,7 +55,7 @@ class GenerationResult:
     reasoning: str | None = None
     audio: np.ndarray | None = None  # float32 mono at TALKER_SAMPLE_RATE
     new_tokens: int = 0
-    engine_seconds: float = 0.0  # time this request's generate() call held the model (shared within a batch)
+    engine_seconds: float = 0.0  # this request's share of the time its generate() call held the model
 
 
 class Engine(Protocol):
@@ -319,7 +319,7 @@ class TransformersEngine:
         results = []
         for row, limit in enumerate(limits):
             text, count = self._decode(sequences[row, prompt_len:], limit)
-            results.append(self._result(text, count, engine_seconds=held))
+            results.append(self._result(text, count, engine_seconds=held / len(requests)))
         return results
 
     def _speak(self, request: GenerationRequest) -> GenerationResult:

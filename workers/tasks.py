@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from functools import lru_cache
 
 from celery import Task
 from celery.signals import worker_init
 
+from core import metrics
 from core.celery_app import RECONCILE, RUN_JOB, app
 from core.config import get_settings
 from core.db import get_sessionmaker
 from core.reconcile import reconcile as reconcile_once
 from core.runner import TRANSIENT_ERRORS, JobRunner, RunStatus
 from core.storage import get_storage
-from models.engine import shared_engine
+from models.batcher import BatchingEngine
+from models.engine import Engine, shared_engine
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,22 @@ def _serve_metrics(**_: object) -> None:
         start_http_server(port, addr=get_settings().worker_metrics_host, registry=registry)
 
 
-@lru_cache
+_RUNNER_LOCK = threading.Lock()
+
+
 def runner(worker: str) -> JobRunner:
-    """One runner (and engine, loaded on first job) per worker process."""
+    """One runner (and engine, loaded on first job) per worker process, shared by its threads."""
+    with _RUNNER_LOCK:
+        return _make_runner(worker)
+
+
+@lru_cache
+def _make_runner(worker: str) -> JobRunner:
     settings = get_settings()
-    return JobRunner(
-        settings, get_sessionmaker(), get_storage(), shared_engine(settings.engine_config()), worker=worker
-    )
+    engine: Engine = shared_engine(settings.engine_config())
+    if settings.batch_max_wait_ms > 0 and settings.backend == "transformers":  # vLLM batches continuously itself
+        engine = BatchingEngine(engine, settings.max_batch_size, settings.batch_max_wait_ms, metrics.BATCH_SIZE.observe)
+    return JobRunner(settings, get_sessionmaker(), get_storage(), engine, worker=worker)
 
 
 @app.task(

@@ -1,0 +1,100 @@
+"""Cross-request dynamic batching: many threads call `generate`, one batcher thread runs them together.
+
+Requests are collected until `max_batch_size` or until `max_wait_ms` after the first one arrived, then run
+through the engine's `generate_batch` (which groups by compatible sampling settings). A request's result never
+depends on its batch-mates (greedy outputs are identical alone and batched), and a bad item fails alone:
+each request is validated on its own, and if a batch call still fails, its requests are retried one by one.
+Speech requests bypass the batcher (the talker runs one request at a time)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from models.engine import Engine, GenerationRequest, GenerationResult
+from models.variants import Variant
+
+
+@dataclass
+class _Pending:
+    request: GenerationRequest
+    future: Future[GenerationResult]
+
+
+class BatchingEngine:
+    """Wraps an Engine; thread-safe `generate` calls are merged into `generate_batch` calls."""
+
+    def __init__(
+        self, inner: Engine, max_batch_size: int = 16, max_wait_ms: float = 20.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.inner = inner
+        self.on_batch = on_batch or (lambda _size: None)
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_wait_s = max(0.0, max_wait_ms) / 1000
+        self.batch_sizes: list[int] = []  # sizes of the batches run, for metrics and tests (most recent 1000)
+        self._queue: queue.Queue[_Pending] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="omnimedia-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def variant(self) -> Variant:
+        return self.inner.variant
+
+    @property
+    def can_speak(self) -> bool:
+        return self.inner.can_speak
+
+    def load(self) -> None:
+        self.inner.load()
+
+    def validate(self, request: GenerationRequest) -> None:
+        self.inner.validate(request)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        self.inner.validate(request)  # a bad request fails here, in its caller, before it can join a batch
+        if request.wants_speech:
+            return self.inner.generate(request)
+        pending = _Pending(request, Future())
+        self._queue.put(pending)
+        return pending.future.result()
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        return self.inner.generate_batch(requests)
+
+    def _collect(self) -> list[_Pending]:
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._collect()
+            self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+            self.on_batch(len(batch))
+            try:
+                results = self.inner.generate_batch([p.request for p in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].future.set_exception(exc)
+                    continue
+                for pending in batch:  # isolate the bad item: everyone else still gets a result
+                    try:
+                        pending.future.set_result(self.inner.generate(pending.request))
+                    except Exception as exc:
+                        pending.future.set_exception(exc)
+                continue
+            for pending, result in zip(batch, results, strict=True):
+                pending.future.set_result(result)
