@@ -240,5 +240,22 @@ def worker(
     os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery"})
 
 
+@app.command()
+def flower(
+    host: str = "127.0.0.1",
+    port: int = 5555,
+) -> None:
+    """Run the Flower dashboard against the broker, with basic auth from OMNIMEDIA_FLOWER_USER/PASSWORD."""
+    settings = get_settings()
+    if not (settings.flower_user and settings.flower_password):
+        err.print(
+            "set OMNIMEDIA_FLOWER_USER and OMNIMEDIA_FLOWER_PASSWORD: Flower can revoke tasks and shut workers down"
+        )
+        raise typer.Exit(2)
+    cmd = [sys.executable, "-m", "celery", "-A", "core.celery_app", "flower", f"--address={host}", f"--port={port}",
+           f"--basic-auth={settings.flower_user}:{settings.flower_password}"]  # fmt: skip
+    os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery"})
+
+
 if __name__ == "__main__":
     app()

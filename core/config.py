@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Operators.
     admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)
 
+    flower_user: str | None = None
+    flower_password: str | None = None
+
     # Job lifecycle.
     max_attempts: int = 3
     retry_backoff_s: float = 5.0

@@ -311,10 +311,10 @@ def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_pat
 
     port = free_port()
     log = (stack.logs / "flower.log").open("wb")
+    env = {**stack.env, "OMNIMEDIA_FLOWER_USER": "ops", "OMNIMEDIA_FLOWER_PASSWORD": "flower-secret"}
     flower = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "core.celery_app", "flower", "--address=127.0.0.1",
-         f"--port={port}", "--basic-auth=ops:flower-secret"],
-        env=stack.env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "core.cli", "flower", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/healthcheck"), 60, "flower")
