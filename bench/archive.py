@@ -25,7 +25,7 @@ def make_archive(root: Path) -> None:
     for i in range(FILES):
         folder = root / f"box{i % 10:02d}"
         folder.mkdir(exist_ok=True)
-        ffmpeg("-i", str(voices[i % 4]), "-af", f"volume={0.3 + (i % 50) / 50}", str(folder / f"clip{i:04d}.flac"))
+        ffmpeg("-i", str(voices[i % 4]), "-af", f"volume={0.3 + i / 400:.4f}", str(folder / f"clip{i:04d}.flac"))
 
 
 def run(archive: Path, data: Path, model: Path, prefetch: int) -> tuple[float, float, int]:
