@@ -115,13 +115,7 @@ class CaptionRun:
 
     def plan(self, source: Path) -> tuple[dict[str, list[ArchiveEntry]], list[FileOutcome], dict[str, str]]:
         """Group files by content; create or find one job per content; list skips."""
-        by_sha: dict[str, list[ArchiveEntry]] = {}
-        skipped: list[FileOutcome] = []
-        for entry in walk(source, self.options.include_hidden):
-            if entry.skip_reason or entry.sha256 is None:
-                skipped.append(FileOutcome(entry.rel, None, "skipped", error=entry.skip_reason))
-            else:
-                by_sha.setdefault(entry.sha256, []).append(entry)
+        by_sha, skipped = group_by_content(source, self.options.include_hidden)
         job_ids: dict[str, str] = {}
         with self.sessions() as session:
             for sha, entries in by_sha.items():
@@ -227,6 +221,18 @@ class CaptionRun:
 
     def _write_manifest(self, outcomes: list[FileOutcome]) -> None:
         write_manifest(self.options.out_dir, outcomes)
+
+
+def group_by_content(source: Path, include_hidden: bool) -> tuple[dict[str, list[ArchiveEntry]], list[FileOutcome]]:
+    """Files under source grouped by sha256 (duplicates share one entry list), and the skipped ones."""
+    by_sha: dict[str, list[ArchiveEntry]] = {}
+    skipped: list[FileOutcome] = []
+    for entry in walk(source, include_hidden):
+        if entry.skip_reason or entry.sha256 is None:
+            skipped.append(FileOutcome(entry.rel, None, "skipped", error=entry.skip_reason))
+        else:
+            by_sha.setdefault(entry.sha256, []).append(entry)
+    return by_sha, skipped
 
 
 def write_sidecar(out_dir: Path, rel: str, fmt: str, body: bytes) -> str:

@@ -13,8 +13,16 @@ from typing import Any
 
 import httpx
 
-from core.archive import ArchiveEntry, walk
-from core.caption import CaptionOptions, FileOutcome, Progress, ProgressCallback, write_manifest, write_sidecar
+from core.archive import ArchiveEntry
+from core.caption import (
+    CaptionOptions,
+    FileOutcome,
+    Progress,
+    ProgressCallback,
+    group_by_content,
+    write_manifest,
+    write_sidecar,
+)
 
 FINAL = {"succeeded", "failed", "canceled"}
 
@@ -54,13 +62,7 @@ class RemoteCaptionRun:
         return str(job.json()["id"])
 
     def run(self, source: Path) -> list[FileOutcome]:
-        by_sha: dict[str, list[ArchiveEntry]] = {}
-        outcomes: list[FileOutcome] = []
-        for entry in walk(source, self.options.include_hidden):
-            if entry.skip_reason or entry.sha256 is None:
-                outcomes.append(FileOutcome(entry.rel, None, "skipped", error=entry.skip_reason))
-            else:
-                by_sha.setdefault(entry.sha256, []).append(entry)
+        by_sha, outcomes = group_by_content(source, self.options.include_hidden)
         self.progress.total = len(outcomes) + sum(len(v) for v in by_sha.values())
         self.progress.skipped = len(outcomes)
         state = self._load_state()

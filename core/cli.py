@@ -123,9 +123,11 @@ def _print_result(job: Job, fmt: str) -> None:
 
 @app.command()
 def caption(
-    source: Annotated[Path, typer.Argument(help="a folder of media (nested folders are walked)")],
+    source: Annotated[str, typer.Argument(help="a folder of media (walked recursively) or s3://bucket/prefix")],
     task: Annotated[str, typer.Option(help="caption_audio, transcribe, describe_video, ...")] = "caption_audio",
-    out: Annotated[Path, typer.Option("--out", help="output folder (mirrors the source layout)")] = Path("captions"),
+    out: Annotated[
+        str, typer.Option("--out", help="output folder or s3://bucket/prefix (mirrors the source)")
+    ] = "captions",
     formats: Annotated[str, typer.Option(help="comma-separated: srt, vtt, json, txt")] = "srt,vtt,json",
     param: Annotated[list[str], typer.Option("--param", "-p", help="task parameter KEY=VALUE")] = [],  # noqa: B006
     include_hidden: Annotated[bool, typer.Option(help="also caption hidden files and folders")] = False,
@@ -144,17 +146,25 @@ def caption(
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     if unknown := [f for f in chosen if f not in FORMATS]:
         raise typer.BadParameter(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
-    if not source.is_dir():
-        raise typer.BadParameter(f"{source} is not a folder")
-    options = CaptionOptions(task, _parse_params(param), out.resolve(), chosen, include_hidden, prefetch)
-    view = ProgressView(json_output, console, err)
     settings = get_settings()
+    if source.startswith("s3://"):
+        from core.s3_archive import mirror_prefix
+
+        err.print(f"mirroring {source} into the local cache")
+        folder = mirror_prefix(settings, source, settings.data_dir / "s3-cache")
+    else:
+        folder = Path(source)
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder")
+    out_dir = (settings.data_dir / "s3-out" / out[5:]) if out.startswith("s3://") else Path(out)
+    options = CaptionOptions(task, _parse_params(param), out_dir.resolve(), chosen, include_hidden, prefetch)
+    view = ProgressView(json_output, console, err)
     try:
         with view:
             if server:
                 from core.caption_remote import RemoteCaptionRun
 
-                outcomes = RemoteCaptionRun(server, api_key, options, view.update).run(source.resolve())
+                outcomes = RemoteCaptionRun(server, api_key, options, view.update).run(folder.resolve())
             else:
                 if settings.mode != "embedded":
                     err.print("without --server, caption runs on the embedded default (OMNIMEDIA_MODE=embedded)")
@@ -162,11 +172,15 @@ def caption(
                 _embedded_setup(settings)
                 runner = EmbeddedWorker(settings).runner()
                 run = CaptionRun(settings, get_sessionmaker(), get_storage(), runner, options, view.update)
-                outcomes = run.run(source.resolve())
+                outcomes = run.run(folder.resolve())
     except RuntimeError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    view.summary(outcomes, out)
+    if out.startswith("s3://"):
+        from core.s3_archive import upload_folder
+
+        err.print(f"uploaded {upload_folder(settings, options.out_dir, out)} output files to {out}")
+    view.summary(outcomes, options.out_dir)
 
 
 @app.command("jobs")
