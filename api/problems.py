@@ -8,7 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.storage import StorageError
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -63,6 +66,18 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(exc.status_code, "http-error")
         return problem_response(exc.status_code, kind, str(exc.detail), None, request.url.path)
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        log.warning("storage unavailable on %s: %s", request.url.path, exc)
+        return problem_response(503, "storage-unavailable", "Storage is unavailable", "try again shortly",
+                                request.url.path, {"Retry-After": "5"})  # fmt: skip
+
+    @app.exception_handler(OperationalError)
+    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable on %s: %s", request.url.path, exc)
+        return problem_response(503, "database-unavailable", "Database is unavailable", "try again shortly",
+                                request.url.path, {"Retry-After": "5"})  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -22,7 +22,10 @@ def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:
     if settings.mode == "celery":
         from core.celery_app import RUN_JOB, app
 
-        app.send_task(RUN_JOB, args=[job_id], queue=queue)
+        try:
+            app.send_task(RUN_JOB, args=[job_id], queue=queue, retry=True, retry_policy={"max_retries": 3})
+        except Exception:  # the job row exists and stays queued: the reconciler publishes it again
+            log.exception("could not publish job %s; the reconciler will re-send it", job_id)
     else:
         embedded_worker().submit(job_id)
 

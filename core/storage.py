@@ -78,6 +78,12 @@ class LocalStorage:
         return path
 
     def upload_stream(self, key: str, stream: BinaryIO, max_bytes: int, content_type: str | None = None) -> Stored:
+        try:
+            return self._upload_stream(key, stream, max_bytes)
+        except OSError as exc:
+            raise StorageError(f"local storage cannot write {key}: {exc.strerror or exc}") from exc
+
+    def _upload_stream(self, key: str, stream: BinaryIO, max_bytes: int) -> Stored:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0
@@ -97,10 +103,13 @@ class LocalStorage:
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError as exc:
+            raise StorageError(f"local storage cannot write {key}: {exc.strerror or exc}") from exc
 
     def get_bytes(self, key: str, bucket: str | None = None) -> bytes:
         path = self._path(key, bucket)

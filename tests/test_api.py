@@ -193,3 +193,20 @@ def test_batch_rejections(client: TestClient, media: dict[str, Path]) -> None:
     assert response.status_code == 422 and response.json()["errors"][0]["line"] == 1
     assert client.post("/v1/batches", content=b"x", headers={"content-type": "image/png"}).status_code == 415
     assert client.get("/v1/batches/nope").status_code == 404
+
+
+def test_storage_outage_is_503_not_500(client: TestClient, media: dict[str, Path]) -> None:
+    import shutil
+
+    from core.config import get_settings
+    from core.storage import get_storage
+
+    get_storage()
+    root = get_settings().resolved_storage_root()
+    shutil.rmtree(root)
+    root.write_text("not a folder any more")  # the local backend can no longer write
+    response = client.post("/v1/uploads", files={"file": ("a.wav", media["speech_wav"].read_bytes())})
+    assert response.status_code == 503 and response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["type"] == "/problems/storage-unavailable" and response.headers["retry-after"] == "5"
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["storage"].startswith("error")
