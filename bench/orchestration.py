@@ -59,12 +59,15 @@ def main() -> None:
                 OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
                 OMNIMEDIA_S3_BUCKET="bench", OMNIMEDIA_MODEL="noop",
             )  # fmt: skip
+            key = subprocess.run([sys.executable, "-m", "core.cli", "keys", "create", "--tenant", "bench"], env=env,
+                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
             port = free_port()
             api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port),
                                     "--log-level", "warning"], env=env)  # fmt: skip
             worker = subprocess.Popen([sys.executable, "-m", "bench.noop_worker", "-Q", "thinker", "-n",
                                        "noop@localhost", *WORKER_ARGS], env=env)  # fmt: skip
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                  headers={"Authorization": f"Bearer {key}"})  # fmt: skip
             try:
                 wait_for(lambda: _up(client), 60, "API")
                 media = tmp / "one.wav"

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import jobs
 from core.config import Settings
-from core.schema import Batch, BatchItem, Job, JobState, new_id, utcnow
+from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, JobState, new_id, utcnow
 from core.storage import Storage, parse_s3_uri
 from core.submit import InputError, create_job
 from models.errors import TaskInputError
@@ -91,10 +91,15 @@ def lines_from_prefix(
 
 
 def create_batch(
-    session: Session, storage: Storage, settings: Settings, lines: list[BatchLine], source: str
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    lines: list[BatchLine],
+    source: str,
+    tenant: str = LOCAL_TENANT,
 ) -> tuple[Batch, list[Job]]:
     """Validate every line as a job; create the valid jobs and the batch. Does not enqueue."""
-    batch = Batch(id=new_id(), source=source, created_at=utcnow())
+    batch = Batch(id=new_id(), tenant=tenant, source=source, created_at=utcnow())
     session.add(batch)
     session.flush()
     created: list[Job] = []
@@ -104,7 +109,7 @@ def create_batch(
         job_id = None
         if error is None:
             try:
-                job = create_job(session, storage, settings, item.task or "", item.params, item.input or "")
+                job = create_job(session, storage, settings, item.task or "", item.params, item.input or "", tenant)
                 created.append(job)
                 job_id = job.id
             except (TaskInputError, InputError) as exc:

@@ -23,6 +23,8 @@ from core.storage import get_storage
 app = typer.Typer(help="Turn media into text and speech with Qwen3-Omni.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="API keys (each belongs to one tenant).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
@@ -58,6 +60,44 @@ def db_downgrade(revision: str = "base") -> None:
     """Downgrade the database schema."""
     migrate.downgrade(get_settings().resolved_database_url(), revision)
     console.print(f"database at {revision}")
+
+
+@keys_app.command("create")
+def keys_create(tenant: Annotated[str, typer.Option(help="tenant the key acts for")]) -> None:
+    """Create an API key; the key is printed once and only its hash is stored."""
+    from core.keys import create_key
+
+    with get_sessionmaker()() as session:
+        try:
+            key, token = create_key(session, tenant)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    err.print(f"key {key.id} for tenant {tenant} (shown once; store it now):")
+    print(token)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key by id."""
+    from core.keys import revoke_key
+
+    with get_sessionmaker()() as session:
+        if not revoke_key(session, key_id):
+            err.print(f"no active key {key_id}")
+            raise typer.Exit(1)
+    err.print(f"key {key_id} revoked")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (ids and tenants; secrets are never stored)."""
+    from core.schema import ApiKey
+
+    table = Table("id", "tenant", "created", "revoked")
+    with get_sessionmaker()() as session:
+        for key in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
+            table.add_row(key.id, key.tenant, f"{key.created_at:%Y-%m-%d %H:%M}", str(key.revoked_at or ""))
+    console.print(table)
 
 
 @app.command()
@@ -218,6 +258,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     settings = get_settings()
+    if settings.anonymous_allowed():
+        err.print(
+            "note: requests without an API key act as tenant 'local' (embedded default); set "
+            "OMNIMEDIA_ALLOW_ANONYMOUS=false and create keys with `omnimedia keys create` to require keys"
+        )
     if settings.mode == "embedded":
         _embedded_setup(settings)
         from core.dispatch import embedded_worker

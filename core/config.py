@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = 0.0  # > 0: batch text requests across jobs (run the worker with --pool threads)
     max_new_tokens_cap: int = 8192
     talker_max_new_tokens: int = 4096
+    talker_do_sample: bool = True
 
     # Media limits.
     segment_seconds: float = 300.0
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 2 * 1024**3
     upload_part_bytes: int = 8 * 1024**2
     ffmpeg_timeout_s: float = 300.0
+
+    # Access. Without a key, requests act as tenant "local" only where anonymous access is allowed:
+    # by default on the embedded (single-machine) mode, never in celery mode unless set explicitly.
+    allow_anonymous: bool | None = None
 
     # Operators.
     admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)
@@ -71,6 +76,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # serve Prometheus /metrics from each worker on this port (0: off)
     worker_metrics_host: str = "127.0.0.1"
     worker_max_memory_mb: int = 0  # recycle a worker's pool process past this resident memory (0: never)
+
+    def anonymous_allowed(self) -> bool:
+        return self.mode == "embedded" if self.allow_anonymous is None else self.allow_anonymous
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'omnimedia.db').resolve()}"
@@ -96,6 +104,7 @@ class Settings(BaseSettings):
             max_batch_size=self.max_batch_size,
             max_new_tokens_cap=self.max_new_tokens_cap,
             talker_max_new_tokens=self.talker_max_new_tokens,
+            talker_do_sample=self.talker_do_sample,
             limits=self.media_limits(),
         )
 

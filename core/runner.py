@@ -78,12 +78,12 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     return random.uniform(0, min(max_s, base_s * 2 ** max(attempt - 1, 0)))
 
 
-def upload_key(upload_id: str) -> str:
-    return f"uploads/{upload_id}"
+def upload_key(tenant: str, upload_id: str) -> str:
+    return f"tenants/{tenant}/uploads/{upload_id}"
 
 
-def output_key(job_id: str, name: str) -> str:
-    return f"jobs/{job_id}/{name}"
+def output_key(tenant: str, job_id: str, name: str) -> str:
+    return f"tenants/{tenant}/jobs/{job_id}/{name}"
 
 
 class _Heartbeat:
@@ -234,7 +234,7 @@ class JobRunner:
             bucket, key = parse_s3_uri(job.input_ref)
             self.storage.download(key, dest, bucket=bucket)
         else:
-            self.storage.download(upload_key(job.input_ref.removeprefix("upload:")), dest)
+            self.storage.download(upload_key(job.tenant, job.input_ref.removeprefix("upload:")), dest)
 
     def _execute(self, job_id: str) -> RunResult:
         with self.sessions() as session:
@@ -242,6 +242,7 @@ class JobRunner:
             assert job is not None
             spec = get_task(job.task)
             params = parse_params(job.task, job.params)
+            tenant = job.tenant
             segment_s = self._segment_seconds(job, params)
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
             local = self._local_input(job, Path(tmp))
@@ -264,15 +265,23 @@ class JobRunner:
                         if jobs.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
                             self._count_final(session, job_id)
                     return RunResult(RunStatus.CANCELED)
-                self._run_segment(job_id, index, span, local, info, spec, params)
-        return self._finish(job_id, spec, params, info)
+                self._run_segment(tenant, job_id, index, span, local, info, spec, params)
+        return self._finish(tenant, job_id, spec, info)
 
     def _cancel_requested(self, job_id: str) -> bool:
         with self.sessions() as session:
             return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
     def _run_segment(
-        self, job_id: str, index: int, span: Span, local: Path, info: MediaInfo, spec: TaskSpec, params: TaskParams
+        self,
+        tenant: str,
+        job_id: str,
+        index: int,
+        span: Span,
+        local: Path,
+        info: MediaInfo,
+        spec: TaskSpec,
+        params: TaskParams,
     ) -> None:
         media = load_segment(local, info, span, self.settings.media_limits())
         request = GenerationRequest(spec, params, media)
@@ -284,7 +293,7 @@ class JobRunner:
         elapsed = result.engine_seconds or (time.perf_counter() - started)
         audio_key = None
         if result.audio is not None:
-            audio_key = output_key(job_id, f"speech/{index:05d}.wav")
+            audio_key = output_key(tenant, job_id, f"speech/{index:05d}.wav")
             self.storage.put_bytes(audio_key, wav_bytes(result.audio), "audio/wav")
         with self.sessions() as session:
             session.add(
@@ -306,7 +315,7 @@ class JobRunner:
             )
             session.commit()
 
-    def _finish(self, job_id: str, spec: TaskSpec, params: TaskParams, info: MediaInfo) -> RunResult:
+    def _finish(self, tenant: str, job_id: str, spec: TaskSpec, info: MediaInfo) -> RunResult:
         with self.sessions() as session:
             segments = list(
                 session.scalars(select(JobSegment).where(JobSegment.job_id == job_id).order_by(JobSegment.index))
@@ -318,14 +327,14 @@ class JobRunner:
                 "duration_s": info.duration_s, "variant": self.engine.variant.value}  # fmt: skip
         if reasoning:
             meta["reasoning"] = reasoning
-        self._put(outputs, job_id, "json", "result.json", to_json(timed, **meta), "application/json")
-        self._put(outputs, job_id, "txt", "result.txt", join_text(timed) + "\n", "text/plain; charset=utf-8")
+        self._put(outputs, tenant, job_id, "json", "result.json", to_json(timed, **meta), "application/json")
+        self._put(outputs, tenant, job_id, "txt", "result.txt", join_text(timed) + "\n", "text/plain; charset=utf-8")
         if info.kind is not MediaKind.IMAGE:
-            self._put(outputs, job_id, "srt", "result.srt", to_srt(timed), "application/x-subrip")
-            self._put(outputs, job_id, "vtt", "result.vtt", to_vtt(timed), "text/vtt")
+            self._put(outputs, tenant, job_id, "srt", "result.srt", to_srt(timed), "application/x-subrip")
+            self._put(outputs, tenant, job_id, "vtt", "result.vtt", to_vtt(timed), "text/vtt")
         audio_keys = [s.audio_key for s in segments if s.audio_key]
         if audio_keys:
-            outputs["wav"] = output_key(job_id, "speech.wav")
+            outputs["wav"] = output_key(tenant, job_id, "speech.wav")
             self.storage.put_bytes(outputs["wav"], self._join_wavs(audio_keys), "audio/wav")
         result = {
             "text": join_text(timed),
@@ -345,8 +354,10 @@ class JobRunner:
                 self._count_final(session, job_id)
         return RunResult(RunStatus.SUCCEEDED if applied else RunStatus.SKIPPED)
 
-    def _put(self, outputs: dict[str, Any], job_id: str, fmt: str, name: str, body: str, ctype: str) -> None:
-        key = output_key(job_id, name)
+    def _put(
+        self, outputs: dict[str, Any], tenant: str, job_id: str, fmt: str, name: str, body: str, ctype: str
+    ) -> None:
+        key = output_key(tenant, job_id, name)
         self.storage.put_bytes(key, body.encode("utf-8"), ctype)
         outputs[fmt] = key
 

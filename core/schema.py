@@ -36,10 +36,26 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
+LOCAL_TENANT = "local"
+
+
+class ApiKey(Base):
+    """An API key: only the sha256 of its secret is stored; the plaintext is shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
 class Upload(Base):
     __tablename__ = "uploads"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64), default=LOCAL_TENANT, index=True)
     filename: Mapped[str] = mapped_column(String(512))
     content_type: Mapped[str | None] = mapped_column(String(200))
     storage_key: Mapped[str] = mapped_column(String(1024))
@@ -58,6 +74,7 @@ class Job(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64), default=LOCAL_TENANT, index=True)
     task: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     input_ref: Mapped[str] = mapped_column(String(1100))  # upload:<id> | s3://bucket/key
@@ -120,6 +137,7 @@ class Batch(Base):
     __tablename__ = "batches"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64), default=LOCAL_TENANT, index=True)
     source: Mapped[str] = mapped_column(String(1100))  # "jsonl" | s3://bucket/prefix
     total: Mapped[int] = mapped_column(Integer, default=0)
     invalid: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from core import jobs
 from core.config import Settings
 from core.runner import upload_key
-from core.schema import Job, JobState, Upload, new_id, utcnow
+from core.schema import LOCAL_TENANT, Job, JobState, Upload, new_id, utcnow
 from core.storage import Storage, parse_s3_uri
 from models.tasks import get_task, parse_params
 
@@ -30,7 +30,9 @@ def queue_for(params: dict[str, Any]) -> str:
     return TALKER_QUEUE if params.get("voice") else THINKER_QUEUE
 
 
-def resolve_input(session: Session, storage: Storage, settings: Settings, ref: str) -> tuple[str, Upload | None]:
+def resolve_input(
+    session: Session, storage: Storage, settings: Settings, ref: str, tenant: str = LOCAL_TENANT
+) -> tuple[str, Upload | None]:
     """Check an input reference (upload id, upload:<id> or s3://bucket/key); return the normalised ref."""
     ref = ref.strip()
     if ref.startswith("s3://"):
@@ -48,7 +50,7 @@ def resolve_input(session: Session, storage: Storage, settings: Settings, ref: s
         return ref, None
     upload_id = ref.removeprefix("upload:")
     upload = session.get(Upload, upload_id) if upload_id.isalnum() else None
-    if upload is None:
+    if upload is None or upload.tenant != tenant:  # another tenant's upload does not exist for this caller
         raise InputError(f"no upload with id {upload_id!r}", "input-not-found")
     if upload.state != "ready":
         raise InputError(f"upload {upload_id} is not complete yet; confirm it first", "upload-not-ready")
@@ -58,16 +60,22 @@ def resolve_input(session: Session, storage: Storage, settings: Settings, ref: s
 
 
 def create_job(
-    session: Session, storage: Storage, settings: Settings, task: str, params: dict[str, Any] | None, input_ref: str
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    task: str,
+    params: dict[str, Any] | None,
+    input_ref: str,
+    tenant: str = LOCAL_TENANT,
 ) -> Job:
     """Validate and insert a queued job (not yet enqueued). Raises TaskInputError or InputError."""
     spec = get_task(task)
     validated = parse_params(spec.name, params)
     clean_params = validated.model_dump(exclude_unset=True)
-    ref, upload = resolve_input(session, storage, settings, input_ref)
+    ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
     now = utcnow()
     job = Job(
-        id=new_id(), task=spec.name.value, params=clean_params, input_ref=ref,
+        id=new_id(), tenant=tenant, task=spec.name.value, params=clean_params, input_ref=ref,
         upload_id=upload.id if upload else None, content_sha256=upload.sha256 if upload else None,
         queue=queue_for(clean_params), state=JobState.QUEUED.value, max_attempts=settings.max_attempts,
         created_at=now, queued_at=now,
@@ -79,10 +87,13 @@ def create_job(
     return job
 
 
-def new_upload(session: Session, filename: str, content_type: str | None, state: str = "ready") -> Upload:
+def new_upload(
+    session: Session, filename: str, content_type: str | None, state: str = "ready", tenant: str = LOCAL_TENANT
+) -> Upload:
     upload_id = new_id()
     upload = Upload(
-        id=upload_id, filename=filename[:512], content_type=content_type, storage_key=upload_key(upload_id), state=state
-    )
+        id=upload_id, tenant=tenant, filename=filename[:512], content_type=content_type,
+        storage_key=upload_key(tenant, upload_id), state=state,
+    )  # fmt: skip
     session.add(upload)
     return upload

@@ -35,6 +35,7 @@ class EngineConfig:
     max_batch_size: int = 16
     max_new_tokens_cap: int = 8192
     talker_max_new_tokens: int = 4096
+    talker_do_sample: bool = True  # the model card samples the talker; greedy makes speech reproducible
     limits: MediaLimits = field(default_factory=MediaLimits)
 
 
@@ -337,6 +338,7 @@ class TransformersEngine:
                 return_audio=True,
                 use_audio_in_video=use_audio,
                 talker_max_new_tokens=self.config.talker_max_new_tokens,
+                talker_do_sample=self.config.talker_do_sample,
                 **self._generate_kwargs(request.params, limit),
             )
             self.generate_calls += 1

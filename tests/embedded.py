@@ -21,8 +21,15 @@ def use_embedded(monkeypatch: pytest.MonkeyPatch, data_dir: Path, model: Path, *
     from core import migrate
     from core.config import get_settings
 
-    env = {"OMNIMEDIA_MODE": "embedded", "OMNIMEDIA_DATA_DIR": str(data_dir), "OMNIMEDIA_MODEL": str(model),
-           "OMNIMEDIA_MAX_NEW_TOKENS_CAP": "6", "OMNIMEDIA_TALKER_MAX_NEW_TOKENS": "30", **extra}  # fmt: skip
+    env = {
+        "OMNIMEDIA_MODE": "embedded",
+        "OMNIMEDIA_DATA_DIR": str(data_dir),
+        "OMNIMEDIA_MODEL": str(model),
+        "OMNIMEDIA_MAX_NEW_TOKENS_CAP": "6",
+        "OMNIMEDIA_TALKER_MAX_NEW_TOKENS": "30",
+        "OMNIMEDIA_TALKER_DO_SAMPLE": "false",
+        **extra,
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     clear_caches()

@@ -24,6 +24,7 @@ ADMIN_TOKEN = "stack-admin-token"
 class Stack:
     api: httpx.Client
     env: dict[str, str]
+    key: str
     db_url: str
     s3: SeaweedS3
     logs: Path
@@ -34,7 +35,7 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    logs: Path, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_db: int, bucket: str
+    logs: Path, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_db: int, bucket: str, tenant: str = "e2e"
 ) -> Iterator[Stack]:
     broker = f"redis://127.0.0.1:6379/{redis_db}"
     redis.Redis.from_url(broker).flushdb()
@@ -44,15 +45,18 @@ def running_stack(
         OMNIMEDIA_STORAGE_BACKEND="s3", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint, OMNIMEDIA_S3_BUCKET=bucket,
         OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
         OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="6", OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
+        OMNIMEDIA_TALKER_DO_SAMPLE="false",
         OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2", OMNIMEDIA_ADMIN_TOKEN=ADMIN_TOKEN,
     )  # fmt: skip
+    key = subprocess.run([sys.executable, "-m", "core.cli", "keys", "create", "--tenant", tenant], env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
     port = free_port()
     api_log = (logs / "api.log").open("wb")
     api = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=api_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"})
 
     def api_up() -> bool:
         try:
@@ -62,7 +66,7 @@ def running_stack(
 
     wait_for(api_up, 60, "the API")
     try:
-        yield Stack(client, env, pg_url, s3, logs)
+        yield Stack(client, env, key, pg_url, s3, logs)
     finally:
         client.close()
         api.terminate()

@@ -92,8 +92,11 @@ def test_transcribe_to_srt_and_vtt(stack: Stack, worker: object, media: dict[str
     vtt = stack.api.get(f"/v1/jobs/{job['id']}/result", params={"format": "vtt"})
     assert srt.status_code == 200 and "00:00:00,000 -->" in srt.text
     assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
-    keys = {o["Key"] for o in stack.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"jobs/{job['id']}/")["Contents"]}
-    assert {f"jobs/{job['id']}/result.{ext}" for ext in ("json", "srt", "vtt", "txt")} <= keys
+    keys = {
+        o["Key"]
+        for o in stack.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"tenants/e2e/jobs/{job['id']}/")["Contents"]
+    }
+    assert {f"tenants/e2e/jobs/{job['id']}/result.{ext}" for ext in ("json", "srt", "vtt", "txt")} <= keys
 
 
 def test_describe_video(stack: Stack, worker: object, media: dict[str, Path]) -> None:
@@ -109,7 +112,7 @@ def test_speech_job_writes_24k_wav_to_s3(stack: Stack, worker: object, media: di
     assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
     audio, rate = sf.read(io.BytesIO(wav.content))
     assert rate == 24_000 and audio.ndim == 1 and audio.size > 10_000
-    stored = stack.s3.client().get_object(Bucket=BUCKET, Key=f"jobs/{job['id']}/speech.wav")["Body"].read()
+    stored = stack.s3.client().get_object(Bucket=BUCKET, Key=f"tenants/e2e/jobs/{job['id']}/speech.wav")["Body"].read()
     assert stored == wav.content
 
 
@@ -230,7 +233,7 @@ def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dic
     shutil.copy(media["video_av"], source / "nested" / "clip.mp4")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "core.cli", "caption", str(source), "--task", "transcribe", "--out", str(out),
-           "--server", str(stack.api.base_url), "--json"]  # fmt: skip
+           "--server", str(stack.api.base_url), "--api-key", stack.key, "--json"]  # fmt: skip
     env = {k: v for k, v in stack.env.items() if k != "OMNIMEDIA_MODE"}
 
     def count_jobs() -> int:
@@ -317,7 +320,7 @@ def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_pat
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/healthcheck"), 60, "flower")
+        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/healthcheck"), 180, "flower")
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 401, "basic auth is on"
 
         def dashboard() -> str | None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api.deps import SessionDep, SettingsDep, StorageDep
+from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.problems import PROBLEM_RESPONSES, Problem
 from core.batches import (
     BatchLine,
@@ -54,7 +54,7 @@ class BatchFromPrefix(BaseModel):
     },
 )
 async def submit_batch(
-    request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep, tenant: TenantDep
 ) -> dict[str, Any]:
     """Create a batch. Invalid lines are reported by line number; the rest run. Duplicate custom_id: 422."""
     body = await request.body()
@@ -65,10 +65,10 @@ async def submit_batch(
         if content_type in JSONL_TYPES:
             lines, source = parse_jsonl(_utf8(body)), "jsonl"
         elif content_type == "application/json":
-            lines, source = _lines_from_json(body, session, storage, settings)
+            lines, source = _lines_from_json(body, session, storage, settings, tenant)
         else:
             raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
-        batch, created = create_batch(session, storage, settings, lines, source)
+        batch, created = create_batch(session, storage, settings, lines, source, tenant)
     except BatchRejected as exc:
         raise Problem(422, "invalid-batch", "Batch is not valid", exc.reason, errors=exc.errors[:100]) from exc
     for job in created:
@@ -88,7 +88,7 @@ def _utf8(body: bytes) -> str:
 
 
 def _lines_from_json(
-    body: bytes, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    body: bytes, session: SessionDep, storage: StorageDep, settings: SettingsDep, tenant: str
 ) -> tuple[list[BatchLine], str]:
     try:
         spec = BatchFromPrefix.model_validate(json.loads(body or b"{}"))
@@ -96,7 +96,7 @@ def _lines_from_json(
         raise BatchRejected(f"invalid JSON body: {exc}") from exc
     if spec.input_file_id:
         upload = session.get(Upload, spec.input_file_id) if spec.input_file_id.isalnum() else None
-        if upload is None:
+        if upload is None or upload.tenant != tenant:
             raise Problem(404, "input-not-found", "Upload not found", spec.input_file_id)
         return parse_jsonl(_utf8(storage.get_bytes(upload.storage_key))), f"upload:{upload.id}"
     if not spec.input_prefix or spec.task is None:
@@ -123,29 +123,29 @@ def batch_items_with_errors(session: SessionDep, batch: Batch) -> list[BatchItem
     )
 
 
-def _load(session: SessionDep, batch_id: str) -> Batch:
+def _load(session: SessionDep, batch_id: str, tenant: str) -> Batch:
     batch = session.get(Batch, batch_id) if batch_id.isalnum() else None
-    if batch is None:
+    if batch is None or batch.tenant != tenant:
         raise Problem(404, "batch-not-found", "Batch not found", f"no batch with id {batch_id!r}")
     return batch
 
 
 @router.get("/{batch_id}")
-def get_batch(batch_id: str, session: SessionDep) -> dict[str, Any]:
+def get_batch(batch_id: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
     """Counts per job state, media seconds done, progress."""
-    return batch_status(session, _load(session, batch_id))
+    return batch_status(session, _load(session, batch_id, tenant))
 
 
 @router.get("/{batch_id}/results", responses={200: {"content": {"application/jsonl": {}}}})
-def get_batch_results(batch_id: str, session: SessionDep) -> Response:
+def get_batch_results(batch_id: str, session: SessionDep, tenant: TenantDep) -> Response:
     """JSONL: custom_id with response (status_code, body) or error; order not guaranteed."""
-    records = batch_results(session, _load(session, batch_id), "/v1/jobs/{job_id}/result")
+    records = batch_results(session, _load(session, batch_id, tenant), "/v1/jobs/{job_id}/result")
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     return Response(body, media_type="application/jsonl")
 
 
 @router.post("/{batch_id}/cancel")
-def cancel(batch_id: str, session: SessionDep) -> dict[str, Any]:
-    batch = _load(session, batch_id)
+def cancel(batch_id: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
+    batch = _load(session, batch_id, tenant)
     cancel_batch(session, batch)
     return batch_status(session, batch)

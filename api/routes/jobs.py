@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import and_, or_, select
 
-from api.deps import SessionDep, SettingsDep, StorageDep
+from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
 from core import jobs
@@ -39,20 +39,25 @@ def job_out(job: Job) -> JobOut:
     return out
 
 
-def load_job(session: SessionDep, job_id: str) -> Job:
+def load_job(session: SessionDep, job_id: str, tenant: str) -> Job:
     job = session.get(Job, job_id) if job_id.isalnum() else None
-    if job is None:
+    if job is None or job.tenant != tenant:  # another tenant's job does not exist for this caller
         raise Problem(404, "job-not-found", "Job not found", f"no job with id {job_id!r}")
     return job
 
 
 @router.post("", status_code=202, response_model=JobOut)
 def submit_job(
-    body: JobCreate, response: Response, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    body: JobCreate,
+    response: Response,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
 ) -> JobOut:
     """Validate and queue a job. 202 with the job and a Location header."""
     try:
-        job = create_job(session, storage, settings, body.task.value, body.params, body.input)
+        job = create_job(session, storage, settings, body.task.value, body.params, body.input, tenant)
     except TaskInputError as exc:
         raise Problem(422, "invalid-params", "Task parameters are not valid", exc.reason) from exc
     except InputError as exc:
@@ -64,8 +69,8 @@ def submit_job(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: SessionDep) -> JobOut:
-    return job_out(load_job(session, job_id))
+def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
+    return job_out(load_job(session, job_id, tenant))
 
 
 def _encode_cursor(job: Job) -> str:
@@ -83,13 +88,14 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 @router.get("", response_model=JobList)
 def list_jobs(
     session: SessionDep,
+    tenant: TenantDep,
     state: JobState | None = None,
     task: TaskName | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
 ) -> JobList:
     """Newest first; filter by state and task; page with next_cursor."""
-    query = select(Job)
+    query = select(Job).where(Job.tenant == tenant)
     if state:
         query = query.where(Job.state == state.value)
     if task:
@@ -103,16 +109,16 @@ def list_jobs(
 
 
 @router.get("/{job_id}/events", response_model=list[JobEventOut])
-def job_events(job_id: str, session: SessionDep) -> list[JobEventOut]:
-    load_job(session, job_id)
+def job_events(job_id: str, session: SessionDep, tenant: TenantDep) -> list[JobEventOut]:
+    load_job(session, job_id, tenant)
     events = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     return [JobEventOut.model_validate(e) for e in events]
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
     """Queued jobs cancel at once; running jobs stop at the next segment boundary."""
-    job = load_job(session, job_id)
+    job = load_job(session, job_id, tenant)
     if JobState(job.state).final:
         raise Problem(409, "job-finished", "Job already finished", f"job is {job.state}")
     jobs.request_cancel(session, job_id)
@@ -121,9 +127,9 @@ def cancel_job(job_id: str, session: SessionDep) -> JobOut:
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobOut)
-def retry_job(job_id: str, response: Response, session: SessionDep, settings: SettingsDep) -> JobOut:
+def retry_job(job_id: str, response: Response, session: SessionDep, settings: SettingsDep, tenant: TenantDep) -> JobOut:
     """Run a failed or canceled job again (attempts start over; finished segments are kept)."""
-    job = load_job(session, job_id)
+    job = load_job(session, job_id, tenant)
     if not jobs.transition(
         session, job_id, Transition.REQUEUE, "retried by request",
         attempts=0, cancel_requested=False, failure_class=None, failure_reason=None, finished_at=None,
@@ -150,9 +156,13 @@ def _output(job: Job, fmt: str) -> str:
     responses={200: {"content": {t: {} for t in RESULT_TYPES.values()}, "description": "The result file"}},
 )
 def get_result(
-    job_id: str, session: SessionDep, storage: StorageDep, format: str = Query("json", pattern="^(json|srt|vtt|txt)$")
+    job_id: str,
+    session: SessionDep,
+    storage: StorageDep,
+    tenant: TenantDep,
+    format: str = Query("json", pattern="^(json|srt|vtt|txt)$"),
 ) -> Response:
-    job = load_job(session, job_id)
+    job = load_job(session, job_id, tenant)
     key = _output(job, format)
     try:
         body = storage.get_bytes(key)
@@ -163,8 +173,8 @@ def get_result(
 
 
 @router.get("/{job_id}/audio", responses={200: {"content": {"audio/wav": {}}, "description": "24 kHz WAV"}})
-def get_audio(job_id: str, session: SessionDep, storage: StorageDep) -> Response:
-    job = load_job(session, job_id)
+def get_audio(job_id: str, session: SessionDep, storage: StorageDep, tenant: TenantDep) -> Response:
+    job = load_job(session, job_id, tenant)
     key = _output(job, "wav")
     try:
         body = storage.get_bytes(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.deps import TenantDep
 from api.schemas import TaskOut
 from models.tasks import CATALOGUE
 
@@ -11,7 +12,7 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 
 @router.get("", response_model=list[TaskOut])
-def list_tasks() -> list[TaskOut]:
+def list_tasks(_tenant: TenantDep) -> list[TaskOut]:
     return [
         TaskOut(
             name=spec.name.value,

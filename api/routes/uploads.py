@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, UploadFile
 
-from api.deps import SessionDep, SettingsDep, StorageDep
+from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import PresignIn, PresignOut, UploadOut
 from core.schema import Upload
@@ -20,13 +20,18 @@ def _too_large(limit: int) -> Problem:
 
 @router.post("", status_code=201, response_model=UploadOut)
 def create_upload(
-    file: UploadFile, request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    file: UploadFile,
+    request: Request,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
 ) -> UploadOut:
     """Upload one media file (multipart/form-data, field `file`)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
         raise _too_large(settings.max_upload_bytes)
-    upload = new_upload(session, file.filename or "upload", file.content_type)
+    upload = new_upload(session, file.filename or "upload", file.content_type, tenant=tenant)
     try:
         stored = storage.upload_stream(upload.storage_key, file.file, settings.max_upload_bytes, file.content_type)
     except TooLarge as exc:
@@ -41,11 +46,13 @@ def create_upload(
 
 
 @router.post("/presign", status_code=201, response_model=PresignOut)
-def presign_upload(body: PresignIn, session: SessionDep, storage: StorageDep, settings: SettingsDep) -> PresignOut:
+def presign_upload(
+    body: PresignIn, session: SessionDep, storage: StorageDep, settings: SettingsDep, tenant: TenantDep
+) -> PresignOut:
     """A presigned PUT URL for large files; call POST /v1/uploads/{id}/confirm once the PUT is done."""
     if body.size_bytes and body.size_bytes > settings.max_upload_bytes:
         raise _too_large(settings.max_upload_bytes)
-    upload = new_upload(session, body.filename, body.content_type, state="pending")
+    upload = new_upload(session, body.filename, body.content_type, state="pending", tenant=tenant)
     url = storage.presign_put(upload.storage_key, settings.presign_expiry_s, body.content_type)
     if url is None:
         session.rollback()
@@ -58,8 +65,10 @@ def presign_upload(body: PresignIn, session: SessionDep, storage: StorageDep, se
 
 
 @router.post("/{upload_id}/confirm", response_model=UploadOut)
-def confirm_upload(upload_id: str, session: SessionDep, storage: StorageDep, settings: SettingsDep) -> UploadOut:
-    upload = _load(session, upload_id)
+def confirm_upload(
+    upload_id: str, session: SessionDep, storage: StorageDep, settings: SettingsDep, tenant: TenantDep
+) -> UploadOut:
+    upload = _load(session, upload_id, tenant)
     if upload.state == "ready":
         return UploadOut.model_validate(upload)
     size = storage.size(upload.storage_key)
@@ -75,12 +84,12 @@ def confirm_upload(upload_id: str, session: SessionDep, storage: StorageDep, set
 
 
 @router.get("/{upload_id}", response_model=UploadOut)
-def get_upload(upload_id: str, session: SessionDep) -> UploadOut:
-    return UploadOut.model_validate(_load(session, upload_id))
+def get_upload(upload_id: str, session: SessionDep, tenant: TenantDep) -> UploadOut:
+    return UploadOut.model_validate(_load(session, upload_id, tenant))
 
 
-def _load(session: SessionDep, upload_id: str) -> Upload:
+def _load(session: SessionDep, upload_id: str, tenant: str) -> Upload:
     upload = session.get(Upload, upload_id) if upload_id.isalnum() else None
-    if upload is None:
+    if upload is None or upload.tenant != tenant:
         raise Problem(404, "upload-not-found", "Upload not found", f"no upload with id {upload_id!r}")
     return upload

@@ -1,0 +1,73 @@
+"""API keys and tenants: keys are stored hashed, every /v1 route needs one, and tenants never see each other."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.embedded import clear_caches, use_embedded
+
+
+@pytest.fixture
+def setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path) -> Iterator[tuple[TestClient, dict]]:
+    use_embedded(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_ALLOW_ANONYMOUS="false")
+    from api.app import create_app
+    from core.db import get_sessionmaker
+    from core.keys import create_key
+
+    with get_sessionmaker()() as session:
+        keys = {tenant: create_key(session, tenant)[1] for tenant in ("alpha", "beta")}
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client, {t: {"Authorization": f"Bearer {k}"} for t, k in keys.items()}
+    clear_caches()
+
+
+def test_keys_are_hashed_and_required(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.db import get_sessionmaker
+    from core.keys import revoke_key
+    from core.schema import ApiKey
+
+    client, headers = setup
+    assert client.get("/v1/jobs").status_code == 401
+    assert client.get("/v1/jobs", headers={"Authorization": "Bearer omk_nope"}).status_code == 401
+    assert client.get("/healthz").status_code == 200
+    token = headers["alpha"]["Authorization"].removeprefix("Bearer ")
+    with get_sessionmaker()() as session:
+        rows = session.scalars(select(ApiKey)).all()
+        assert all(token.rsplit("_", 1)[-1] not in (r.secret_sha256 + r.id) for r in rows)
+        assert revoke_key(session, token.split("_")[1])
+    assert client.get("/v1/jobs", headers=headers["alpha"]).status_code == 401
+
+
+def test_tenants_cannot_see_each_other(setup, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    client, headers = setup
+    a, b = headers["alpha"], headers["beta"]
+    upload = client.post("/v1/uploads", files={"file": ("s.wav", media["speech_wav"].read_bytes())}, headers=a).json()
+    job = client.post("/v1/jobs", json={"task": "transcribe", "input": upload["id"]}, headers=a).json()
+    batch_body = json.dumps({"custom_id": "x", "task": "transcribe", "input": upload["id"]})
+    batch = client.post("/v1/batches", content=batch_body, headers={**a, "content-type": "application/jsonl"}).json()
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/jobs/{job['id']}", headers=a).json()["state"] != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for method, path in [
+        ("GET", f"/v1/jobs/{job['id']}"), ("GET", f"/v1/jobs/{job['id']}/events"),
+        ("GET", f"/v1/jobs/{job['id']}/result"), ("GET", f"/v1/jobs/{job['id']}/audio"),
+        ("POST", f"/v1/jobs/{job['id']}/cancel"), ("POST", f"/v1/jobs/{job['id']}/retry"),
+        ("GET", f"/v1/uploads/{upload['id']}"), ("POST", f"/v1/uploads/{upload['id']}/confirm"),
+        ("GET", f"/v1/batches/{batch['id']}"), ("GET", f"/v1/batches/{batch['id']}/results"),
+        ("POST", f"/v1/batches/{batch['id']}/cancel"),
+    ]:  # fmt: skip
+        response = client.request(method, path, headers=b)
+        assert response.status_code == 404, (method, path, response.status_code)
+    stolen = client.post("/v1/jobs", json={"task": "transcribe", "input": upload["id"]}, headers=b)
+    assert stolen.status_code == 404, "another tenant's upload cannot be used as input"
+    assert client.get("/v1/jobs", headers=b).json()["data"] == []
+    assert [j["id"] for j in client.get("/v1/jobs", headers=a).json()["data"]] != []
+    assert client.get(f"/v1/jobs/{job['id']}/result", headers=a).status_code == 200
