@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # Access. Without a key, requests act as tenant "local" only where anonymous access is allowed:
     # by default on the embedded (single-machine) mode, never in celery mode unless set explicitly.
     allow_anonymous: bool | None = None
+    tenant_max_active_jobs: int = 10_000  # queued + running + retrying jobs per tenant; beyond it: 429
+    idempotency_ttl_s: float = 48 * 3600.0  # Idempotency-Key lifetime (at least 24 h)
 
     # Operators.
     admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)

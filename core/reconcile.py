@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
 from sqlalchemy.orm import Session
 
 from core import jobs
 from core.config import Settings
 from core.jobs import Transition
-from core.schema import Job, JobEvent, JobState, utcnow
+from core.schema import IdempotencyKey, Job, JobEvent, JobState, utcnow
 
 
 @dataclass
@@ -51,4 +51,7 @@ def reconcile(session: Session, settings: Settings, send: Callable[[str, str], N
             session.commit()
             send(job.id, job.queue)
             report.resent.append(job.id)
+    expired = utcnow() - timedelta(seconds=settings.idempotency_ttl_s)
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < expired))
+    session.commit()
     return report

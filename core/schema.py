@@ -158,4 +158,17 @@ class BatchItem(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class IdempotencyKey(Base):
+    """An Idempotency-Key seen from a tenant: the same key and body return the same resource."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(16))  # jobs | batches
+    resource_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 metadata = Base.metadata

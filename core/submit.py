@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -24,6 +25,22 @@ class InputError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_quota(session: Session, settings: Settings, tenant: str, new_jobs: int = 1) -> None:
+    """Refuse work beyond the tenant's limit of active (queued, running, retrying) jobs."""
+    active_states = [JobState.QUEUED.value, JobState.RUNNING.value, JobState.RETRYING.value]
+    active = session.scalar(
+        select(func.count()).select_from(Job).where(Job.tenant == tenant, Job.state.in_(active_states))
+    )
+    if (active or 0) + new_jobs > settings.tenant_max_active_jobs:
+        raise QuotaExceeded(f"tenant {tenant} has {active} active jobs; the limit is {settings.tenant_max_active_jobs}")
 
 
 def queue_for(params: dict[str, Any]) -> str:

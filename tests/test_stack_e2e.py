@@ -351,3 +351,32 @@ def _http_ok(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_idempotent_submits(stack: Stack, worker: object, media: dict[str, Path]) -> None:
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    upload_id = upload(stack, media["image_png"])
+    body = {"task": "ocr", "input": upload_id}
+    headers = {"Idempotency-Key": "order-42"}
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=stack.api.base_url, headers=stack.api.headers, timeout=60) as client:
+            return client.post("/v1/jobs", json=body, headers=headers)
+
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(post, range(20)))
+    assert {r.status_code for r in responses} == {202}
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 1, ids
+    (job_id,) = ids
+    assert final(stack, job_id)["state"] == "succeeded"
+    assert events(stack, job_id).count("running") == 1, "enqueued once"
+    other = stack.api.post("/v1/jobs", json={**body, "params": {"max_new_tokens": 3}}, headers=headers)
+    assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
+    jsonl = json.dumps({"custom_id": "a", "task": "ocr", "input": upload_id})
+    batch_headers = {"content-type": "application/jsonl", "Idempotency-Key": "batch-42"}
+    first = stack.api.post("/v1/batches", content=jsonl, headers=batch_headers)
+    again = stack.api.post("/v1/batches", content=jsonl, headers=batch_headers)
+    assert first.status_code == 202 and again.json()["id"] == first.json()["id"]

@@ -71,3 +71,24 @@ def test_tenants_cannot_see_each_other(setup, media: dict[str, Path]) -> None:  
     assert client.get("/v1/jobs", headers=b).json()["data"] == []
     assert [j["id"] for j in client.get("/v1/jobs", headers=a).json()["data"]] != []
     assert client.get(f"/v1/jobs/{job['id']}/result", headers=a).status_code == 200
+
+
+def test_quota_of_active_jobs_is_429(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path,
+                                     media: dict[str, Path]) -> None:  # fmt: skip
+    # celery mode with no reachable broker: submitted jobs stay queued (the reconciler would re-send them)
+    use_embedded(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_MODE="celery", OMNIMEDIA_ALLOW_ANONYMOUS="true",
+                 OMNIMEDIA_BROKER_URL="redis://127.0.0.1:1/0", OMNIMEDIA_TENANT_MAX_ACTIVE_JOBS="2")  # fmt: skip
+    from api.app import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        upload = client.post("/v1/uploads", files={"file": ("s.wav", media["speech_wav"].read_bytes())}).json()["id"]
+        body = {"task": "transcribe", "input": upload}
+        assert [client.post("/v1/jobs", json=body).status_code for _ in range(2)] == [202, 202]
+        refused = client.post("/v1/jobs", json=body)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "30"
+        assert refused.json()["type"] == "/problems/quota-exceeded"
+        batch = json.dumps({"custom_id": "a", "task": "transcribe", "input": upload})
+        assert (
+            client.post("/v1/batches", content=batch, headers={"content-type": "application/jsonl"}).status_code == 429
+        )
+    clear_caches()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.routes.jobs import claim_or_problem, submit_problem
 from core.batches import (
     BatchLine,
     BatchRejected,
@@ -22,8 +23,10 @@ from core.batches import (
     parse_jsonl,
 )
 from core.dispatch import enqueue
+from core.idempotency import body_digest, complete, release
 from core.schema import Batch, BatchItem, Upload
 from core.storage import ObjectNotFound, StorageError
+from core.submit import QuotaExceeded, check_quota
 from models.errors import TaskInputError
 from models.tasks import TaskName, parse_params
 
@@ -61,6 +64,11 @@ async def submit_batch(
     if len(body) > MAX_BODY:
         raise Problem(413, "batch-too-large", "Batch body is too large", f"the limit is {MAX_BODY} bytes")
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    idempotency_key = request.headers.get("idempotency-key", "")[:255] or None
+    if idempotency_key:
+        existing = claim_or_problem(session, settings, tenant, idempotency_key, body_digest(body), "batches")
+        if existing:
+            return batch_status(session, _load(session, existing, tenant))
     try:
         if content_type in JSONL_TYPES:
             lines, source = parse_jsonl(_utf8(body)), "jsonl"
@@ -68,9 +76,18 @@ async def submit_batch(
             lines, source = _lines_from_json(body, session, storage, settings, tenant)
         else:
             raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
+        check_quota(session, settings, tenant, len(lines))
         batch, created = create_batch(session, storage, settings, lines, source, tenant)
-    except BatchRejected as exc:
+    except (BatchRejected, QuotaExceeded, Problem) as exc:
+        if idempotency_key:
+            release(session, tenant, idempotency_key)
+        if isinstance(exc, QuotaExceeded):
+            raise submit_problem(exc) from exc
+        if isinstance(exc, Problem):
+            raise
         raise Problem(422, "invalid-batch", "Batch is not valid", exc.reason, errors=exc.errors[:100]) from exc
+    if idempotency_key:
+        complete(session, tenant, idempotency_key, batch.id)
     for job in created:
         enqueue(job.id, job.queue, settings)
     status = batch_status(session, batch)

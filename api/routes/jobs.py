@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import and_, or_, select
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
@@ -14,10 +16,11 @@ from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
 from core import jobs
 from core.dispatch import enqueue
+from core.idempotency import IdempotencyConflict, body_digest, claim, complete, release
 from core.jobs import Transition
 from core.schema import Job, JobEvent, JobState, utcnow
 from core.storage import ObjectNotFound
-from core.submit import InputError, create_job
+from core.submit import InputError, QuotaExceeded, check_quota, create_job
 from models.errors import TaskInputError
 from models.tasks import TaskName
 
@@ -54,18 +57,54 @@ def submit_job(
     storage: StorageDep,
     settings: SettingsDep,
     tenant: TenantDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
-    """Validate and queue a job. 202 with the job and a Location header."""
+    """Validate and queue a job. 202 with the job and a Location header. With an Idempotency-Key, the same
+    key and body return the same job (no second job, no second enqueue)."""
+    if idempotency_key:
+        digest = body_digest(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode())
+        existing = claim_or_problem(session, settings, tenant, idempotency_key, digest, "jobs")
+        if existing:
+            response.headers["Location"] = f"/v1/jobs/{existing}"
+            return job_out(load_job(session, existing, tenant))
     try:
+        check_quota(session, settings, tenant)
         job = create_job(session, storage, settings, body.task.value, body.params, body.input, tenant)
-    except TaskInputError as exc:
-        raise Problem(422, "invalid-params", "Task parameters are not valid", exc.reason) from exc
-    except InputError as exc:
-        status = 404 if exc.kind == "input-not-found" else 403 if exc.kind == "forbidden-bucket" else 422
-        raise Problem(status, exc.kind, "Input cannot be used", exc.reason) from exc
+    except (TaskInputError, InputError, QuotaExceeded) as exc:
+        if idempotency_key:
+            release(session, tenant, idempotency_key)
+        raise submit_problem(exc) from exc
+    if idempotency_key:
+        complete(session, tenant, idempotency_key, job.id)
     enqueue(job.id, job.queue, settings)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_out(job)
+
+
+def submit_problem(exc: Exception) -> Problem:
+    """The problem+json for a refused submission."""
+    if isinstance(exc, QuotaExceeded):
+        problem = Problem(429, "quota-exceeded", "Too many active jobs", exc.reason)
+        problem.headers["Retry-After"] = "30"
+        return problem
+    if isinstance(exc, TaskInputError):
+        return Problem(422, "invalid-params", "Task parameters are not valid", exc.reason)
+    assert isinstance(exc, InputError)
+    status = 404 if exc.kind == "input-not-found" else 403 if exc.kind == "forbidden-bucket" else 422
+    return Problem(status, exc.kind, "Input cannot be used", exc.reason)
+
+
+def claim_or_problem(
+    session: SessionDep, settings: SettingsDep, tenant: str, key: str, digest: str, resource: str
+) -> str | None:
+    try:
+        return claim(session, tenant, key, digest, resource, settings.idempotency_ttl_s)
+    except IdempotencyConflict as exc:
+        raise Problem(422, "idempotency-key-reused", "Idempotency-Key reused with another body", str(exc)) from exc
+    except TimeoutError as exc:
+        raise Problem(
+            409, "idempotency-in-progress", "The first request with this key is still running", str(exc)
+        ) from exc
 
 
 @router.get("/{job_id}", response_model=JobOut)
