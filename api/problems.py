@@ -67,17 +67,14 @@ def install(app: FastAPI) -> None:
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(exc.status_code, "http-error")
         return problem_response(exc.status_code, kind, str(exc.detail), None, request.url.path)
 
-    @app.exception_handler(StorageError)
-    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-        log.warning("storage unavailable on %s: %s", request.url.path, exc)
-        return problem_response(503, "storage-unavailable", "Storage is unavailable", "try again shortly",
-                                request.url.path, {"Retry-After": "5"})  # fmt: skip
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        what = "storage" if isinstance(exc, StorageError) else "database"
+        log.warning("%s unavailable on %s: %s", what, request.url.path, exc)
+        return problem_response(503, f"{what}-unavailable", f"{what.capitalize()} is unavailable",
+                                "try again shortly", request.url.path, {"Retry-After": "5"})  # fmt: skip
 
-    @app.exception_handler(OperationalError)
-    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable on %s: %s", request.url.path, exc)
-        return problem_response(503, "database-unavailable", "Database is unavailable", "try again shortly",
-                                request.url.path, {"Retry-After": "5"})  # fmt: skip
+    app.add_exception_handler(StorageError, _unavailable)
+    app.add_exception_handler(OperationalError, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

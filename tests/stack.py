@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from core import migrate
-from tests.support import SeaweedS3, env_for, free_port, wait_for
+from tests.support import SeaweedS3, env_for, free_port, http_ok, stop, wait_for
 
 ADMIN_TOKEN = "stack-admin-token"
 
@@ -58,17 +58,10 @@ def running_stack(
     )  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"})
 
-    def api_up() -> bool:
-        try:
-            return client.get("/readyz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(api_up, 60, "the API")
+    wait_for(lambda: http_ok("/readyz", client), 60, "the API")
     try:
         yield Stack(client, env, key, pg_url, s3, logs)
     finally:
         client.close()
-        api.terminate()
-        api.wait(timeout=30)
+        stop(api)
         api_log.close()

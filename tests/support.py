@@ -36,6 +36,27 @@ def wait_for(predicate, timeout_s: float, what: str, every_s: float = 0.1):  # t
     raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def stop(proc: subprocess.Popen, timeout_s: float = 30) -> None:  # type: ignore[type-arg]
+    """SIGTERM, wait, then SIGKILL a child process that does not exit in time."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def http_ok(url: str, client: object = None) -> bool:
+    """True once GET url answers 200 (connection errors count as not yet)."""
+    import httpx
+
+    try:
+        getter = client.get if isinstance(client, httpx.Client) else httpx.get
+        return bool(getter(url, timeout=2).status_code == 200)
+    except httpx.HTTPError:
+        return False
+
+
 def weed_binary() -> str:
     path = Path(sys.executable).parent / "weed"
     return str(path) if path.exists() else shutil.which("weed") or "weed"
@@ -94,12 +115,7 @@ def seaweedfs(workdir: Path) -> Iterator[SeaweedS3]:
         wait_for(ready, 60, "SeaweedFS S3", 0.3)
         yield s3
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -111,7 +110,6 @@ def test_kill_minus_9_then_rerun_redoes_nothing(tmp_path: Path, archive: Archive
     wait_for(some_done, 300, "ten finished jobs", 0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = time.time()
     with sqlite3.connect(data / "omnimedia.db") as db:
         finished_before = {r[0] for r in db.execute("SELECT id FROM jobs WHERE state IN ('succeeded', 'failed')")}
         segments_before = db.execute('SELECT job_id, "index", created_at FROM job_segments').fetchall()
@@ -121,7 +119,6 @@ def test_kill_minus_9_then_rerun_redoes_nothing(tmp_path: Path, archive: Archive
     with sqlite3.connect(data / "omnimedia.db") as db:
         segments_after = set(db.execute('SELECT job_id, "index", created_at FROM job_segments').fetchall())
     assert set(segments_before) <= segments_after, "segments finished before the kill were rewritten"
-    assert killed_at > 0
     assert sidecars(out) == sidecars(reference)
     assert {k: (v["state"], v["outputs"]) for k, v in manifest(out).items()} == {
         k: (v["state"], v["outputs"]) for k, v in manifest(reference).items()

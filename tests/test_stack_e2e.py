@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from core.schema import JobEvent, JobSegment
 from tests.stack import Stack, running_stack
-from tests.support import SeaweedS3, free_port, wait_for
+from tests.support import SeaweedS3, free_port, http_ok, stop, wait_for
 
 pytestmark = pytest.mark.slow
 BUCKET = "omnimedia-e2e"
@@ -46,11 +46,7 @@ def worker(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
     )  # fmt: skip
     del stack.env["OMNIMEDIA_WORKER_METRICS_PORT"]
     yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     log.close()
 
 
@@ -320,7 +316,7 @@ def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_pat
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/healthcheck"), 180, "flower")
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthcheck"), 180, "flower")
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 401, "basic auth is on"
 
         def dashboard() -> str | None:
@@ -330,8 +326,7 @@ def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_pat
         assert wait_for(dashboard, 90, "the worker in Flower's dashboard", 2.0)
         assert (tmp_path / "flower.png").stat().st_size > 10_000
     finally:
-        flower.terminate()
-        flower.wait(timeout=30)
+        stop(flower)
         log.close()
     api = str(stack.api.base_url).replace("http://", f"http://admin:{ADMIN_TOKEN}@")
     dom = chromium(f"{api}/admin/stats", tmp_path, "stats")
@@ -344,13 +339,6 @@ def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_pat
     assert stack.api.get("/v1/admin/jobs/stats").status_code == 401
     stats = stack.api.get("/v1/admin/jobs/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
     assert stats["states_now"]["succeeded"] == succeeded and stats["windows"]["1h"]["engine_seconds_p50"] > 0
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_idempotent_submits(stack: Stack, worker: object, media: dict[str, Path]) -> None:
