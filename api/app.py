@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from api import problems
-from api.routes import admin, batches, health, jobs, tasks, uploads
+from api.routes import admin, batches, health, jobs, tasks, uploads, webhooks
 from api.schemas import ProblemDetails
 from core import metrics
 
@@ -21,7 +21,7 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     install_metrics(app)
-    for module in (health, tasks, uploads, jobs, batches, admin):
+    for module in (health, tasks, uploads, jobs, batches, webhooks, admin):
         app.include_router(module.router)
     original = app.openapi
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.schema import JobState
+from core.webhooks.outbox import EventType
 from models.tasks import TaskName
 
 
@@ -25,6 +26,9 @@ class JobCreate(BaseModel):
     task: TaskName
     input: str = Field(..., min_length=1, max_length=1100, description="An upload id, or s3://bucket/key")
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters; see GET /v1/tasks")
+    webhook_url: str | None = Field(
+        None, max_length=2048, description="called when the job ends; signed with the POST /v1/webhooks/secret secret"
+    )
 
 
 class JobOut(BaseModel):
@@ -50,6 +54,7 @@ class JobOut(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    webhook_url: str | None = None
     result_formats: list[str] = Field(default_factory=list)
 
 
@@ -99,3 +104,83 @@ class TaskOut(BaseModel):
     description: str
     accepts: list[str]
     params_schema: dict[str, Any]
+
+
+class WebhookEndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(..., min_length=1, max_length=2048, description="http(s) URL on a public address")
+    events: list[EventType] = Field(default_factory=list, description="event types to receive; empty: all")
+    description: str | None = Field(None, max_length=500)
+
+
+class WebhookEndpointPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    events: list[EventType] | None = None
+    description: str | None = Field(None, max_length=500)
+    enabled: bool | None = None
+
+
+class WebhookEndpointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    url: str
+    events: list[str] = Field(validation_alias="event_types")
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookSecretOut(BaseModel):
+    """A signing secret, shown only in this response. The previous one keeps signing until it expires."""
+
+    secret: str
+    previous_secret_expires_at: datetime | None = None
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str
+
+
+class WebhookAttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    at: datetime
+    url: str
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    response_body: str | None
+    next_attempt_at: datetime | None
+
+
+class WebhookDeliveryOut(BaseModel):
+    id: str
+    event_id: str = Field(description="the webhook-id header: the same on every attempt and replay")
+    event_type: str
+    endpoint_id: str | None
+    url: str | None
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    attempt_log: list[WebhookAttemptOut]
+
+
+class WebhookEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime

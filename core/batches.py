@@ -18,6 +18,7 @@ from core.config import Settings
 from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, JobState, new_id, utcnow
 from core.storage import Storage, parse_s3_uri
 from core.submit import InputError, create_job
+from core.webhooks.outbox import complete_batch_if_done
 from models.errors import TaskInputError
 
 MAX_LINES = 50_000
@@ -97,9 +98,10 @@ def create_batch(
     lines: list[BatchLine],
     source: str,
     tenant: str = LOCAL_TENANT,
+    webhook_url: str | None = None,
 ) -> tuple[Batch, list[Job]]:
     """Validate every line as a job; create the valid jobs and the batch. Does not enqueue."""
-    batch = Batch(id=new_id(), tenant=tenant, source=source, created_at=utcnow())
+    batch = Batch(id=new_id(), tenant=tenant, source=source, created_at=utcnow(), webhook_url=webhook_url)
     session.add(batch)
     session.flush()
     created: list[Job] = []
@@ -142,8 +144,7 @@ def batch_status(session: Session, batch: Batch) -> dict[str, Any]:
     finished = sum(counts[s.value] for s in JobState if s.final)
     if finished == jobs_total:
         state = "canceled" if batch.cancel_requested else "completed"
-        if batch.completed_at is None:
-            batch.completed_at = utcnow()
+        if batch.completed_at is None and complete_batch_if_done(session, batch.id):  # normally done by the last job
             session.commit()
     else:
         state = "canceling" if batch.cancel_requested else "in_progress"

@@ -9,12 +9,16 @@ from core.config import get_settings
 
 RUN_JOB = "omnimedia.run_job"
 RECONCILE = "omnimedia.reconcile"
-QUEUES = ("thinker", "talker", "maintenance")
+DELIVER_WEBHOOK = "omnimedia.deliver_webhook"
+SWEEP_WEBHOOKS = "omnimedia.sweep_webhooks"
+WEBHOOK_QUEUE = "webhooks"  # served by CPU workers, never by a GPU worker
+QUEUES = ("thinker", "talker", "maintenance", WEBHOOK_QUEUE)
 
 
 def make_celery() -> Celery:
     settings = get_settings()
-    app = Celery("omnimedia", broker=settings.broker_url, backend=settings.result_backend, include=["workers.tasks"])
+    tasks = ["workers.tasks", "workers.webhooks"]
+    app = Celery("omnimedia", broker=settings.broker_url, backend=settings.result_backend, include=tasks)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -23,7 +27,11 @@ def make_celery() -> Celery:
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="thinker",
-        task_routes={RECONCILE: {"queue": "maintenance"}},
+        task_routes={
+            RECONCILE: {"queue": "maintenance"},
+            DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
+            SWEEP_WEBHOOKS: {"queue": WEBHOOK_QUEUE},
+        },
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
@@ -33,6 +41,11 @@ def make_celery() -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule={
             "reconcile-stuck-jobs": {"task": RECONCILE, "schedule": settings.reconcile_every_s},
+            "sweep-webhooks": {
+                "task": SWEEP_WEBHOOKS,
+                "schedule": settings.webhook_sweep_every_s,
+                "options": {"expires": settings.webhook_sweep_every_s},
+            },
         },
     )
     return app

@@ -25,6 +25,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="API keys (each belongs to one tenant).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+quotas_app = typer.Typer(help="Per-tenant limits (defaults come from OMNIMEDIA_* settings).", no_args_is_help=True)
+app.add_typer(quotas_app, name="quotas")
 console = Console()
 err = Console(stderr=True)
 
@@ -98,6 +100,31 @@ def keys_list() -> None:
         for key in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
             table.add_row(key.id, key.tenant, f"{key.created_at:%Y-%m-%d %H:%M}", str(key.revoked_at or ""))
     console.print(table)
+
+
+@quotas_app.command("set")
+def quotas_set(
+    tenant: str,
+    max_active_jobs: Annotated[int | None, typer.Option(min=0, help="queued + running + retrying jobs")] = None,
+    max_upload_bytes: Annotated[int | None, typer.Option(min=1, help="bytes per upload")] = None,
+    max_storage_bytes: Annotated[int | None, typer.Option(min=0, help="bytes of all uploads (0: no limit)")] = None,
+) -> None:
+    """Override a tenant's limits; an option left out falls back to the default."""
+    from core.quotas import limits_for, set_limits
+
+    with get_sessionmaker()() as session:
+        set_limits(session, tenant, max_active_jobs, max_upload_bytes, max_storage_bytes)
+        console.print(limits_for(session, get_settings(), tenant))
+
+
+@quotas_app.command("show")
+def quotas_show(tenant: str) -> None:
+    """The limits in force for a tenant and its stored bytes."""
+    from core.quotas import limits_for, stored_bytes
+
+    with get_sessionmaker()() as session:
+        console.print(limits_for(session, get_settings(), tenant))
+        console.print(f"stored_bytes={stored_bytes(session, tenant)}")
 
 
 @app.command()
@@ -283,12 +310,15 @@ def worker(
         str | None, typer.Option(help="'all' or 0,1,...: one supervised worker per slot on this node")
     ] = None,
     gpus_per_worker: Annotated[int, typer.Option(help="GPUs per worker slot (2 for the BF16 model on 80 GB)")] = 1,
-    queues: Annotated[str, typer.Option(help="thinker, talker (comma-separated)")] = "thinker",
+    queues: Annotated[str, typer.Option(help="thinker, talker; webhooks, maintenance on CPU (comma-separated)")] = (
+        "thinker"
+    ),
     pool: str = "prefork",
+    concurrency: Annotated[int, typer.Option(help="pool size (1 per GPU; 16+ for a threads webhooks worker)")] = 1,
     beat: Annotated[bool, typer.Option(help="also run the reconciler schedule (once per cluster)")] = False,
 ) -> None:
     """Start Celery worker processes pinned to GPUs (or the CPU). Every node runs the same command."""
-    args = [f"--queues={queues}", f"--pool={pool}"]
+    args = [f"--queues={queues}", f"--pool={pool}", f"--concurrency={concurrency}"]
     if beat:
         args.append("--beat")
     if gpus is not None:  # the supervisor lives in workers/

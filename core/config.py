@@ -60,6 +60,21 @@ class Settings(BaseSettings):
     allow_anonymous: bool | None = None
     tenant_max_active_jobs: int = 10_000  # queued + running + retrying jobs per tenant; beyond it: 429
     idempotency_ttl_s: float = 48 * 3600.0  # Idempotency-Key lifetime (at least 24 h)
+    tenant_max_storage_bytes: int = 0  # total bytes of a tenant's uploads (0: no limit); beyond it: 413
+
+    # Webhooks. Retries follow the Standard Webhooks example schedule (delay before each attempt), with jitter.
+    public_url: str | None = None  # e.g. https://media.example.com: makes result URLs in webhooks absolute
+    allow_loopback_urls: bool = False  # webhook targets on 127.0.0.1/::1: tests and single-machine installs only
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0]
+    )
+    webhook_jitter: float = 0.1  # each delay is stretched by up to this fraction, at random
+    webhook_timeout_s: float = 15.0
+    webhook_disable_after_s: float = 5 * 86400.0  # an endpoint failing this long is disabled
+    webhook_secret_grace_s: float = 86400.0  # a rotated-out secret keeps signing this long
+    webhook_redispatch_s: float = 300.0  # delays up to this ride a Celery countdown; the sweeper sends the rest
+    webhook_sweep_every_s: float = 5.0
+    webhook_retention_s: float = 30 * 86400.0  # events, deliveries and attempts older than this are purged
 
     # Operators.
     admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)

@@ -1,4 +1,5 @@
-"""Hand a queued job to whoever runs jobs: Celery workers (by task name) or the embedded in-process worker."""
+"""Hand a queued job (or a webhook delivery) to whoever runs it: Celery workers, by task name, or the embedded
+in-process worker and webhook sender."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from functools import lru_cache
 from core.config import Settings, get_settings
 from core.db import get_sessionmaker
 from core.runner import JobRunner, RunResult, RunStatus
+from core.schema import utcnow
 from core.storage import get_storage
+from core.webhooks.delivery import deliver, due_ids
 from models.engine import shared_engine
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,19 @@ def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:
             log.exception("could not publish job %s; the reconciler will re-send it", job_id)
     else:
         embedded_worker().submit(job_id)
+
+
+def send_deliveries(delivery_ids: list[str], settings: Settings | None = None) -> None:
+    """Called after the commit that wrote the deliveries (the outbox)."""
+    settings = settings or get_settings()
+    if settings.mode == "celery":
+        from core.celery_app import DELIVER_WEBHOOK, WEBHOOK_QUEUE, app
+
+        for delivery_id in delivery_ids:
+            app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE, retry=True,
+                          retry_policy={"max_retries": 2})  # fmt: skip
+    else:
+        embedded_webhooks().wake()
 
 
 def run_until_settled(runner: JobRunner, job_id: str, sleep: bool = True) -> RunResult:
@@ -75,3 +91,51 @@ class EmbeddedWorker:
 @lru_cache
 def embedded_worker() -> EmbeddedWorker:
     return EmbeddedWorker(get_settings())
+
+
+class EmbeddedWebhookSender:
+    """One background thread delivering due webhooks, woken by new deliveries and every sweep interval."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sessions = get_sessionmaker()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="omnimedia-webhooks", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.webhook_timeout_s + 5)
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(timeout=self.settings.webhook_sweep_every_s)
+            self._wake.clear()
+            if self._stopped:
+                return
+            try:
+                self.deliver_due()
+            except Exception:
+                log.exception("embedded webhook sender")
+
+    def deliver_due(self) -> int:
+        with self._sessions() as session:
+            ids = due_ids(session, utcnow())
+            for delivery_id in ids:
+                deliver(session, delivery_id, self.settings)
+        return len(ids)
+
+
+@lru_cache
+def embedded_webhooks() -> EmbeddedWebhookSender:
+    return EmbeddedWebhookSender(get_settings())

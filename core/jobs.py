@@ -1,6 +1,7 @@
 """The one job state machine. Every transition is a conditional UPDATE (... WHERE state IN (...)), so a
 task delivered twice, a late worker or a cancel race can never run a finished job again or write its
-result twice. Each successful transition writes a job event in the same transaction."""
+result twice. Each successful transition writes a job event in the same transaction, and a final one its
+webhook event (outbox)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from core.schema import Job, JobEvent, JobState, utcnow
+from core.webhooks import outbox
 
 Q, R, RT, S, F, C = (
     JobState.QUEUED,
@@ -85,6 +87,8 @@ def transition(
     session.add(
         JobEvent(job_id=job_id, at=now, from_state=from_state, to_state=step.target.value, reason=reason, worker=actor)
     )
+    if step.target.final:
+        outbox.job_finished(session, job_id)  # the webhook event commits with the final state, or not at all
     session.commit()
     session.expire(current)
     return True

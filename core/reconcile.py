@@ -1,4 +1,6 @@
-"""Find jobs stuck in queued or running whose message was lost or whose worker died; requeue or fail them."""
+"""Find jobs stuck in queued or running whose message was lost or whose worker died; requeue or fail them.
+Also completes batches whose last job's completion was missed, and purges expired idempotency keys and old
+webhook events."""
 
 from __future__ import annotations
 
@@ -6,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import jobs
 from core.config import Settings
 from core.jobs import Transition
-from core.schema import IdempotencyKey, Job, JobEvent, JobState, utcnow
+from core.schema import Batch, IdempotencyKey, Job, JobEvent, JobState, WebhookEvent, utcnow
+from core.webhooks.outbox import complete_batch_if_done
 
 
 @dataclass
@@ -20,6 +23,7 @@ class ReconcileReport:
     requeued: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    batches_completed: list[str] = field(default_factory=list)
 
 
 def reconcile(session: Session, settings: Settings, send: Callable[[str, str], None]) -> ReconcileReport:
@@ -51,7 +55,13 @@ def reconcile(session: Session, settings: Settings, send: Callable[[str, str], N
             session.commit()
             send(job.id, job.queue)
             report.resent.append(job.id)
+    for batch_id in session.scalars(select(Batch.id).where(Batch.completed_at.is_(None)).limit(200)).all():
+        if complete_batch_if_done(session, batch_id):  # normally done by the batch's last job; this is a backstop
+            report.batches_completed.append(batch_id)
+        session.commit()
     expired = utcnow() - timedelta(seconds=settings.idempotency_ttl_s)
     session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < expired))
+    old_events = utcnow() - timedelta(seconds=settings.webhook_retention_s)
+    session.execute(delete(WebhookEvent).where(WebhookEvent.created_at < old_events))  # deliveries cascade
     session.commit()
     return report

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -12,6 +11,7 @@ from core.config import Settings
 from core.runner import upload_key
 from core.schema import LOCAL_TENANT, Job, JobState, Upload, new_id, utcnow
 from core.storage import Storage, parse_s3_uri
+from core.webhooks.endpoints import WebhookError, check_job_webhook
 from models.tasks import get_task, parse_params
 
 TALKER_QUEUE = "talker"
@@ -25,22 +25,6 @@ class InputError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
-
-
-class QuotaExceeded(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def check_quota(session: Session, settings: Settings, tenant: str, new_jobs: int = 1) -> None:
-    """Refuse work beyond the tenant's limit of active (queued, running, retrying) jobs."""
-    active_states = [JobState.QUEUED.value, JobState.RUNNING.value, JobState.RETRYING.value]
-    active = session.scalar(
-        select(func.count()).select_from(Job).where(Job.tenant == tenant, Job.state.in_(active_states))
-    )
-    if (active or 0) + new_jobs > settings.tenant_max_active_jobs:
-        raise QuotaExceeded(f"tenant {tenant} has {active} active jobs; the limit is {settings.tenant_max_active_jobs}")
 
 
 def queue_for(params: dict[str, Any]) -> str:
@@ -84,18 +68,24 @@ def create_job(
     params: dict[str, Any] | None,
     input_ref: str,
     tenant: str = LOCAL_TENANT,
+    webhook_url: str | None = None,
 ) -> Job:
     """Validate and insert a queued job (not yet enqueued). Raises TaskInputError or InputError."""
     spec = get_task(task)
     validated = parse_params(spec.name, params)
     clean_params = validated.model_dump(exclude_unset=True)
     ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
+    if webhook_url is not None:
+        try:
+            webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
+        except WebhookError as exc:
+            raise InputError(exc.reason, exc.kind) from exc
     now = utcnow()
     job = Job(
         id=new_id(), tenant=tenant, task=spec.name.value, params=clean_params, input_ref=ref,
         upload_id=upload.id if upload else None, content_sha256=upload.sha256 if upload else None,
         queue=queue_for(clean_params), state=JobState.QUEUED.value, max_attempts=settings.max_attempts,
-        created_at=now, queued_at=now,
+        created_at=now, queued_at=now, webhook_url=webhook_url,
     )  # fmt: skip
     session.add(job)
     session.flush()

@@ -15,6 +15,9 @@ def clear_caches() -> None:
     db.get_sessionmaker.cache_clear()
     storage.get_storage.cache_clear()
     dispatch.embedded_worker.cache_clear()
+    if dispatch.embedded_webhooks.cache_info().currsize:
+        dispatch.embedded_webhooks().stop()
+    dispatch.embedded_webhooks.cache_clear()
 
 
 def use_embedded(monkeypatch: pytest.MonkeyPatch, data_dir: Path, model: Path, **extra: str) -> None:

@@ -92,3 +92,64 @@ def test_quota_of_active_jobs_is_429(monkeypatch: pytest.MonkeyPatch, tmp_path: 
             client.post("/v1/batches", content=batch, headers={"content-type": "application/jsonl"}).status_code == 429
         )
     clear_caches()
+
+
+def test_per_tenant_size_and_storage_quotas_are_413(setup, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    from core.db import get_sessionmaker
+    from core.quotas import set_limits
+
+    client, headers = setup
+    wav = media["speech_wav"].read_bytes()
+    with get_sessionmaker()() as session:
+        set_limits(session, "alpha", max_upload_bytes=len(wav) // 2)
+    too_big = client.post("/v1/uploads", files={"file": ("s.wav", wav)}, headers=headers["alpha"])
+    assert too_big.status_code == 413 and too_big.json()["type"] == "/problems/upload-too-large"
+    assert too_big.headers["content-type"] == "application/problem+json"
+    presign = client.post("/v1/uploads/presign", json={"filename": "s.wav", "size_bytes": len(wav)},
+                          headers=headers["alpha"])  # fmt: skip
+    assert presign.status_code == 413
+    assert client.post("/v1/uploads", files={"file": ("s.wav", wav)}, headers=headers["beta"]).status_code == 201
+    with get_sessionmaker()() as session:
+        set_limits(session, "beta", max_storage_bytes=int(len(wav) * 1.5))
+    second = client.post("/v1/uploads", files={"file": ("s.wav", wav)}, headers=headers["beta"])
+    assert second.status_code == 413 and "storage left" in second.json()["detail"]
+    with get_sessionmaker()() as session:
+        set_limits(session, "beta", max_storage_bytes=len(wav))
+    full = client.post("/v1/uploads", files={"file": ("s.wav", wav)}, headers=headers["beta"])
+    assert full.status_code == 413 and full.json()["type"] == "/problems/storage-quota-exceeded"
+
+
+def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str) -> None:
+    """Twenty sessions check the quota and insert at once; the per-tenant lock lets exactly the limit through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine, func
+    from sqlalchemy.orm import Session
+
+    from core import migrate
+    from core.config import Settings
+    from core.quotas import QuotaExceeded, check_active_jobs
+    from core.schema import Job, new_id
+
+    migrate.upgrade(pg_url)
+    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"), pool_size=20)
+    settings = Settings(tenant_max_active_jobs=5)
+    tenant = f"race-{new_id()[:8]}"
+
+    def submit(_: int) -> bool:
+        with Session(engine) as session:
+            try:
+                check_active_jobs(session, settings, tenant)
+            except QuotaExceeded:
+                session.rollback()
+                return False
+            session.add(Job(id=new_id(), tenant=tenant, task="ocr", input_ref="upload:x", state="queued"))
+            session.commit()
+            return True
+
+    with ThreadPoolExecutor(20) as pool:
+        accepted = sum(pool.map(submit, range(20)))
+    with Session(engine) as session:
+        stored = session.scalar(select(func.count()).select_from(Job).where(Job.tenant == tenant))
+    engine.dispose()
+    assert accepted == stored == 5

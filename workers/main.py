@@ -15,7 +15,7 @@ from workers.gpu import pin
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", default=None, help="GPU id(s) for CUDA_VISIBLE_DEVICES; omit for CPU")
-    parser.add_argument("--queues", default="thinker", help="comma-separated: thinker, talker, maintenance")
+    parser.add_argument("--queues", default="thinker", help="thinker, talker (GPU); webhooks, maintenance (CPU)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--name", default=None, help="worker node name (default gpuN@host or cpu@host)")

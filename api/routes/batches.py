@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -24,9 +24,10 @@ from core.batches import (
 )
 from core.dispatch import enqueue
 from core.idempotency import body_digest, complete, release
+from core.quotas import QuotaExceeded, check_active_jobs
 from core.schema import Batch, BatchItem, Upload
 from core.storage import ObjectNotFound, StorageError
-from core.submit import QuotaExceeded, check_quota
+from core.webhooks.endpoints import WebhookError, check_job_webhook
 from models.errors import TaskInputError
 from models.tasks import TaskName, parse_params
 
@@ -57,16 +58,27 @@ class BatchFromPrefix(BaseModel):
     },
 )
 async def submit_batch(
-    request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep, tenant: TenantDep
+    request: Request,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+    webhook_url: Annotated[str | None, Query(max_length=2048, description="called with batch.completed")] = None,
 ) -> dict[str, Any]:
     """Create a batch. Invalid lines are reported by line number; the rest run. Duplicate custom_id: 422."""
     body = await request.body()
     if len(body) > MAX_BODY:
         raise Problem(413, "batch-too-large", "Batch body is too large", f"the limit is {MAX_BODY} bytes")
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if webhook_url is not None:
+        try:
+            webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
+        except WebhookError as exc:
+            raise Problem(422, exc.kind, "webhook_url cannot be used", exc.reason) from exc
     idempotency_key = request.headers.get("idempotency-key", "")[:255] or None
     if idempotency_key:
-        existing = claim_or_problem(session, settings, tenant, idempotency_key, body_digest(body), "batches")
+        digest = body_digest(body + b"\0" + (webhook_url or "").encode())
+        existing = claim_or_problem(session, settings, tenant, idempotency_key, digest, "batches")
         if existing:
             return batch_status(session, _load(session, existing, tenant))
     try:
@@ -76,8 +88,8 @@ async def submit_batch(
             lines, source = _lines_from_json(body, session, storage, settings, tenant)
         else:
             raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
-        check_quota(session, settings, tenant, len(lines))
-        batch, created = create_batch(session, storage, settings, lines, source, tenant)
+        check_active_jobs(session, settings, tenant, len(lines))
+        batch, created = create_batch(session, storage, settings, lines, source, tenant, webhook_url)
     except (BatchRejected, QuotaExceeded, Problem) as exc:
         if idempotency_key:
             release(session, tenant, idempotency_key)

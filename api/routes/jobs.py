@@ -18,9 +18,10 @@ from core import jobs
 from core.dispatch import enqueue
 from core.idempotency import IdempotencyConflict, body_digest, claim, complete, release
 from core.jobs import Transition
+from core.quotas import QuotaExceeded, check_active_jobs
 from core.schema import Job, JobEvent, JobState, utcnow
 from core.storage import ObjectNotFound
-from core.submit import InputError, QuotaExceeded, check_quota, create_job
+from core.submit import InputError, create_job
 from models.errors import TaskInputError
 from models.tasks import TaskName
 
@@ -68,8 +69,8 @@ def submit_job(
             response.headers["Location"] = f"/v1/jobs/{existing}"
             return job_out(load_job(session, existing, tenant))
     try:
-        check_quota(session, settings, tenant)
-        job = create_job(session, storage, settings, body.task.value, body.params, body.input, tenant)
+        check_active_jobs(session, settings, tenant)
+        job = create_job(session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url)
     except (TaskInputError, InputError, QuotaExceeded) as exc:
         if idempotency_key:
             release(session, tenant, idempotency_key)
@@ -84,8 +85,9 @@ def submit_job(
 def submit_problem(exc: Exception) -> Problem:
     """The problem+json for a refused submission."""
     if isinstance(exc, QuotaExceeded):
-        problem = Problem(429, "quota-exceeded", "Too many active jobs", exc.reason)
-        problem.headers["Retry-After"] = "30"
+        problem = Problem(exc.status, exc.kind, "Over the tenant's quota", exc.reason)
+        if exc.status == 429:
+            problem.headers["Retry-After"] = "30"
         return problem
     if isinstance(exc, TaskInputError):
         return Problem(422, "invalid-params", "Task parameters are not valid", exc.reason)

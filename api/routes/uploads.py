@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, UploadFile
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import PresignIn, PresignOut, UploadOut
+from core.quotas import QuotaExceeded, upload_limit
 from core.schema import Upload
 from core.storage import TooLarge
 from core.submit import new_upload
@@ -14,8 +15,15 @@ from core.submit import new_upload
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=PROBLEM_RESPONSES)
 
 
-def _too_large(limit: int) -> Problem:
-    return Problem(413, "upload-too-large", "Upload is too large", f"the limit is {limit} bytes", limit_bytes=limit)
+def _too_large(limit: int, reason: str) -> Problem:
+    return Problem(413, "upload-too-large", "Upload is too large", reason, limit_bytes=limit)
+
+
+def _limit(session: SessionDep, settings: SettingsDep, tenant: str) -> tuple[int, str]:
+    try:
+        return upload_limit(session, settings, tenant)
+    except QuotaExceeded as exc:
+        raise Problem(exc.status, exc.kind, "Storage quota used up", exc.reason) from exc
 
 
 @router.post("", status_code=201, response_model=UploadOut)
@@ -28,15 +36,16 @@ def create_upload(
     tenant: TenantDep,
 ) -> UploadOut:
     """Upload one media file (multipart/form-data, field `file`)."""
+    limit, reason = _limit(session, settings, tenant)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
-        raise _too_large(settings.max_upload_bytes)
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise _too_large(limit, reason)
     upload = new_upload(session, file.filename or "upload", file.content_type, tenant=tenant)
     try:
-        stored = storage.upload_stream(upload.storage_key, file.file, settings.max_upload_bytes, file.content_type)
+        stored = storage.upload_stream(upload.storage_key, file.file, limit, file.content_type)
     except TooLarge as exc:
         session.rollback()
-        raise _too_large(exc.limit) from exc
+        raise _too_large(exc.limit, reason) from exc
     if stored.size == 0:
         session.rollback()
         raise Problem(422, "empty-upload", "Upload is empty", "the file has 0 bytes")
@@ -50,8 +59,9 @@ def presign_upload(
     body: PresignIn, session: SessionDep, storage: StorageDep, settings: SettingsDep, tenant: TenantDep
 ) -> PresignOut:
     """A presigned PUT URL for large files; call POST /v1/uploads/{id}/confirm once the PUT is done."""
-    if body.size_bytes and body.size_bytes > settings.max_upload_bytes:
-        raise _too_large(settings.max_upload_bytes)
+    limit, reason = _limit(session, settings, tenant)
+    if body.size_bytes and body.size_bytes > limit:
+        raise _too_large(limit, reason)
     upload = new_upload(session, body.filename, body.content_type, state="pending", tenant=tenant)
     url = storage.presign_put(upload.storage_key, settings.presign_expiry_s, body.content_type)
     if url is None:
@@ -74,8 +84,9 @@ def confirm_upload(
     size = storage.size(upload.storage_key)
     if size is None:
         raise Problem(409, "upload-missing", "Nothing was uploaded yet", "PUT the file to the presigned URL first")
-    if size > settings.max_upload_bytes:
-        raise _too_large(settings.max_upload_bytes)
+    limit, reason = _limit(session, settings, tenant)
+    if size > limit:
+        raise _too_large(limit, reason)
     if size == 0:
         raise Problem(422, "empty-upload", "Upload is empty", "the file has 0 bytes")
     upload.size_bytes, upload.sha256, upload.state = size, storage.sha256(upload.storage_key), "ready"

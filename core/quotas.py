@@ -1,0 +1,101 @@
+"""Per-tenant limits: active jobs (429), bytes per upload and bytes stored (413). Defaults come from Settings;
+a row in tenant_quotas overrides them for one tenant (`omnimedia quotas set`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.schema import Job, JobState, TenantQuota, Upload, utcnow
+
+ACTIVE_STATES = [JobState.QUEUED.value, JobState.RUNNING.value, JobState.RETRYING.value]
+
+
+class QuotaExceeded(Exception):
+    """Over a tenant limit: 429 (active jobs: waiting helps) or 413 (sizes: it does not)."""
+
+    def __init__(self, reason: str, status: int = 429, kind: str = "quota-exceeded") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_active_jobs: int
+    max_upload_bytes: int
+    max_storage_bytes: int  # 0: no limit
+
+
+def limits_for(session: Session, settings: Settings, tenant: str) -> Limits:
+    row = session.get(TenantQuota, tenant) or TenantQuota(tenant=tenant)
+
+    def pick(override: int | None, default: int) -> int:
+        return default if override is None else override
+
+    return Limits(
+        max_active_jobs=pick(row.max_active_jobs, settings.tenant_max_active_jobs),
+        max_upload_bytes=pick(row.max_upload_bytes, settings.max_upload_bytes),
+        max_storage_bytes=pick(row.max_storage_bytes, settings.tenant_max_storage_bytes),
+    )
+
+
+def set_limits(
+    session: Session,
+    tenant: str,
+    max_active_jobs: int | None = None,
+    max_upload_bytes: int | None = None,
+    max_storage_bytes: int | None = None,
+) -> TenantQuota:
+    row = session.get(TenantQuota, tenant) or TenantQuota(tenant=tenant)
+    row.max_active_jobs = max_active_jobs
+    row.max_upload_bytes = max_upload_bytes
+    row.max_storage_bytes = max_storage_bytes
+    row.updated_at = utcnow()
+    session.add(row)
+    session.commit()
+    return row
+
+
+def _lock_tenant(session: Session, tenant: str) -> None:
+    """Serialise a tenant's check-then-insert on Postgres until the transaction ends (SQLite serialises writes)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"quota:{tenant}".encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def check_active_jobs(session: Session, settings: Settings, tenant: str, new_jobs: int = 1) -> None:
+    """Refuse work beyond the tenant's limit of active (queued, running, retrying) jobs. Call in the transaction
+    that inserts the jobs: the tenant stays locked until it commits, so racing submits cannot both squeeze in."""
+    _lock_tenant(session, tenant)
+    limit = limits_for(session, settings, tenant).max_active_jobs
+    active = session.scalar(
+        select(func.count()).select_from(Job).where(Job.tenant == tenant, Job.state.in_(ACTIVE_STATES))
+    )
+    if (active or 0) + new_jobs > limit:
+        raise QuotaExceeded(f"tenant {tenant} has {active} active jobs; the limit is {limit}")
+
+
+def stored_bytes(session: Session, tenant: str) -> int:
+    total = session.scalar(select(func.coalesce(func.sum(Upload.size_bytes), 0)).where(Upload.tenant == tenant))
+    return int(total or 0)
+
+
+def upload_limit(session: Session, settings: Settings, tenant: str) -> tuple[int, str]:
+    """The most bytes the tenant's next upload may have, and why (per-upload limit or storage left)."""
+    limits = limits_for(session, settings, tenant)
+    if not limits.max_storage_bytes:
+        return limits.max_upload_bytes, f"the upload limit is {limits.max_upload_bytes} bytes"
+    left = limits.max_storage_bytes - stored_bytes(session, tenant)
+    if left <= 0:
+        raise QuotaExceeded(
+            f"tenant {tenant} has used its {limits.max_storage_bytes} bytes of storage", 413, "storage-quota-exceeded"
+        )
+    if left < limits.max_upload_bytes:
+        return left, f"tenant {tenant} has {left} bytes of storage left (of {limits.max_storage_bytes})"
+    return limits.max_upload_bytes, f"the upload limit is {limits.max_upload_bytes} bytes"

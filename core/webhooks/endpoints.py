@@ -1,0 +1,133 @@
+"""Managing a tenant's webhook endpoints and signing secrets, checking targets, and replaying deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.netguard import UnsafeURL, check_url
+from core.schema import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from core.webhooks import delivery as delivery_module
+from core.webhooks.outbox import pending_hand_off
+from core.webhooks.signing import new_secret, rotate
+
+MAX_ENDPOINTS_PER_TENANT = 50
+
+
+class WebhookError(Exception):
+    """A webhook request that cannot be honoured; `kind` names the problem type."""
+
+    def __init__(self, reason: str, kind: str = "invalid-webhook-url") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+def check_target(url: str, settings: Settings) -> str:
+    """Refuse a URL the service must not call (SSRF guard); it is checked again at each connect."""
+    url = url.strip()
+    if len(url) > 2048:
+        raise WebhookError("the webhook URL is longer than 2048 characters")
+    try:
+        check_url(url, settings.allow_loopback_urls, delivery_module.resolve)
+    except UnsafeURL as exc:
+        raise WebhookError(f"webhook URL refused: {exc.reason}") from exc
+    return url
+
+
+def create_endpoint(
+    session: Session, settings: Settings, tenant: str, url: str, event_types: Sequence[str], description: str | None
+) -> WebhookEndpoint:
+    """Register an endpoint; its secret is on the returned row (show it once)."""
+    count = session.query(WebhookEndpoint).filter(WebhookEndpoint.tenant == tenant).count()
+    if count >= MAX_ENDPOINTS_PER_TENANT:
+        raise WebhookError(f"a tenant has at most {MAX_ENDPOINTS_PER_TENANT} endpoints", "too-many-endpoints")
+    now = utcnow()
+    endpoint = WebhookEndpoint(
+        tenant=tenant, url=check_target(url, settings), event_types=sorted(set(event_types)),
+        description=description, enabled=True, secret=new_secret(), created_at=now, updated_at=now,
+    )  # fmt: skip
+    session.add(endpoint)
+    session.commit()
+    return endpoint
+
+
+def load_endpoint(session: Session, tenant: str, endpoint_id: str) -> WebhookEndpoint | None:
+    endpoint = session.get(WebhookEndpoint, endpoint_id) if endpoint_id.isalnum() else None
+    return endpoint if endpoint is not None and endpoint.tenant == tenant else None
+
+
+def update_endpoint(
+    session: Session,
+    settings: Settings,
+    endpoint: WebhookEndpoint,
+    url: str | None = None,
+    event_types: Sequence[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> WebhookEndpoint:
+    if url is not None:
+        endpoint.url = check_target(url, settings)
+    if event_types is not None:
+        endpoint.event_types = sorted(set(event_types))
+    if description is not None:
+        endpoint.description = description
+    if enabled is not None and enabled != endpoint.enabled:
+        endpoint.enabled = enabled
+        endpoint.disabled_reason = None if enabled else "disabled by the tenant"
+        endpoint.failing_since = None
+    endpoint.updated_at = utcnow()
+    session.commit()
+    return endpoint
+
+
+def rotate_endpoint_secret(session: Session, settings: Settings, endpoint: WebhookEndpoint) -> str:
+    secret = rotate(endpoint, settings.webhook_secret_grace_s)
+    endpoint.updated_at = utcnow()
+    session.commit()
+    return secret
+
+
+def rotate_tenant_secret(session: Session, settings: Settings, tenant: str) -> TenantWebhookSecret:
+    """Create (or rotate) the secret that signs deliveries to the webhook_url of jobs and batches."""
+    holder = session.get(TenantWebhookSecret, tenant)
+    if holder is None:
+        holder = TenantWebhookSecret(tenant=tenant, secret=new_secret(), created_at=utcnow())
+        session.add(holder)
+    else:
+        rotate(holder, settings.webhook_secret_grace_s)
+    session.commit()
+    return holder
+
+
+def check_job_webhook(session: Session, settings: Settings, tenant: str, url: str) -> str:
+    """A job's or batch's webhook_url: a safe target, and a tenant secret to sign with."""
+    url = check_target(url, settings)
+    if session.get(TenantWebhookSecret, tenant) is None:
+        raise WebhookError(
+            "create the signing secret for webhook_url first: POST /v1/webhooks/secret (it is shown once)",
+            "webhook-secret-missing",
+        )
+    return url
+
+
+def replay(session: Session, original: WebhookDelivery) -> WebhookDelivery:
+    """Send the same event (same webhook-id) to the same target again, as a new delivery."""
+    if original.endpoint_id:
+        endpoint = session.get(WebhookEndpoint, original.endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            raise WebhookError("the endpoint is disabled; enable it before replaying", "endpoint-disabled")
+    if session.get(WebhookEvent, original.event_id) is None:
+        raise WebhookError("the event has expired", "event-expired")
+    now = utcnow()
+    copy = WebhookDelivery(
+        tenant=original.tenant, event_id=original.event_id, endpoint_id=original.endpoint_id, url=original.url,
+        state="pending", attempts=0, next_attempt_at=now, dispatched_at=now, created_at=now,
+    )  # fmt: skip
+    session.add(copy)
+    session.flush()
+    pending_hand_off(session, copy.id)
+    session.commit()
+    return copy
