@@ -35,7 +35,14 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    logs: Path, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_db: int, bucket: str, tenant: str = "e2e"
+    logs: Path,
+    pg_url: str,
+    s3: SeaweedS3,
+    tiny_model: Path,
+    redis_db: int,
+    bucket: str,
+    tenant: str = "e2e",
+    **extra_env: str,
 ) -> Iterator[Stack]:
     broker = f"redis://127.0.0.1:6379/{redis_db}"
     redis.Redis.from_url(broker).flushdb()
@@ -46,7 +53,7 @@ def running_stack(
         OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
         OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="6", OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
         OMNIMEDIA_TALKER_DO_SAMPLE="false",
-        OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2", OMNIMEDIA_ADMIN_TOKEN=ADMIN_TOKEN,
+        OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2", OMNIMEDIA_ADMIN_TOKEN=ADMIN_TOKEN, **extra_env,
     )  # fmt: skip
     key = subprocess.run([sys.executable, "-m", "core.cli", "keys", "create", "--tenant", tenant], env=env,
                          capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip

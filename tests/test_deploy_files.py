@@ -29,6 +29,11 @@ def test_compose_services_ports_env_and_gpu_reservations() -> None:
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert sorted(device_ids) == ["0", "1"], "one worker service per GPU"
     assert "--queues" in services["worker-gpu1"]["command"] and "talker" in services["worker-gpu1"]["command"]
+    queues_of = {name: s["command"][s["command"].index("--queues") + 1] for name, s in services.items()
+                 if isinstance(s.get("command"), list) and "--queues" in s["command"]}  # fmt: skip
+    (webhook_service,) = [name for name, queues in queues_of.items() if "webhooks" in queues.split(",")]
+    assert "deploy" not in services[webhook_service], "webhook delivery never runs on a GPU worker"
+    assert all("webhooks" not in queues_of[name] for name in ("worker-gpu0", "worker-gpu1"))
     for dockerfile in ("Dockerfile", "Dockerfile.cuda", "Dockerfile.vllm"):
         text = (REPO / "infra" / dockerfile).read_text()
         assert text.startswith("#") and "FROM " in text and "COPY models models" in text

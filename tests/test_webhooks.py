@@ -370,6 +370,7 @@ def test_outbox_event_commits_with_the_final_state(api: Client, monkeypatch: pyt
         session.rollback()
         assert session.get(Job, job["id"], populate_existing=True).state == "queued"  # type: ignore[union-attr]
         assert session.scalars(select(WebhookEvent)).all() == []
+        assert session.scalars(select(WebhookDelivery)).all() == [], "deliveries and attempts go with their event"
         assert jobs.transition(session, job["id"], Transition.CANCEL, "test")  # hand-off fails: no broker
         (pending,) = session.scalars(select(WebhookDelivery)).all()
         assert pending.state == "pending"
@@ -377,3 +378,56 @@ def test_outbox_event_commits_with_the_final_state(api: Client, monkeypatch: pyt
         settings = get_settings().model_copy(update={"webhook_redispatch_s": 0.0})
         report = sweep(session, settings, sent.extend)
         assert report.sent == [pending.id] == sent
+
+
+def test_production_schedule_jitter_and_retry_after_parsing() -> None:
+    from email.utils import format_datetime
+
+    from core.config import Settings
+    from core.schema import utcnow
+    from core.webhooks.delivery import next_delay, parse_retry_after
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.webhook_retry_schedule_s == [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    assert settings.webhook_timeout_s == 15
+    for made, base in enumerate(settings.webhook_retry_schedule_s):
+        delays = {next_delay(made, settings) for _ in range(20)}
+        assert all(d is not None and base <= d <= base * (1 + settings.webhook_jitter) for d in delays)
+        assert base == 0 or len(delays) > 1, "jitter spreads the retries of a burst"
+    assert next_delay(len(settings.webhook_retry_schedule_s), settings) is None
+    assert 120 <= (next_delay(1, settings, retry_after_s=120.0) or 0) < 300
+    assert parse_retry_after("7") == 7.0 and parse_retry_after("soon") is None and parse_retry_after(None) is None
+    in_a_minute = format_datetime(utcnow() + timedelta(seconds=60), usegmt=True)
+    assert 55 <= (parse_retry_after(in_a_minute) or 0) <= 60
+
+
+def test_reconciler_completes_a_missed_batch_and_purges_old_events(
+    api: Client, receiver: Receiver, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+    from core.db import get_sessionmaker
+    from core.reconcile import reconcile
+    from core.schema import BatchItem, Job, WebhookDelivery, WebhookEvent
+
+    client, keys = api
+    register(client, keys["alpha"], receiver, events=["batch.completed"])
+    monkeypatch.setenv("OMNIMEDIA_MODE", "celery")  # no worker: jobs stay queued
+    monkeypatch.setenv("OMNIMEDIA_BROKER_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    upload_id = upload(client, keys["alpha"], media["image_png"])
+    line = json.dumps({"custom_id": "only", "task": "ocr", "input": upload_id})
+    batch = client.post("/v1/batches", content=line, headers={**keys["alpha"], "content-type": "application/jsonl"})
+    batch_id = batch.json()["id"]
+    with get_sessionmaker()() as session:
+        job_ids = select(BatchItem.job_id).where(BatchItem.batch_id == batch_id)
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(state="succeeded"))  # behind the outbox's back
+        session.commit()
+        report = reconcile(session, get_settings(), lambda job_id, queue: None)
+        assert report.batches_completed == [batch_id]
+        (event,) = session.scalars(select(WebhookEvent)).all()
+        assert event.type == "batch.completed" and event.payload["data"]["id"] == batch_id
+        assert reconcile(session, get_settings(), lambda job_id, queue: None).batches_completed == []
+        expired = get_settings().model_copy(update={"webhook_retention_s": -1.0})
+        reconcile(session, expired, lambda job_id, queue: None)
+        assert session.scalars(select(WebhookEvent)).all() == []
+        assert session.scalars(select(WebhookDelivery)).all() == [], "deliveries and attempts go with their event"
