@@ -292,7 +292,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
         )
     if settings.mode == "embedded":
         _embedded_setup(settings)
-        from core.dispatch import embedded_worker
+        from core.dispatch import embedded_webhooks, embedded_worker
 
         with get_sessionmaker()() as session:  # resume what a previous run left queued
             pending = session.scalars(
@@ -300,6 +300,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
             ).all()
         for job_id in pending:
             embedded_worker().submit(job_id)
+        embedded_webhooks().wake()  # and webhook retries it left due
     uvicorn.run("api.app:app", host=host, port=port, log_level="info")
 
 

@@ -20,6 +20,11 @@ QUEUE_WAIT = Histogram(
     buckets=(0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, float("inf")),
 )  # fmt: skip
 BATCH_SIZE = Histogram("omnimedia_batch_size", "Requests per engine generate call", buckets=(1, 2, 4, 8, 16, 32, 64))
+WEBHOOK_ATTEMPTS = Counter("omnimedia_webhook_attempts", "Webhook delivery attempts by result", ["result"])
+WEBHOOK_SECONDS = Histogram(
+    "omnimedia_webhook_attempt_seconds", "Webhook attempt latency",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, float("inf")),
+)  # fmt: skip
 GPU_MEMORY = Gauge("omnimedia_gpu_memory_bytes", "GPU memory allocated by this worker", multiprocess_mode="max")
 
 

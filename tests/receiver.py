@@ -90,3 +90,14 @@ class Receiver:
         time.sleep(0.2)  # let a duplicate, if any, arrive
         with self._lock:
             return list(self.received)
+
+
+if __name__ == "__main__":  # `python -m tests.receiver PORT`: a receiver that answers 200 (for benchmarks)
+    import sys
+
+    hook = Receiver(port=int(sys.argv[1])).start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        hook.stop()

@@ -85,11 +85,18 @@ def settled(client: TestClient, headers: dict[str, str], count: int = 1, **param
 
 
 def test_retries_until_the_receiver_accepts(api: Client, receiver: Receiver, media: dict[str, Path]) -> None:
+    from prometheus_client import REGISTRY
+
+    def attempts_counted(result: str) -> float:
+        return REGISTRY.get_sample_value("omnimedia_webhook_attempts_total", {"result": result}) or 0.0
+
+    before = {result: attempts_counted(result) for result in ("2xx", "5xx")}
     client, keys = api
     register(client, keys["alpha"], receiver)
     receiver.answer(500, 500, 500)
     job = submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
     (delivery,) = settled(client, keys["alpha"])
+    assert {r: attempts_counted(r) - before[r] for r in before} == {"2xx": 1, "5xx": 3}, "Prometheus counts attempts"
     assert delivery["state"] == "succeeded" and delivery["attempts"] == 4
     log = delivery["attempt_log"]
     assert [a["status_code"] for a in log] == [500, 500, 500, 200]
