@@ -347,6 +347,20 @@ def test_tenants_never_see_each_others_webhooks(api: Client, receiver: Receiver,
     assert client.delete(f"/v1/webhooks/{endpoint['id']}", headers=keys["alpha"]).status_code == 204
 
 
+def test_deleting_an_endpoint_during_an_attempt(api: Client, receiver: Receiver, media: dict[str, Path]) -> None:
+    client, keys = api
+    endpoint = register(client, keys["alpha"], receiver)
+    receiver.answer(500, delay_s=1.0)
+    submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
+    wait_for(lambda: receiver.ids(None), 30, "the first attempt")  # the receiver is still answering it
+    assert client.delete(f"/v1/webhooks/{endpoint['id']}", headers=keys["alpha"]).status_code == 204
+    time.sleep(1.5)
+    assert deliveries(client, keys["alpha"]) == [], "its deliveries went with it"
+    register(client, keys["alpha"], receiver)
+    submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
+    assert receiver.wait(1)[-1].verified, "the sender carried on"
+
+
 def test_outbox_event_commits_with_the_final_state(api: Client, monkeypatch: pytest.MonkeyPatch,
                                                     receiver: Receiver, media: dict[str, Path]) -> None:  # fmt: skip
     """If the event cannot be written, the job does not become final either (one transaction); and a delivery

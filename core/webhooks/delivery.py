@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import metrics
@@ -106,7 +107,9 @@ def deliver(session: Session, delivery_id: str, settings: Settings) -> Outcome:
         _finish(session, delivery, "failed", error="no signing secret: create one with POST /v1/webhooks/secret")
         return Outcome(attempted=False, state="failed")
     body = json.dumps(event.payload, separators=(",", ":"))
-    result = post(url, event.id, body, secrets, settings)
+    msg_id = event.id
+    session.commit()  # hold no transaction open while waiting on the network
+    result = post(url, msg_id, body, secrets, settings)
     return record(session, delivery, endpoint, url, result, settings)
 
 
@@ -250,7 +253,12 @@ def record(
     if result.latency_ms is not None:
         metrics.WEBHOOK_SECONDS.observe(result.latency_ms / 1000)
     countdown = retry_in is not None and retry_in <= settings.webhook_redispatch_s
-    _finish(session, delivery, state, result.status, result.error, next_at, dispatched=now if countdown else None)
+    try:
+        _finish(session, delivery, state, result.status, result.error, next_at, dispatched=now if countdown else None)
+    except IntegrityError:  # the endpoint (and with it this delivery) was deleted during the attempt
+        session.rollback()
+        log.info("webhook delivery %s vanished during its attempt (endpoint deleted)", delivery.id)
+        return Outcome(attempted=True, state="canceled")
     return Outcome(attempted=True, state=state, retry_in_s=retry_in)
 
 
