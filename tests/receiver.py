@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -36,6 +38,7 @@ class Receiver:
     secrets: list[str] = field(default_factory=list)
     script: list[tuple[int, dict[str, str], float]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    tls: tuple[Path, Path] | None = None  # (certificate, key): serve https
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: uvicorn.Server | None = None
@@ -43,7 +46,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hook"
 
     def answer(self, *statuses: int, headers: dict[str, str] | None = None, delay_s: float = 0.0) -> None:
         with self._lock:
@@ -68,7 +71,9 @@ class Receiver:
 
     def start(self) -> Receiver:
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        cert, key = self.tls or (None, None)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+                                ssl_certfile=cert, ssl_keyfile=key)  # fmt: skip
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -90,6 +95,21 @@ class Receiver:
         time.sleep(0.2)  # let a duplicate, if any, arrive
         with self._lock:
             return list(self.received)
+
+
+def make_certificate(folder: Path, hostname: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for `hostname` signed by it, with the openssl CLI: (ca, cert, key)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=omnimedia test CA")
+    openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", f"/CN={hostname}")
+    (folder / "leaf.ext").write_text(f"subjectAltName=DNS:{hostname}\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext")  # fmt: skip
+    return folder / "ca.pem", folder / "leaf.pem", folder / "leaf.key"
 
 
 if __name__ == "__main__":  # `python -m tests.receiver PORT`: a receiver that answers 200 (for benchmarks)

@@ -245,6 +245,38 @@ def test_dns_rebinding_is_caught_at_connect_time(
     assert got[-1].verified and got[-1].headers["host"] == f"hooks.example.test:{receiver.port}"
 
 
+def test_https_delivery_is_pinned_and_still_verifies_the_certificate(
+    api: Client, media: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection goes to the address the guard approved, while TLS checks the certificate against the URL's
+    host name (SNI): a certificate for another name is refused."""
+    import ssl
+
+    from core.webhooks import delivery as delivery_module
+    from tests.receiver import make_certificate
+
+    ca, cert, key = make_certificate(tmp_path, "hooks.example.test")
+    monkeypatch.setattr(delivery_module, "resolve", lambda host, port: ["127.0.0.1"])
+    monkeypatch.setattr(delivery_module, "_tls", lambda: ssl.create_default_context(cafile=str(ca)))
+    receiver = Receiver(tls=(cert, key)).start()
+    try:
+        client, keys = api
+        for name in ("hooks.example.test", "impostor.example.test"):
+            created = client.post("/v1/webhooks", json={"url": f"https://{name}:{receiver.port}/hook"},
+                                  headers=keys["alpha"])  # fmt: skip
+            assert created.status_code == 201, created.text
+            receiver.secrets.append(created.json()["secret"])
+        submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
+        got = receiver.wait(1)
+        refused = settled(client, keys["alpha"], count=2)
+    finally:
+        receiver.stop()
+    assert len(got) == 1 and got[0].verified and got[0].headers["host"] == f"hooks.example.test:{receiver.port}"
+    by_url = {d["state"]: d for d in refused}
+    assert set(by_url) == {"succeeded", "failed"}
+    assert all("CERTIFICATE_VERIFY_FAILED" in a["error"] for a in by_url["failed"]["attempt_log"])
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
