@@ -33,15 +33,15 @@ def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:
         embedded_worker().submit(job_id)
 
 
-def send_deliveries(delivery_ids: list[str], settings: Settings | None = None) -> None:
-    """Called after the commit that wrote the deliveries (the outbox)."""
-    settings = settings or get_settings()
-    if settings.mode == "celery":
+def send_deliveries(delivery_ids: list[str], countdown: float | None = None) -> None:
+    """Hand deliveries to the sender: after the commit that wrote them (the outbox), for a retry soon, or from the
+    sweeper. In embedded mode the in-process sender picks up whatever is due."""
+    if get_settings().mode == "celery":
         from core.celery_app import DELIVER_WEBHOOK, WEBHOOK_QUEUE, app
 
         for delivery_id in delivery_ids:
-            app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE, retry=True,
-                          retry_policy={"max_retries": 2})  # fmt: skip
+            app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE, countdown=countdown or None,
+                          retry=True, retry_policy={"max_retries": 2})  # fmt: skip
     else:
         embedded_webhooks().wake()
 
@@ -128,12 +128,10 @@ class EmbeddedWebhookSender:
             except Exception:
                 log.exception("embedded webhook sender")
 
-    def deliver_due(self) -> int:
+    def deliver_due(self) -> None:
         with self._sessions() as session:
-            ids = due_ids(session, utcnow())
-            for delivery_id in ids:
+            for delivery_id in due_ids(session, utcnow()):
                 deliver(session, delivery_id, self.settings)
-        return len(ids)
 
 
 @lru_cache

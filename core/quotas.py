@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.schema import Job, JobState, TenantQuota, Upload, utcnow
 
-ACTIVE_STATES = [JobState.QUEUED.value, JobState.RUNNING.value, JobState.RETRYING.value]
+ACTIVE_STATES = [s.value for s in JobState if not s.final]  # queued, running, retrying
 
 
 class QuotaExceeded(Exception):

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from celery import Task
 
-from core.celery_app import DELIVER_WEBHOOK, SWEEP_WEBHOOKS, WEBHOOK_QUEUE, app
+from core.celery_app import DELIVER_WEBHOOK, SWEEP_WEBHOOKS, app
 from core.config import get_settings
 from core.db import get_sessionmaker
+from core.dispatch import send_deliveries
 from core.webhooks.delivery import deliver
 from core.webhooks.sweeper import sweep
-
-
-def send(delivery_ids: list[str], countdown: float = 0.0) -> None:
-    for delivery_id in delivery_ids:
-        app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE, countdown=countdown or None)
 
 
 @app.task(name=DELIVER_WEBHOOK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -23,11 +19,11 @@ def deliver_webhook(self: Task, delivery_id: str) -> str:
     with get_sessionmaker()() as session:
         outcome = deliver(session, delivery_id, settings)
     if outcome.retry_in_s is not None and outcome.retry_in_s <= settings.webhook_redispatch_s:
-        send([delivery_id], countdown=outcome.retry_in_s)  # later retries: the sweeper sends them when due
+        send_deliveries([delivery_id], countdown=outcome.retry_in_s)  # later retries: the sweeper sends them when due
     return outcome.state or "skipped"
 
 
 @app.task(name=SWEEP_WEBHOOKS, ignore_result=True)
 def sweep_webhooks() -> int:
     with get_sessionmaker()() as session:
-        return len(sweep(session, get_settings(), send).sent)
+        return len(sweep(session, get_settings(), send_deliveries).sent)

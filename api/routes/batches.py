@@ -12,6 +12,7 @@ from sqlalchemy import select
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.routes.jobs import claim_or_problem, submit_problem
+from api.routes.webhooks import webhook_problem
 from core.batches import (
     BatchLine,
     BatchRejected,
@@ -74,7 +75,7 @@ async def submit_batch(
         try:
             webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
         except WebhookError as exc:
-            raise Problem(422, exc.kind, "webhook_url cannot be used", exc.reason) from exc
+            raise webhook_problem(exc) from exc
     idempotency_key = request.headers.get("idempotency-key", "")[:255] or None
     if idempotency_key:
         digest = body_digest(body + b"\0" + (webhook_url or "").encode())

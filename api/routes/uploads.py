@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, UploadFile
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.routes.jobs import submit_problem
 from api.schemas import PresignIn, PresignOut, UploadOut
 from core.quotas import QuotaExceeded, upload_limit
 from core.schema import Upload
@@ -23,7 +24,7 @@ def _limit(session: SessionDep, settings: SettingsDep, tenant: str) -> tuple[int
     try:
         return upload_limit(session, settings, tenant)
     except QuotaExceeded as exc:
-        raise Problem(exc.status, exc.kind, "Storage quota used up", exc.reason) from exc
+        raise submit_problem(exc) from exc
 
 
 @router.post("", status_code=201, response_model=UploadOut)

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEM_R
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
-def _problem(exc: WebhookError) -> Problem:
+def webhook_problem(exc: WebhookError) -> Problem:
     status = {"too-many-endpoints": 409, "endpoint-disabled": 409, "event-expired": 410}.get(exc.kind, 422)
     return Problem(status, exc.kind, "Webhook request refused", exc.reason)
 
@@ -51,7 +51,7 @@ def create_endpoint(
             session, settings, tenant, body.url, [e.value for e in body.events], body.description
         )
     except WebhookError as exc:
-        raise _problem(exc) from exc
+        raise webhook_problem(exc) from exc
     return WebhookEndpointCreated.model_validate(endpoint)
 
 
@@ -118,7 +118,7 @@ def replay_delivery(delivery_id: str, session: SessionDep, tenant: TenantDep) ->
     try:
         copy = endpoints.replay(session, original)
     except WebhookError as exc:
-        raise _problem(exc) from exc
+        raise webhook_problem(exc) from exc
     event = session.get(WebhookEvent, copy.event_id)
     return _delivery_out(copy, event.type if event else "", [])
 
@@ -150,7 +150,7 @@ def update_endpoint(
     try:
         endpoints.update_endpoint(session, settings, endpoint, body.url, events, body.description, body.enabled)
     except WebhookError as exc:
-        raise _problem(exc) from exc
+        raise webhook_problem(exc) from exc
     return WebhookEndpointOut.model_validate(endpoint)
 
 

@@ -64,7 +64,6 @@ class AttemptResult:
 class Outcome:
     """What happened to a delivery: `state` after the attempt and, when pending, seconds to the next one."""
 
-    attempted: bool
     state: str | None = None
     retry_in_s: float | None = None
 
@@ -95,17 +94,17 @@ def deliver(session: Session, delivery_id: str, settings: Settings) -> Outcome:
     now = utcnow()
     delivery = claim(session, delivery_id, settings, now)
     if delivery is None:
-        return Outcome(attempted=False)
+        return Outcome()
     event = session.get(WebhookEvent, delivery.event_id)
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
     if event is None or (delivery.endpoint_id and (endpoint is None or not endpoint.enabled)):
         reason = "the endpoint was disabled or deleted" if event else "the event is gone"
         _finish(session, delivery, "canceled", error=reason)
-        return Outcome(attempted=False, state="canceled")
+        return Outcome(state="canceled")
     url, secrets = _target(session, delivery, endpoint, now)
     if not secrets:
         _finish(session, delivery, "failed", error="no signing secret: create one with POST /v1/webhooks/secret")
-        return Outcome(attempted=False, state="failed")
+        return Outcome(state="failed")
     body = json.dumps(event.payload, separators=(",", ":"))
     msg_id = event.id
     session.commit()  # hold no transaction open while waiting on the network
@@ -258,8 +257,8 @@ def record(
     except IntegrityError:  # the endpoint (and with it this delivery) was deleted during the attempt
         session.rollback()
         log.info("webhook delivery %s vanished during its attempt (endpoint deleted)", delivery.id)
-        return Outcome(attempted=True, state="canceled")
-    return Outcome(attempted=True, state=state, retry_in_s=retry_in)
+        return Outcome(state="canceled")
+    return Outcome(state=state, retry_in_s=retry_in)
 
 
 def _result_label(result: AttemptResult) -> str:

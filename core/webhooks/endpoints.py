@@ -10,7 +10,7 @@ from core.config import Settings
 from core.netguard import UnsafeURL, check_url
 from core.schema import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 from core.webhooks import delivery as delivery_module
-from core.webhooks.outbox import pending_hand_off
+from core.webhooks.outbox import add_delivery
 from core.webhooks.signing import new_secret, rotate
 
 MAX_ENDPOINTS_PER_TENANT = 50
@@ -28,8 +28,6 @@ class WebhookError(Exception):
 def check_target(url: str, settings: Settings) -> str:
     """Refuse a URL the service must not call (SSRF guard); it is checked again at each connect."""
     url = url.strip()
-    if len(url) > 2048:
-        raise WebhookError("the webhook URL is longer than 2048 characters")
     try:
         check_url(url, settings.allow_loopback_urls, delivery_module.resolve)
     except UnsafeURL as exc:
@@ -121,13 +119,6 @@ def replay(session: Session, original: WebhookDelivery) -> WebhookDelivery:
             raise WebhookError("the endpoint is disabled; enable it before replaying", "endpoint-disabled")
     if session.get(WebhookEvent, original.event_id) is None:
         raise WebhookError("the event has expired", "event-expired")
-    now = utcnow()
-    copy = WebhookDelivery(
-        tenant=original.tenant, event_id=original.event_id, endpoint_id=original.endpoint_id, url=original.url,
-        state="pending", attempts=0, next_attempt_at=now, dispatched_at=now, created_at=now,
-    )  # fmt: skip
-    session.add(copy)
-    session.flush()
-    pending_hand_off(session, copy.id)
+    copy = add_delivery(session, original.tenant, original.event_id, original.endpoint_id, original.url)
     session.commit()
     return copy

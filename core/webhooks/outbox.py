@@ -23,6 +23,7 @@ from core.schema import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
+    new_id,
     utcnow,
 )
 
@@ -71,19 +72,22 @@ def emit(
     session.flush()  # the event row first: deliveries reference it
     targets: list[dict[str, Any]] = [{"endpoint_id": e.id} for e in endpoints] + [{"url": url} for url in urls]
     for target in targets:
-        delivery = WebhookDelivery(
-            tenant=tenant, event_id=record.id, state="pending", attempts=0, next_attempt_at=now, dispatched_at=now,
-            created_at=now, **target,
-        )  # fmt: skip
-        session.add(delivery)
-        session.flush()
-        pending_hand_off(session, delivery.id)
+        add_delivery(session, tenant, record.id, **target)
     return record
 
 
-def pending_hand_off(session: Session, delivery_id: str) -> None:
-    """Send this delivery once the session commits."""
-    session.info.setdefault(_PENDING, []).append(delivery_id)
+def add_delivery(
+    session: Session, tenant: str, event_id: str, endpoint_id: str | None = None, url: str | None = None
+) -> WebhookDelivery:
+    """A delivery due now, handed to the sender once the session commits."""
+    now = utcnow()
+    delivery = WebhookDelivery(
+        id=new_id(), tenant=tenant, event_id=event_id, endpoint_id=endpoint_id, url=url, state="pending",
+        attempts=0, next_attempt_at=now, dispatched_at=now, created_at=now,
+    )  # fmt: skip
+    session.add(delivery)
+    session.info.setdefault(_PENDING, []).append(delivery.id)
+    return delivery
 
 
 def job_data(job: Job) -> dict[str, Any]:
