@@ -47,8 +47,7 @@ def workers(stack: Stack) -> Iterator[None]:
         log = (stack.logs / f"{name}.log").open("wb")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "workers.main", *args, "--name", f"{name}@localhost", "--loglevel", "INFO"],
-            env={**stack.env, "CELERY_BEAT_SCHEDULE_FILENAME": str(stack.logs / "beat-schedule")},
-            stdout=log, stderr=subprocess.STDOUT,
+            env=stack.env, cwd=stack.logs, stdout=log, stderr=subprocess.STDOUT,  # beat writes its schedule file here
         ))  # fmt: skip
     yield
     for proc in procs:
