@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
 from api import problems
 from api.routes import admin, batches, health, jobs, tasks, uploads, webhooks
 from api.schemas import ProblemDetails
-from core import metrics
+from core import embedded, metrics
+from core.config import get_settings
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """On the embedded default the API process also runs the jobs and sends the webhooks: start that executor,
+    resume what an earlier run left queued or due, and stop it on shutdown. In celery mode there is nothing to do."""
+    settings = get_settings()
+    if settings.mode != "embedded":
+        yield
+        return
+    executor = embedded.start(settings)
+    executor.resume()
+    try:
+        yield
+    finally:
+        embedded.stop(executor)
 
 
 def create_app() -> FastAPI:
@@ -18,6 +36,7 @@ def create_app() -> FastAPI:
         title="omnimedia",
         version="0.1.0",
         description="Media archives to text and speech with Qwen3-Omni: uploads, jobs, results.",
+        lifespan=lifespan,
     )
     problems.install(app)
     install_metrics(app)

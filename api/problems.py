@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.errors import Refusal, Refused
 from core.storage import StorageError
+from models.errors import TaskInputError
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -24,6 +26,35 @@ class Problem(Exception):
         super().__init__(detail or title)
         self.status, self.kind, self.title, self.detail, self.extra = status, kind, title, detail, extra
         self.headers: dict[str, str] = {}
+
+
+REFUSAL_STATUS: dict[Refusal, int] = {
+    Refusal.INVALID_INPUT: 422,
+    Refusal.INPUT_NOT_FOUND: 404,
+    Refusal.FORBIDDEN_BUCKET: 403,
+    Refusal.EMPTY_INPUT: 422,
+    Refusal.UPLOAD_NOT_READY: 422,
+    Refusal.UPLOAD_TOO_LARGE: 413,
+    Refusal.EMPTY_UPLOAD: 422,
+    Refusal.UPLOAD_MISSING: 409,
+    Refusal.PRESIGN_UNSUPPORTED: 409,
+    Refusal.QUOTA_EXCEEDED: 429,
+    Refusal.STORAGE_QUOTA_EXCEEDED: 413,
+    Refusal.INVALID_WEBHOOK_URL: 422,
+    Refusal.WEBHOOK_SECRET_MISSING: 422,
+    Refusal.TOO_MANY_ENDPOINTS: 409,
+    Refusal.ENDPOINT_DISABLED: 409,
+    Refusal.EVENT_EXPIRED: 410,
+    Refusal.INVALID_BATCH: 422,
+}
+
+
+def refusal_problem(exc: Refused) -> Problem:
+    """The problem+json for a request core refused: the status comes from the one table above."""
+    problem = Problem(REFUSAL_STATUS[exc.kind], exc.kind.value, exc.title, exc.reason, **exc.extra)
+    if exc.retry_after_s is not None:
+        problem.headers["Retry-After"] = str(exc.retry_after_s)
+    return problem
 
 
 def problem_response(
@@ -50,6 +81,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.kind, exc.title, exc.detail, request.url.path, exc.headers, **exc.extra)
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> JSONResponse:
+        return await _problem(request, refusal_problem(exc))
+
+    @app.exception_handler(TaskInputError)
+    async def _task_input(request: Request, exc: TaskInputError) -> JSONResponse:
+        problem = Problem(422, "invalid-params", "Task parameters are not valid", exc.reason)
+        return await _problem(request, problem)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.schema import JobState
+from core.states import JobState
 from core.webhooks.outbox import EventType
 from models.tasks import TaskName
 

@@ -30,7 +30,7 @@ def make_archive(root: Path) -> None:
 
 def run(archive: Path, data: Path, model: Path, prefetch: int) -> tuple[float, float, int]:
     env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="16")
-    cmd = [sys.executable, "-m", "core.cli", "caption", str(archive), "--task", "transcribe", "--out",
+    cmd = [sys.executable, "-m", "cli", "caption", str(archive), "--task", "transcribe", "--out",
            str(data / "out"), "--json", "--prefetch", str(prefetch)]  # fmt: skip
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=1800)
     with sqlite3.connect(data / "omnimedia.db") as db:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from models.engine import EngineConfig, GenerationRequest, TransformersEngine
+from models.engine import EngineConfig, GenerationRequest
 from models.media import load_media
 from models.tasks import get_task, parse_params
 from models.tiny import build
+from models.transformers_backend import TransformersEngine
 
 N, TOKENS = 16, 32
 

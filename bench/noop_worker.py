@@ -32,12 +32,12 @@ class NoopEngine:
 
 
 def main() -> None:
-    import workers.tasks
+    import core.jobs.runner
 
-    def noop_engine(config: EngineConfig) -> NoopEngine:
+    def noop_engine(config: EngineConfig, on_batch: object = None) -> NoopEngine:
         return NoopEngine()
 
-    workers.tasks.shared_engine = noop_engine  # type: ignore[assignment]
+    core.jobs.runner.load_engine = noop_engine  # type: ignore[assignment]
     from core.celery_app import app
 
     app.worker_main(["worker", *sys.argv[1:]])

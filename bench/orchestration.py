@@ -59,7 +59,7 @@ def main() -> None:
                 OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
                 OMNIMEDIA_S3_BUCKET="bench", OMNIMEDIA_MODEL="noop",
             )  # fmt: skip
-            key = subprocess.run([sys.executable, "-m", "core.cli", "keys", "create", "--tenant", "bench"], env=env,
+            key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", "bench"], env=env,
                                  capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
             port = free_port()
             api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port),

@@ -22,6 +22,7 @@ from core import migrate
 from core.config import Settings
 from core.db import make_engine
 from core.schema import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from core.states import EventType
 from core.webhooks.delivery import deliver
 from core.webhooks.outbox import emit
 from core.webhooks.signing import new_secret
@@ -71,7 +72,9 @@ def _ours(db_url: str, url: str) -> tuple[list[float], list[tuple[str, str]], st
                                     created_at=now, updated_at=now))  # fmt: skip
         session.commit()
         for i in range(N):
-            emit(session, "bench", "job.succeeded", {"id": f"job{i:05d}", "object": "job", "state": "succeeded"})
+            emit(
+                session, "bench", EventType.JOB_SUCCEEDED, {"id": f"job{i:05d}", "object": "job", "state": "succeeded"}
+            )
         session.info.clear()  # measure delivery only: nothing is handed to a sender
         session.commit()
         rows = session.execute(select(WebhookDelivery.id, WebhookDelivery.event_id)).all()

@@ -13,23 +13,30 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import jobs
 from core.config import Settings
-from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, JobState, new_id, utcnow
-from core.storage import Storage, parse_s3_uri
-from core.submit import InputError, create_job
-from core.webhooks.outbox import complete_batch_if_done
+from core.errors import Refusal, Refused
+from core.jobs import machine
+from core.jobs.finished import complete_batch_if_done
+from core.jobs.submit import InputError, prepare_job
+from core.owned import get_owned
+from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, Upload, new_id, utcnow
+from core.states import FINAL_JOB_STATES, BatchState, JobState
+from core.storage import ObjectNotFound, Storage, StorageError
+from core.storage.keys import input_bucket_allowed, parse_s3_uri
 from models.errors import TaskInputError
+from models.tasks import parse_params
 
 MAX_LINES = 50_000
+MAX_ERRORS_SHOWN = 100
 
 
-class BatchRejected(Exception):
+class BatchRejected(Refused):
     """The batch as a whole is invalid (duplicate custom_id, no valid line, too many lines)."""
 
+    title = "Batch is not valid"
+
     def __init__(self, reason: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(Refusal.INVALID_BATCH, reason, errors=(errors or [])[:MAX_ERRORS_SHOWN])
         self.errors = errors or []
 
 
@@ -41,6 +48,13 @@ class BatchLine:
     input: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+
+
+def decode_utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchRejected("the batch body must be UTF-8") from exc
 
 
 def parse_jsonl(text: str) -> list[BatchLine]:
@@ -84,11 +98,28 @@ def _parse_line(number: int, raw: str) -> BatchLine:
 def lines_from_prefix(
     storage: Storage, settings: Settings, prefix_uri: str, task: str, params: dict[str, Any]
 ) -> list[BatchLine]:
-    bucket, prefix = parse_s3_uri(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
-    keys = sorted(storage.list(prefix, bucket=bucket))[: MAX_LINES + 1]
+    """One line per object under s3://bucket/prefix, all with the same task and parameters."""
+    try:
+        parse_params(task, params)
+        bucket, prefix = parse_s3_uri(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
+        if not input_bucket_allowed(settings, bucket):
+            raise InputError(Refusal.FORBIDDEN_BUCKET, f"bucket {bucket!r} is not allowed")
+        keys = sorted(storage.list(prefix, bucket=bucket))[: MAX_LINES + 1]
+    except TaskInputError as exc:
+        raise BatchRejected(exc.reason) from exc
+    except (ValueError, ObjectNotFound, StorageError) as exc:
+        raise BatchRejected(f"cannot list {prefix_uri}: {exc}") from exc
     if len(keys) > MAX_LINES:
         raise BatchRejected(f"more than {MAX_LINES} objects under {prefix_uri}")
     return [BatchLine(n, key, task, f"s3://{bucket}/{key}", params) for n, key in enumerate(keys, start=1)]
+
+
+def lines_from_upload(session: Session, storage: Storage, tenant: str, upload_id: str) -> list[BatchLine]:
+    """The lines of a JSONL file uploaded earlier by the same tenant."""
+    upload = get_owned(session, Upload, upload_id, tenant)
+    if upload is None:
+        raise InputError(Refusal.INPUT_NOT_FOUND, upload_id, title="Upload not found")
+    return parse_jsonl(decode_utf8(storage.get_bytes(upload.storage_key)))
 
 
 def create_batch(
@@ -100,7 +131,7 @@ def create_batch(
     tenant: str = LOCAL_TENANT,
     webhook_url: str | None = None,
 ) -> tuple[Batch, list[Job]]:
-    """Validate every line as a job; create the valid jobs and the batch. Does not enqueue."""
+    """Validate every line as a job; create the valid jobs and the batch in one transaction. Does not enqueue."""
     batch = Batch(id=new_id(), tenant=tenant, source=source, created_at=utcnow(), webhook_url=webhook_url)
     session.add(batch)
     session.flush()
@@ -111,7 +142,7 @@ def create_batch(
         job_id = None
         if error is None:
             try:
-                job = create_job(session, storage, settings, item.task or "", item.params, item.input or "", tenant)
+                job = prepare_job(session, storage, settings, item.task or "", item.params, item.input or "", tenant)
                 created.append(job)
                 job_id = job.id
             except (TaskInputError, InputError) as exc:
@@ -141,15 +172,15 @@ def batch_status(session: Session, batch: Batch) -> dict[str, Any]:
         if state == JobState.SUCCEEDED.value:
             media_done = float(media or 0.0)
     jobs_total = sum(counts.values())
-    finished = sum(counts[s.value] for s in JobState if s.final)
+    finished = sum(counts[s.value] for s in FINAL_JOB_STATES)
     if finished == jobs_total:
-        state = "canceled" if batch.cancel_requested else "completed"
+        state = BatchState.CANCELED if batch.cancel_requested else BatchState.COMPLETED
         if batch.completed_at is None and complete_batch_if_done(session, batch.id):  # normally done by the last job
             session.commit()
     else:
-        state = "canceling" if batch.cancel_requested else "in_progress"
+        state = BatchState.CANCELING if batch.cancel_requested else BatchState.IN_PROGRESS
     return {
-        "id": batch.id, "state": state, "source": batch.source, "total_lines": batch.total,
+        "id": batch.id, "state": state.value, "source": batch.source, "total_lines": batch.total,
         "invalid_lines": batch.invalid, "jobs": jobs_total, "counts": counts,
         "progress": round(finished / jobs_total, 4) if jobs_total else 1.0,
         "media_seconds_done": round(media_done, 3), "created_at": batch.created_at.isoformat(),
@@ -191,6 +222,6 @@ def cancel_batch(session: Session, batch: Batch) -> int:
     )
     canceled = 0
     for job_id in list(job_ids):
-        if job_id and jobs.request_cancel(session, job_id) is JobState.CANCELED:
+        if job_id and machine.request_cancel(session, job_id) is JobState.CANCELED:
             canceled += 1
     return canceled

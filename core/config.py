@@ -119,6 +119,7 @@ class Settings(BaseSettings):
             enable_talker=self.enable_talker if enable_talker is None else enable_talker,
             variant=self.variant,
             max_batch_size=self.max_batch_size,
+            batch_max_wait_ms=self.batch_max_wait_ms,
             max_new_tokens_cap=self.max_new_tokens_cap,
             talker_max_new_tokens=self.talker_max_new_tokens,
             talker_do_sample=self.talker_do_sample,

@@ -10,19 +10,17 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.schema import Job, JobState, TenantQuota, Upload, utcnow
+from core.errors import Refusal, Refused
+from core.schema import Job, TenantQuota, Upload, utcnow
+from core.states import ACTIVE_JOB_STATES
 
-ACTIVE_STATES = [s.value for s in JobState if not s.final]  # queued, running, retrying
+ACTIVE_JOBS_RETRY_AFTER_S = 30
 
 
-class QuotaExceeded(Exception):
-    """Over a tenant limit: 429 (active jobs: waiting helps) or 413 (sizes: it does not)."""
+class QuotaExceeded(Refused):
+    """Over a tenant limit: too many active jobs (waiting helps) or too many bytes (it does not)."""
 
-    def __init__(self, reason: str, status: int = 429, kind: str = "quota-exceeded") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.kind = kind
+    title = "Over the tenant's quota"
 
 
 @dataclass(frozen=True)
@@ -75,10 +73,16 @@ def check_active_jobs(session: Session, settings: Settings, tenant: str, new_job
     _lock_tenant(session, tenant)
     limit = limits_for(session, settings, tenant).max_active_jobs
     active = session.scalar(
-        select(func.count()).select_from(Job).where(Job.tenant == tenant, Job.state.in_(ACTIVE_STATES))
+        select(func.count())
+        .select_from(Job)
+        .where(Job.tenant == tenant, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
     )
     if (active or 0) + new_jobs > limit:
-        raise QuotaExceeded(f"tenant {tenant} has {active} active jobs; the limit is {limit}")
+        raise QuotaExceeded(
+            Refusal.QUOTA_EXCEEDED,
+            f"tenant {tenant} has {active} active jobs; the limit is {limit}",
+            retry_after_s=ACTIVE_JOBS_RETRY_AFTER_S,
+        )
 
 
 def stored_bytes(session: Session, tenant: str) -> int:
@@ -94,7 +98,7 @@ def upload_limit(session: Session, settings: Settings, tenant: str) -> tuple[int
     left = limits.max_storage_bytes - stored_bytes(session, tenant)
     if left <= 0:
         raise QuotaExceeded(
-            f"tenant {tenant} has used its {limits.max_storage_bytes} bytes of storage", 413, "storage-quota-exceeded"
+            Refusal.STORAGE_QUOTA_EXCEEDED, f"tenant {tenant} has used its {limits.max_storage_bytes} bytes of storage"
         )
     if left < limits.max_upload_bytes:
         return left, f"tenant {tenant} has {left} bytes of storage left (of {limits.max_storage_bytes})"

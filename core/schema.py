@@ -1,14 +1,16 @@
-"""Database schema (SQLAlchemy 2). Alembic migrations in migrations/ create exactly these tables."""
+"""Database schema (SQLAlchemy 2). Alembic migrations in migrations/ create exactly these tables; the states they
+store are the enums of core.states."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.states import DeliveryState, JobState, UploadState
 
 
 def utcnow() -> datetime:
@@ -22,19 +24,6 @@ def as_utc(moment: datetime) -> datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-class JobState(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    RETRYING = "retrying"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-    @property
-    def final(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED)
 
 
 class Base(DeclarativeBase):
@@ -66,7 +55,7 @@ class Upload(Base):
     storage_key: Mapped[str] = mapped_column(String(1024))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="ready")  # pending (presigned) | ready
+    state: Mapped[str] = mapped_column(String(16), default=UploadState.READY.value)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -251,7 +240,7 @@ class WebhookDelivery(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
     endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
     url: Mapped[str | None] = mapped_column(String(2048))  # a job's or batch's own webhook_url
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column()

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.schema import Job, utcnow
+from core.states import JobState
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
 MAX_ROWS_FOR_PERCENTILES = 20_000
@@ -35,13 +36,13 @@ def job_stats(session: Session, top_n: int = 10) -> dict[str, Any]:
         engine = list(
             session.scalars(
                 select(Job.engine_seconds)
-                .where(Job.finished_at >= since, Job.state == "succeeded")
+                .where(Job.finished_at >= since, Job.state == JobState.SUCCEEDED.value)
                 .limit(MAX_ROWS_FOR_PERCENTILES)
             )
         )
         failures = session.execute(
             select(Job.failure_reason, func.count().label("n"))
-            .where(Job.finished_at >= since, Job.state == "failed")
+            .where(Job.finished_at >= since, Job.state == JobState.FAILED.value)
             .group_by(Job.failure_reason)
             .order_by(func.count().desc())
             .limit(top_n)

@@ -6,5 +6,5 @@ source "$(dirname "$0")/bootstrap.sh"
 source "$ROOT/infra/services.sh"
 cd "$ROOT"
 echo "== ruff"; ruff check . && ruff format --check .
-echo "== mypy"; mypy models core api workers bench
+echo "== mypy"; mypy models core api workers cli bench
 echo "== pytest"; python -m pytest -q -p no:cacheprovider "$@"

@@ -1,25 +1,21 @@
-"""The Qwen3-Omni engine on Hugging Face transformers: load once, validate, generate (batched), speak."""
+"""The engine interface every caller uses, and the plain data it takes and returns.
+
+Backends: `models.transformers_backend` (reference, CPU or GPU) and `models.vllm_backend` (GPU, optional extra).
+`models.loader.load_engine` builds the one engine of a process."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from models.errors import CapabilityError, TaskInputError
-from models.media import FRAME_ALIGN, VIDEO_FPS, DecodedMedia, MediaKind, MediaLimits
-from models.tasks import TaskParams, TaskSpec, Voice, check_media
+from models.media import DecodedMedia, MediaLimits
+from models.tasks import TaskParams, TaskSpec
 from models.variants import Variant
 
 TALKER_SAMPLE_RATE = 24_000
-IM_END_ID = 151645
-PAD_ID = 151643
 
 
 @dataclass(frozen=True)
@@ -33,6 +29,7 @@ class EngineConfig:
     enable_talker: bool = False
     variant: Variant | None = None  # None: read from the checkpoint
     max_batch_size: int = 16
+    batch_max_wait_ms: float = 0.0  # > 0: merge concurrent requests across jobs (transformers backend)
     max_new_tokens_cap: int = 8192
     talker_max_new_tokens: int = 4096
     talker_do_sample: bool = True  # the model card samples the talker; greedy makes speech reproducible
@@ -60,7 +57,7 @@ class GenerationResult:
 
 
 class Engine(Protocol):
-    """What workers call; the transformers and vLLM backends both provide it."""
+    """What workers call; the transformers and vLLM backends (and the cross-job batcher) provide it."""
 
     @property
     def variant(self) -> Variant: ...
@@ -77,29 +74,6 @@ class Engine(Protocol):
     def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]: ...
 
 
-def detect_variant(model: str) -> Variant:
-    """Instruct, Thinking or Captioner, read from the checkpoint (config, then name, then chat template)."""
-    path = Path(model)
-    config: dict[str, Any] = {}
-    template = ""
-    if path.is_dir():
-        if (path / "config.json").is_file():
-            config = json.loads((path / "config.json").read_text())
-        for name in ("chat_template.jinja", "chat_template.json"):
-            if (path / name).is_file():
-                template = (path / name).read_text()
-    if config.get("omnimedia_variant"):
-        return Variant(config["omnimedia_variant"])
-    name = model.lower()
-    if "captioner" in name:
-        return Variant.CAPTIONER
-    if "thinking" in name or "<think>" in template:
-        return Variant.THINKING
-    if config and not config.get("enable_audio_output", True):
-        return Variant.THINKING
-    return Variant.INSTRUCT
-
-
 _THINK = re.compile(r"^\s*(?:<think>)?(.*?)</think>(.*)$", re.DOTALL)
 
 
@@ -111,262 +85,3 @@ def split_reasoning(text: str, thinking: bool) -> tuple[str | None, str]:
     if thinking:  # reasoning never closed (token budget ran out): there is no answer yet
         return text.replace("<think>", "").strip(), ""
     return None, text.strip()
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-class TransformersEngine:
-    """Qwen3OmniMoeForConditionalGeneration + Qwen3OmniMoeProcessor, loaded lazily, once, under a lock."""
-
-    def __init__(self, config: EngineConfig) -> None:
-        self.config = config
-        self._lock = threading.Lock()
-        self._run_lock = threading.Lock()
-        self._model: Any = None
-        self._processor: Any = None
-        self._variant = config.variant or detect_variant(config.model)
-        self.generate_calls = 0  # model.generate() calls made, for batching checks
-
-    @property
-    def variant(self) -> Variant:
-        return self._variant
-
-    @property
-    def can_speak(self) -> bool:
-        return self.config.enable_talker and self._variant.can_speak
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    def load(self) -> None:
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is not None:
-                return
-            import torch
-            from transformers import Qwen3OmniMoeForConditionalGeneration, Qwen3OmniMoeProcessor
-
-            device = resolve_device(self.config.device)
-            dtype = self.config.dtype
-            if dtype == "auto":
-                dtype = "bfloat16" if device.startswith("cuda") else "float32"
-            model = Qwen3OmniMoeForConditionalGeneration.from_pretrained(self.config.model, dtype=getattr(torch, dtype))
-            if self.can_speak and model.has_talker:
-                # transformers bug: the talker reads audio_config from its own config for audio+vision input.
-                model.talker.config.audio_config = model.config.thinker_config.audio_config
-            elif model.has_talker:
-                model.disable_talker()
-            model.to(device).eval()
-            self._processor = Qwen3OmniMoeProcessor.from_pretrained(self.config.model)
-            self._model = model
-
-    # -- validation -------------------------------------------------------------------------------
-    def validate(self, request: GenerationRequest) -> None:
-        """Every check that needs no compute: variant capability, task modality, voice."""
-        media = request.media
-        if request.wants_speech:
-            if not self._variant.can_speak:
-                raise CapabilityError(f"the {self._variant.value} checkpoint cannot produce speech")
-            if not self.config.enable_talker:
-                raise CapabilityError("this worker did not load the talker; speech jobs go to the talker queue")
-            Voice.parse(request.params.voice or "")
-        if self._variant is Variant.CAPTIONER:
-            if media.kind is not MediaKind.AUDIO:
-                raise CapabilityError(f"the captioner checkpoint takes audio only, not {media.kind.value}")
-            if request.task.name.value != "caption_audio":
-                raise CapabilityError("the captioner checkpoint only runs the caption_audio task")
-        check_media(request.task, media.kind, media.audio is not None)
-
-    # -- prompts ----------------------------------------------------------------------------------
-    def _conversation(self, request: GenerationRequest) -> tuple[list[dict[str, Any]], bool]:
-        prompt = request.task.prompt(request.params)
-        media = request.media
-        use_audio_in_video = media.kind is MediaKind.VIDEO and media.audio is not None and prompt.use_audio_in_video
-        content: list[dict[str, Any]] = [{"type": media.kind.value}]
-        if media.kind is MediaKind.AUDIO or (media.kind is MediaKind.VIDEO and request.task.needs_audio):
-            content = [{"type": "audio"}]
-        if self._variant is not Variant.CAPTIONER and prompt.user_text:
-            content.append({"type": "text", "text": prompt.user_text})
-        messages: list[dict[str, Any]] = []
-        if prompt.system:
-            messages.append({"role": "system", "content": [{"type": "text", "text": prompt.system}]})
-        messages.append({"role": "user", "content": content})
-        return messages, use_audio_in_video
-
-    def _inputs(self, requests: list[GenerationRequest], use_audio_in_video: bool) -> Any:
-        texts: list[str] = []
-        images: list[Any] = []
-        videos: list[np.ndarray] = []
-        audios: list[np.ndarray] = []
-        audio_slots: list[int | None] = []
-        for request in requests:
-            messages, _ = self._conversation(request)
-            texts.append(
-                self._processor.apply_chat_template(
-                    messages,
-                    add_generation_prompt=True,
-                    tokenize=False,
-                    enable_thinking=self._variant is Variant.THINKING,
-                )
-            )
-            kinds = [c["type"] for c in messages[-1]["content"]]
-            media = request.media
-            if "image" in kinds:
-                images.append(media.image)
-            if "video" in kinds:
-                videos.append(media.frames)  # type: ignore[arg-type]
-                if use_audio_in_video:
-                    audios.append(media.audio)  # type: ignore[arg-type]
-                    audio_slots.append(len(videos) - 1)
-            if "audio" in kinds:
-                audios.append(media.audio)  # type: ignore[arg-type]
-                audio_slots.append(None)
-        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
-        if images:
-            kwargs["images"] = images
-        if videos:
-            kwargs["videos"] = videos
-            kwargs["videos_kwargs"] = {
-                "do_sample_frames": False,
-                "cap_pixels_per_frame": True,
-                "fps": VIDEO_FPS,
-                "size": {
-                    "shortest_edge": FRAME_ALIGN * FRAME_ALIGN,
-                    "longest_edge": self.config.limits.max_frame_pixels,
-                },
-            }
-        if audios:
-            kwargs["audio"] = audios
-        if use_audio_in_video:
-            kwargs["load_audio_from_video"] = True
-            kwargs["audio_from_video_indices"] = audio_slots
-        return self._processor(**kwargs).to(self._model.device)
-
-    def _generate_kwargs(self, params: TaskParams, max_new_tokens: int) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "thinker_max_new_tokens": min(max_new_tokens, self.config.max_new_tokens_cap),
-            "thinker_do_sample": params.do_sample,
-            "thinker_repetition_penalty": params.repetition_penalty,
-        }
-        if params.do_sample:
-            kwargs.update(
-                thinker_temperature=params.temperature, thinker_top_p=params.top_p, thinker_top_k=params.top_k
-            )
-        return kwargs
-
-    def _decode(self, tokens: Any, limit: int) -> tuple[str, int]:
-        ids = [int(t) for t in tokens[:limit]]
-        for stop in (IM_END_ID, PAD_ID):
-            if stop in ids:
-                ids = ids[: ids.index(stop)]
-        text = self._processor.tokenizer.decode(ids, skip_special_tokens=True)
-        return text, len(ids)
-
-    def _result(
-        self, text: str, tokens: int, audio: np.ndarray | None = None, engine_seconds: float = 0.0
-    ) -> GenerationResult:
-        reasoning, answer = split_reasoning(text, self._variant is Variant.THINKING)
-        return GenerationResult(answer, reasoning, audio, tokens, engine_seconds)
-
-    # -- generation -------------------------------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        return self.generate_batch([request])[0]
-
-    def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        """Text-out requests that share sampling settings run in one generate() call; speech runs alone."""
-        for request in requests:
-            self.validate(request)
-        self.load()
-        results: dict[int, GenerationResult] = {}
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for index, request in enumerate(requests):
-            if request.wants_speech:
-                results[index] = self._speak(request)
-                continue
-            _, use_audio = self._conversation(request)
-            groups.setdefault((request.params.sampling_key(), use_audio), []).append(index)
-        for (_, use_audio), indices in groups.items():
-            for start in range(0, len(indices), self.config.max_batch_size):
-                chunk = indices[start : start + self.config.max_batch_size]
-                for index, result in zip(chunk, self._run_text([requests[i] for i in chunk], use_audio), strict=True):
-                    results[index] = result
-        return [results[i] for i in range(len(requests))]
-
-    def _run_text(self, requests: list[GenerationRequest], use_audio_in_video: bool) -> list[GenerationResult]:
-        import torch
-
-        limits = [min(r.params.max_new_tokens, self.config.max_new_tokens_cap) for r in requests]
-        with self._run_lock, torch.inference_mode():
-            started = time.perf_counter()
-            inputs = self._inputs(requests, use_audio_in_video)
-            output = self._model.generate(
-                **inputs,
-                return_audio=False,
-                use_audio_in_video=use_audio_in_video,
-                **self._generate_kwargs(requests[0].params, max(limits)),
-            )
-            self.generate_calls += 1
-            held = time.perf_counter() - started
-        sequences = output if isinstance(output, torch.Tensor) else output.sequences
-        prompt_len = inputs["input_ids"].shape[1]
-        results = []
-        for row, limit in enumerate(limits):
-            text, count = self._decode(sequences[row, prompt_len:], limit)
-            results.append(self._result(text, count, engine_seconds=held / len(requests)))
-        return results
-
-    def _speak(self, request: GenerationRequest) -> GenerationResult:
-        import torch
-
-        voice = Voice.parse(request.params.voice or "")
-        _, use_audio = self._conversation(request)
-        limit = min(request.params.max_new_tokens, self.config.max_new_tokens_cap)
-        with self._run_lock, torch.inference_mode():
-            started = time.perf_counter()
-            inputs = self._inputs([request], use_audio)
-            output = self._model.generate(
-                **inputs,
-                speaker=voice.value,
-                return_audio=True,
-                use_audio_in_video=use_audio,
-                talker_max_new_tokens=self.config.talker_max_new_tokens,
-                talker_do_sample=self.config.talker_do_sample,
-                **self._generate_kwargs(request.params, limit),
-            )
-            self.generate_calls += 1
-            held = time.perf_counter() - started
-        if not isinstance(output, tuple):
-            raise TaskInputError("the model returned no speech for this request")
-        sequences, wav = output
-        if isinstance(wav, list):
-            wav = wav[0]
-        audio = wav.reshape(-1).detach().float().cpu().numpy()
-        text, count = self._decode(sequences[0, inputs["input_ids"].shape[1] :], limit)
-        return self._result(text, count, audio, held)
-
-
-_SHARED: dict[EngineConfig, Engine] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_engine(config: EngineConfig) -> Engine:
-    """One engine per process and config: workers and the embedded runner call this."""
-    with _SHARED_LOCK:
-        engine = _SHARED.get(config)
-        if engine is None:
-            if config.backend == "vllm":
-                from models.vllm_backend import VllmEngine
-
-                engine = VllmEngine(config)
-            else:
-                engine = TransformersEngine(config)
-            _SHARED[config] = engine
-        return engine

@@ -8,13 +8,14 @@ from models.chunking import Span, check_coverage, find_pauses, plan_segments
 from models.media import DecodedMedia, MediaInfo, MediaKind, MediaLimits, decode_audio, load_media
 
 
-def plan_file(path: str | Path, info: MediaInfo, max_len: float) -> list[Span]:
-    """Segments covering the whole file; long media is cut at pauses (silero-vad) into pieces <= max_len s."""
+def plan_file(path: str | Path, info: MediaInfo, max_len: float, limits: MediaLimits) -> list[Span]:
+    """Segments covering the whole file; long media is cut at pauses (silero-vad) into pieces <= max_len s.
+    Decoding the whole track for pause finding gets the configured timeout, like every other decode."""
     if info.kind is MediaKind.IMAGE:
         return [Span(0.0, 0.0)]
     if info.duration_s <= max_len:
         return [Span(0.0, info.duration_s)]
-    pauses = find_pauses(decode_audio(path)) if info.has_audio else []
+    pauses = find_pauses(decode_audio(path, timeout_s=limits.timeout_s)) if info.has_audio else []
     segments = plan_segments(info.duration_s, pauses, max_len)
     check_coverage(segments, info.duration_s)
     return segments

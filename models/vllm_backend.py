@@ -1,8 +1,8 @@
 """vLLM backend (GPU only, optional extra `pip install .[vllm]`): the thinker through vLLM's offline API.
 
-Same interface as TransformersEngine; vLLM's continuous batching replaces our batch grouping. Plain vLLM
-serves the thinker (text out) only; speech requests are refused with a clear error (use the transformers
-backend on a talker worker, or vLLM-Omni's served stages)."""
+Same interface as the transformers backend, with validation and prompts from models.prompting; vLLM's
+continuous batching replaces our batch grouping. Plain vLLM serves the thinker (text out) only; speech requests
+are refused with a clear error (use the transformers backend on a talker worker, or vLLM-Omni's served stages)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,11 @@ import importlib.util
 import threading
 from typing import Any
 
-from models.engine import (
-    EngineConfig,
-    GenerationRequest,
-    GenerationResult,
-    TransformersEngine,
-    detect_variant,
-    split_reasoning,
-)
+from models.engine import EngineConfig, GenerationRequest, GenerationResult, split_reasoning
 from models.errors import BackendUnavailable, CapabilityError
 from models.media import VIDEO_FPS, MediaKind
-from models.variants import Variant
+from models.prompting import conversation, validate_request
+from models.variants import Variant, detect_variant
 
 
 def vllm_available() -> bool:
@@ -51,8 +45,6 @@ class VllmEngine:
         self._lock = threading.Lock()
         self._llm: Any = None
         self._processor: Any = None
-        # Validation and prompts are shared with the reference backend (no weights are loaded there).
-        self._reference = TransformersEngine(config)
 
     @property
     def variant(self) -> Variant:
@@ -75,19 +67,20 @@ class VllmEngine:
     def validate(self, request: GenerationRequest) -> None:
         if request.wants_speech:
             raise CapabilityError("the vLLM backend serves text only; speech jobs need a talker worker")
-        self._reference.validate(request)
+        validate_request(request, self._variant, talker_loaded=False)
 
     def _prompt(self, request: GenerationRequest) -> dict[str, Any]:
-        messages, use_audio = self._reference._conversation(request)
+        chat = conversation(request, self._variant)
+        use_audio = chat.use_audio_in_video
         text = self._processor.apply_chat_template(
-            messages,
+            chat.messages,
             add_generation_prompt=True,
             tokenize=False,
             enable_thinking=self._variant is Variant.THINKING,
         )
         media = request.media
         data: dict[str, Any] = {}
-        kinds = [c["type"] for c in messages[-1]["content"]]
+        kinds = chat.media_kinds
         if "image" in kinds:
             data["image"] = media.image
         if "video" in kinds:

@@ -8,16 +8,12 @@ import pytest
 
 
 def clear_caches() -> None:
-    from core import config, db, dispatch, storage
+    from core import config, db, storage
 
     config.get_settings.cache_clear()
     db.get_engine.cache_clear()
     db.get_sessionmaker.cache_clear()
     storage.get_storage.cache_clear()
-    dispatch.embedded_worker.cache_clear()
-    if dispatch.embedded_webhooks.cache_info().currsize:
-        dispatch.embedded_webhooks().stop()
-    dispatch.embedded_webhooks.cache_clear()
 
 
 def use_embedded(monkeypatch: pytest.MonkeyPatch, data_dir: Path, model: Path, **extra: str) -> None:

@@ -55,7 +55,7 @@ def running_stack(
         OMNIMEDIA_TALKER_DO_SAMPLE="false",
         OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2", OMNIMEDIA_ADMIN_TOKEN=ADMIN_TOKEN, **extra_env,
     )  # fmt: skip
-    key = subprocess.run([sys.executable, "-m", "core.cli", "keys", "create", "--tenant", tenant], env=env,
+    key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", tenant], env=env,
                          capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
     port = free_port()
     api_log = (logs / "api.log").open("wb")

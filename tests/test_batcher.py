@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from models.batcher import BatchingEngine
-from models.engine import EngineConfig, GenerationRequest, TransformersEngine
+from models.engine import EngineConfig, GenerationRequest
 from models.errors import TaskInputError
 from models.media import load_media
 from models.tasks import get_task, parse_params
+from models.transformers_backend import TransformersEngine
 
 
 def request(task: str, path: Path, **params: object) -> GenerationRequest:

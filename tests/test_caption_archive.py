@@ -26,7 +26,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
 
 def caption(data: Path, out: Path, archive: Archive, model: Path, *extra: str) -> subprocess.Popen[str]:
     env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="4")
-    cmd = [sys.executable, "-m", "core.cli", "caption", str(archive.root), "--out", str(out), "--json", *ARGS, *extra]
+    cmd = [sys.executable, "-m", "cli", "caption", str(archive.root), "--out", str(out), "--json", *ARGS, *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -134,7 +134,7 @@ def test_s3_prefix_in_and_out(tmp_path: Path, s3, tiny_model: Path, media: dict[
     env = env_for(OMNIMEDIA_DATA_DIR=str(tmp_path / "data"), OMNIMEDIA_MODEL=str(tiny_model),
                   OMNIMEDIA_MAX_NEW_TOKENS_CAP="4", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint,
                   OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key)  # fmt: skip
-    cmd = [sys.executable, "-m", "core.cli", "caption", "s3://archive-in/tapes", "--task", "transcribe",
+    cmd = [sys.executable, "-m", "cli", "caption", "s3://archive-in/tapes", "--task", "transcribe",
            "--out", "s3://archive-in/captions/", "--json"]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

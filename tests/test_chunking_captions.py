@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from models.captions import MAX_CUE_S, MAX_LINE_CHARS, TimedText, clean_text, to_json, to_srt, to_vtt
 from models.chunking import Span, check_coverage, coverage_gaps, plan_segments
-from models.errors import CoverageError
-from models.media import probe
+from models.errors import CoverageError, MediaError
+from models.media import MediaLimits, probe
 from models.segments import plan_file
 from tests.support import ffmpeg, speech
 
@@ -47,13 +47,20 @@ def twenty_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_plan_cuts_at_pauses_and_covers_20_minutes(twenty_minutes: Path) -> None:
     info = probe(twenty_minutes)
     assert abs(info.duration_s - 1200) < 1
-    plan = plan_file(twenty_minutes, info, MAX_SEG)
+    plan = plan_file(twenty_minutes, info, MAX_SEG, MediaLimits())
     assert len(plan) >= 20
     assert all(s.duration <= MAX_SEG + 1e-6 for s in plan)
     assert plan[0].start == 0 and abs(plan[-1].end - info.duration_s) < 0.01
     assert coverage_gaps(plan, info.duration_s) == []
     hard_cuts = sum(1 for s in plan[:-1] if abs(s.duration - MAX_SEG) < 1e-6)
     assert hard_cuts <= len(plan) // 5, "most cuts should land in pauses, not at the hard limit"
+
+
+def test_planning_decode_obeys_the_configured_timeout(twenty_minutes: Path) -> None:
+    """The whole-track decode for pause finding used to run with a fixed 120 s timeout, ignoring the setting."""
+    info = probe(twenty_minutes)
+    with pytest.raises(MediaError, match="took longer than"):
+        plan_file(twenty_minutes, info, MAX_SEG, MediaLimits(timeout_s=0.01))
 
 
 @given(

@@ -17,7 +17,7 @@ def test_submit_runs_without_servers(tmp_path: Path, tiny_model: Path, media: di
         # Unreachable servers prove nothing is contacted on the embedded path.
         OMNIMEDIA_BROKER_URL="redis://127.0.0.1:1/0",
     )
-    cli = [sys.executable, "-m", "core.cli"]
+    cli = [sys.executable, "-m", "cli"]
     done = subprocess.run([*cli, "submit", str(media["speech_wav"]), "--task", "transcribe", "--format", "vtt"],
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr

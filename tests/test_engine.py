@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.engine import EngineConfig, GenerationRequest, TransformersEngine, split_reasoning
+from models.engine import EngineConfig, GenerationRequest, split_reasoning
 from models.errors import CapabilityError, TaskInputError
 from models.media import MediaLimits, load_media
+from models.prompting import conversation
 from models.tasks import get_task, parse_params
+from models.transformers_backend import TransformersEngine
 from models.variants import Variant
 
 LIMITS = MediaLimits()
@@ -152,7 +154,7 @@ def test_split_reasoning() -> None:
 def test_captioner_takes_audio_only(tiny_captioner: Path, media: dict[str, Path]) -> None:
     engine = TransformersEngine(EngineConfig(str(tiny_captioner)))
     assert engine.variant is Variant.CAPTIONER
-    messages, _ = engine._conversation(request("caption_audio", media["tone_mp3"]))
+    messages = conversation(request("caption_audio", media["tone_mp3"]), engine.variant).messages
     assert [c["type"] for c in messages[-1]["content"]] == ["audio"], "the captioner takes no text prompt"
     assert engine.generate(request("caption_audio", media["tone_mp3"])).text
     with pytest.raises(CapabilityError, match="audio only"):

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.dispatch import run_until_settled
-from core.runner import JobRunner, RunStatus, backoff_s
+from core.jobs.runner import JobRunner, RunStatus, backoff_s, run_until_settled
 from core.schema import Job, JobEvent
 from core.storage import StorageError
 from tests.embedded import clear_caches, use_embedded
@@ -57,22 +56,21 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # t
     from core.config import get_settings
     from core.db import get_sessionmaker
     from core.storage import get_storage
-    from models.engine import shared_engine
+    from models.loader import load_engine
 
     settings = get_settings()
-    yield settings, get_sessionmaker(), get_storage(), shared_engine(settings.engine_config())
+    yield settings, get_sessionmaker(), get_storage(), load_engine(settings.engine_config())
     clear_caches()
 
 
 def _submit(env, path: Path, **params: object) -> str:  # type: ignore[no-untyped-def]
-    from core.submit import create_job, new_upload
+    from core.jobs.submit import create_job
+    from core.schema import LOCAL_TENANT
+    from core.uploads import store_upload
 
     settings, sessions, storage, _ = env
     with sessions() as session, path.open("rb") as fh:
-        upload = new_upload(session, path.name, None)
-        stored = storage.upload_stream(upload.storage_key, fh, 10**9)
-        upload.size_bytes, upload.sha256 = stored.size, stored.sha256
-        session.commit()
+        upload = store_upload(session, storage, settings, LOCAL_TENANT, path.name, None, fh)
         return create_job(session, storage, settings, "transcribe", dict(params), upload.id).id
 
 

@@ -35,7 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, 
 def test_two_fake_gpus_two_workers(stack: Stack, media: dict[str, Path]) -> None:
     log = (stack.logs / "fleet.log").open("wb")
     fleet = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "worker", "--gpus", "7,9", "--queues", "thinker", "--pool", "prefork"],
+        [sys.executable, "-m", "cli", "worker", "--gpus", "7,9", "--queues", "thinker", "--pool", "prefork"],
         env=stack.env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -11,11 +11,13 @@ import httpx
 import pytest
 from sqlalchemy import inspect, select
 
-from core import jobs, migrate
+from core import migrate
 from core.config import Settings
 from core.db import make_engine
-from core.jobs import Transition
-from core.schema import Job, JobEvent, JobState, metadata, new_id, utcnow
+from core.jobs import machine as jobs
+from core.jobs.machine import Transition
+from core.schema import Job, JobEvent, metadata, new_id, utcnow
+from core.states import JobState
 from core.storage import LocalStorage, S3Storage, TooLarge
 from tests.support import SeaweedS3
 
@@ -182,7 +184,7 @@ def test_reconciler_requeues_lost_workers_and_messages(pg_sessions) -> None:  # 
 
     from sqlalchemy import update
 
-    from core.reconcile import reconcile
+    from core.jobs.reconcile import reconcile_jobs as reconcile
 
     settings = Settings(lease_s=1, queued_deadline_s=60)
     lost_worker, lost_message, exhausted, healthy = (_queued_job(pg_sessions) for _ in range(4))

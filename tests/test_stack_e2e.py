@@ -228,7 +228,7 @@ def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dic
     shutil.copy(media["speech_wav"], source / "nested" / "same speech.wav")
     shutil.copy(media["video_av"], source / "nested" / "clip.mp4")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "core.cli", "caption", str(source), "--task", "transcribe", "--out", str(out),
+    cmd = [sys.executable, "-m", "cli", "caption", str(source), "--task", "transcribe", "--out", str(out),
            "--server", str(stack.api.base_url), "--api-key", stack.key, "--json"]  # fmt: skip
     env = {k: v for k, v in stack.env.items() if k != "OMNIMEDIA_MODE"}
 
@@ -312,7 +312,7 @@ def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_pat
     log = (stack.logs / "flower.log").open("wb")
     env = {**stack.env, "OMNIMEDIA_FLOWER_USER": "ops", "OMNIMEDIA_FLOWER_PASSWORD": "flower-secret"}
     flower = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "flower", "--port", str(port)],
+        [sys.executable, "-m", "cli", "flower", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

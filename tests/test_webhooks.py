@@ -397,10 +397,10 @@ def test_outbox_event_commits_with_the_final_state(api: Client, monkeypatch: pyt
                                                     receiver: Receiver, media: dict[str, Path]) -> None:  # fmt: skip
     """If the event cannot be written, the job does not become final either (one transaction); and a delivery
     whose hand-off to the sender was lost is found and sent by the sweeper."""
-    from core import jobs
     from core.config import get_settings
     from core.db import get_sessionmaker
-    from core.jobs import Transition
+    from core.jobs import machine as jobs
+    from core.jobs.machine import Transition
     from core.schema import Job, WebhookDelivery, WebhookEvent
     from core.webhooks import outbox
     from core.webhooks.sweeper import sweep
@@ -459,7 +459,7 @@ def test_reconciler_completes_a_missed_batch_and_purges_old_events(
 ) -> None:
     from core.config import get_settings
     from core.db import get_sessionmaker
-    from core.reconcile import reconcile
+    from core.maintenance import run_maintenance as reconcile
     from core.schema import BatchItem, Job, WebhookDelivery, WebhookEvent
 
     client, keys = api

@@ -1,4 +1,4 @@
-"""Celery tasks: each takes a job id and calls core; state lives in the database, not here."""
+"""Celery tasks for jobs: each takes an id and calls core; state lives in the database, not here."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ from functools import lru_cache
 from celery import Task
 from celery.signals import worker_init
 
-from core import metrics
 from core.celery_app import RECONCILE, RUN_JOB, app
 from core.config import get_settings
 from core.db import get_sessionmaker
-from core.reconcile import reconcile as reconcile_once
-from core.runner import TRANSIENT_ERRORS, JobRunner, RunStatus
-from core.storage import get_storage
-from models.batcher import BatchingEngine
-from models.engine import Engine, shared_engine
+from core.jobs.failures import TRANSIENT_ERRORS
+from core.jobs.runner import JobRunner, RunStatus, build_runner
+from core.maintenance import run_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +38,12 @@ _RUNNER_LOCK = threading.Lock()
 def runner(worker: str) -> JobRunner:
     """One runner (and engine, loaded on first job) per worker process, shared by its threads."""
     with _RUNNER_LOCK:
-        return _make_runner(worker)
+        return _cached_runner(worker)
 
 
 @lru_cache
-def _make_runner(worker: str) -> JobRunner:
-    settings = get_settings()
-    engine: Engine = shared_engine(settings.engine_config())
-    if settings.batch_max_wait_ms > 0 and settings.backend == "transformers":  # vLLM batches continuously itself
-        engine = BatchingEngine(engine, settings.max_batch_size, settings.batch_max_wait_ms, metrics.BATCH_SIZE.observe)
-    return JobRunner(settings, get_sessionmaker(), get_storage(), engine, worker=worker)
+def _cached_runner(worker: str) -> JobRunner:
+    return build_runner(get_settings(), worker)
 
 
 @app.task(
@@ -72,11 +65,10 @@ def run_job(self: Task, job_id: str) -> str:
 
 @app.task(name=RECONCILE)
 def reconcile() -> dict[str, list[str]]:
-    def send(job_id: str, queue: str) -> None:
-        app.send_task(RUN_JOB, args=[job_id], queue=queue)
-
+    """Maintenance: requeue or fail stuck jobs, complete missed batches, purge expired keys and old events."""
     with get_sessionmaker()() as session:
-        report = reconcile_once(session, get_settings(), send)
-    if report.requeued or report.resent or report.failed:
-        log.warning("reconciler: %s", report)
-    return {"requeued": report.requeued, "resent": report.resent, "failed": report.failed}
+        report = run_maintenance(session, get_settings())
+    jobs = report.jobs
+    if jobs.requeued or jobs.resent or jobs.failed:
+        log.warning("reconciler: %s", jobs)
+    return {"requeued": jobs.requeued, "resent": jobs.resent, "failed": jobs.failed}

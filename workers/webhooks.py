@@ -8,7 +8,7 @@ from celery import Task
 from core.celery_app import DELIVER_WEBHOOK, SWEEP_WEBHOOKS, app
 from core.config import get_settings
 from core.db import get_sessionmaker
-from core.dispatch import send_deliveries
+from core.queue import send_deliveries
 from core.webhooks.delivery import deliver
 from core.webhooks.sweeper import sweep
 
@@ -20,7 +20,7 @@ def deliver_webhook(self: Task, delivery_id: str) -> str:
         outcome = deliver(session, delivery_id, settings)
     if outcome.retry_in_s is not None and outcome.retry_in_s <= settings.webhook_redispatch_s:
         send_deliveries([delivery_id], countdown=outcome.retry_in_s)  # later retries: the sweeper sends them when due
-    return outcome.state or "skipped"
+    return outcome.state.value if outcome.state else "skipped"
 
 
 @app.task(name=SWEEP_WEBHOOKS, ignore_result=True)

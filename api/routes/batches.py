@@ -6,13 +6,15 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
+from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
-from api.routes.jobs import claim_or_problem, submit_problem
-from api.routes.webhooks import webhook_problem
+from api.routes.jobs import claim_or_problem
 from core.batches import (
     BatchLine,
     BatchRejected,
@@ -20,17 +22,20 @@ from core.batches import (
     batch_status,
     cancel_batch,
     create_batch,
+    decode_utf8,
     lines_from_prefix,
+    lines_from_upload,
     parse_jsonl,
 )
-from core.dispatch import enqueue
+from core.config import Settings
+from core.errors import Refused
 from core.idempotency import body_digest, complete, release
-from core.quotas import QuotaExceeded, check_active_jobs
-from core.schema import Batch, BatchItem, Upload
-from core.storage import ObjectNotFound, StorageError
-from core.webhooks.endpoints import WebhookError, check_job_webhook
-from models.errors import TaskInputError
-from models.tasks import TaskName, parse_params
+from core.queue import enqueue
+from core.quotas import check_active_jobs
+from core.schema import Batch, BatchItem
+from core.storage import Storage
+from core.webhooks.endpoints import check_job_webhook
+from models.tasks import TaskName
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=PROBLEM_RESPONSES)
 MAX_BODY = 100 * 1024 * 1024
@@ -71,34 +76,43 @@ async def submit_batch(
     if len(body) > MAX_BODY:
         raise Problem(413, "batch-too-large", "Batch body is too large", f"the limit is {MAX_BODY} bytes")
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if webhook_url is not None:
-        try:
-            webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
-        except WebhookError as exc:
-            raise webhook_problem(exc) from exc
     idempotency_key = request.headers.get("idempotency-key", "")[:255] or None
+    # The database and storage work blocks: it runs in a worker thread, never on the event loop.
+    return await run_in_threadpool(
+        _create, body, content_type, idempotency_key, webhook_url, session, storage, settings, tenant
+    )
+
+
+def _create(
+    body: bytes,
+    content_type: str,
+    idempotency_key: str | None,
+    webhook_url: str | None,
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    tenant: str,
+) -> dict[str, Any]:
+    if webhook_url is not None:
+        webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
     if idempotency_key:
         digest = body_digest(body + b"\0" + (webhook_url or "").encode())
         existing = claim_or_problem(session, settings, tenant, idempotency_key, digest, "batches")
         if existing:
-            return batch_status(session, _load(session, existing, tenant))
+            return batch_status(session, load_owned(session, Batch, existing, tenant))
     try:
         if content_type in JSONL_TYPES:
-            lines, source = parse_jsonl(_utf8(body)), "jsonl"
+            lines, source = parse_jsonl(decode_utf8(body)), "jsonl"
         elif content_type == "application/json":
             lines, source = _lines_from_json(body, session, storage, settings, tenant)
         else:
             raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
         check_active_jobs(session, settings, tenant, len(lines))
         batch, created = create_batch(session, storage, settings, lines, source, tenant, webhook_url)
-    except (BatchRejected, QuotaExceeded, Problem) as exc:
+    except (Refused, Problem):
         if idempotency_key:
             release(session, tenant, idempotency_key)
-        if isinstance(exc, QuotaExceeded):
-            raise submit_problem(exc) from exc
-        if isinstance(exc, Problem):
-            raise
-        raise Problem(422, "invalid-batch", "Batch is not valid", exc.reason, errors=exc.errors[:100]) from exc
+        raise
     if idempotency_key:
         complete(session, tenant, idempotency_key, batch.id)
     for job in created:
@@ -110,40 +124,21 @@ async def submit_batch(
     return status
 
 
-def _utf8(body: bytes) -> str:
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BatchRejected("the batch body must be UTF-8") from exc
-
-
 def _lines_from_json(
-    body: bytes, session: SessionDep, storage: StorageDep, settings: SettingsDep, tenant: str
+    body: bytes, session: Session, storage: Storage, settings: Settings, tenant: str
 ) -> tuple[list[BatchLine], str]:
     try:
         spec = BatchFromPrefix.model_validate(json.loads(body or b"{}"))
     except (ValueError, TypeError) as exc:
         raise BatchRejected(f"invalid JSON body: {exc}") from exc
     if spec.input_file_id:
-        upload = session.get(Upload, spec.input_file_id) if spec.input_file_id.isalnum() else None
-        if upload is None or upload.tenant != tenant:
-            raise Problem(404, "input-not-found", "Upload not found", spec.input_file_id)
-        return parse_jsonl(_utf8(storage.get_bytes(upload.storage_key))), f"upload:{upload.id}"
+        return lines_from_upload(session, storage, tenant, spec.input_file_id), f"upload:{spec.input_file_id}"
     if not spec.input_prefix or spec.task is None:
         raise BatchRejected("give input_prefix and task, or input_file_id, or send JSONL")
-    try:
-        parse_params(spec.task, spec.params)
-        bucket = spec.input_prefix.removeprefix("s3://").split("/", 1)[0]
-        if bucket not in settings.allowed_input_buckets and bucket != settings.s3_bucket:
-            raise Problem(403, "forbidden-bucket", "Input cannot be used", f"bucket {bucket!r} is not allowed")
-        return lines_from_prefix(storage, settings, spec.input_prefix, spec.task.value, spec.params), spec.input_prefix
-    except TaskInputError as exc:
-        raise BatchRejected(exc.reason) from exc
-    except (ValueError, ObjectNotFound, StorageError) as exc:
-        raise BatchRejected(f"cannot list {spec.input_prefix}: {exc}") from exc
+    return lines_from_prefix(storage, settings, spec.input_prefix, spec.task.value, spec.params), spec.input_prefix
 
 
-def batch_items_with_errors(session: SessionDep, batch: Batch) -> list[BatchItem]:
+def batch_items_with_errors(session: Session, batch: Batch) -> list[BatchItem]:
     return list(
         session.scalars(
             select(BatchItem)
@@ -153,29 +148,22 @@ def batch_items_with_errors(session: SessionDep, batch: Batch) -> list[BatchItem
     )
 
 
-def _load(session: SessionDep, batch_id: str, tenant: str) -> Batch:
-    batch = session.get(Batch, batch_id) if batch_id.isalnum() else None
-    if batch is None or batch.tenant != tenant:
-        raise Problem(404, "batch-not-found", "Batch not found", f"no batch with id {batch_id!r}")
-    return batch
-
-
 @router.get("/{batch_id}")
 def get_batch(batch_id: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
     """Counts per job state, media seconds done, progress."""
-    return batch_status(session, _load(session, batch_id, tenant))
+    return batch_status(session, load_owned(session, Batch, batch_id, tenant))
 
 
 @router.get("/{batch_id}/results", responses={200: {"content": {"application/jsonl": {}}}})
 def get_batch_results(batch_id: str, session: SessionDep, tenant: TenantDep) -> Response:
     """JSONL: custom_id with response (status_code, body) or error; order not guaranteed."""
-    records = batch_results(session, _load(session, batch_id, tenant), "/v1/jobs/{job_id}/result")
+    records = batch_results(session, load_owned(session, Batch, batch_id, tenant), "/v1/jobs/{job_id}/result")
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     return Response(body, media_type="application/jsonl")
 
 
 @router.post("/{batch_id}/cancel")
 def cancel(batch_id: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    batch = _load(session, batch_id, tenant)
+    batch = load_owned(session, Batch, batch_id, tenant)
     cancel_batch(session, batch)
     return batch_status(session, batch)

@@ -12,16 +12,18 @@ from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import and_, or_, select
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
+from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
-from core import jobs
-from core.dispatch import enqueue
+from core.errors import Refused
 from core.idempotency import IdempotencyConflict, body_digest, claim, complete, release
-from core.jobs import Transition
-from core.quotas import QuotaExceeded, check_active_jobs
-from core.schema import Job, JobEvent, JobState, utcnow
+from core.jobs import machine
+from core.jobs.submit import create_job
+from core.queue import enqueue
+from core.quotas import check_active_jobs
+from core.schema import Job, JobEvent
+from core.states import JobState
 from core.storage import ObjectNotFound
-from core.submit import InputError, create_job
 from models.errors import TaskInputError
 from models.tasks import TaskName
 
@@ -43,13 +45,6 @@ def job_out(job: Job) -> JobOut:
     return out
 
 
-def load_job(session: SessionDep, job_id: str, tenant: str) -> Job:
-    job = session.get(Job, job_id) if job_id.isalnum() else None
-    if job is None or job.tenant != tenant:  # another tenant's job does not exist for this caller
-        raise Problem(404, "job-not-found", "Job not found", f"no job with id {job_id!r}")
-    return job
-
-
 @router.post("", status_code=202, response_model=JobOut)
 def submit_job(
     body: JobCreate,
@@ -67,33 +62,19 @@ def submit_job(
         existing = claim_or_problem(session, settings, tenant, idempotency_key, digest, "jobs")
         if existing:
             response.headers["Location"] = f"/v1/jobs/{existing}"
-            return job_out(load_job(session, existing, tenant))
+            return job_out(load_owned(session, Job, existing, tenant))
     try:
         check_active_jobs(session, settings, tenant)
         job = create_job(session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url)
-    except (TaskInputError, InputError, QuotaExceeded) as exc:
+    except (Refused, TaskInputError):
         if idempotency_key:
             release(session, tenant, idempotency_key)
-        raise submit_problem(exc) from exc
+        raise
     if idempotency_key:
         complete(session, tenant, idempotency_key, job.id)
     enqueue(job.id, job.queue, settings)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_out(job)
-
-
-def submit_problem(exc: Exception) -> Problem:
-    """The problem+json for a refused submission."""
-    if isinstance(exc, QuotaExceeded):
-        problem = Problem(exc.status, exc.kind, "Over the tenant's quota", exc.reason)
-        if exc.status == 429:
-            problem.headers["Retry-After"] = "30"
-        return problem
-    if isinstance(exc, TaskInputError):
-        return Problem(422, "invalid-params", "Task parameters are not valid", exc.reason)
-    assert isinstance(exc, InputError)
-    status = 404 if exc.kind == "input-not-found" else 403 if exc.kind == "forbidden-bucket" else 422
-    return Problem(status, exc.kind, "Input cannot be used", exc.reason)
 
 
 def claim_or_problem(
@@ -111,7 +92,7 @@ def claim_or_problem(
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
-    return job_out(load_job(session, job_id, tenant))
+    return job_out(load_owned(session, Job, job_id, tenant))
 
 
 def _encode_cursor(job: Job) -> str:
@@ -151,7 +132,7 @@ def list_jobs(
 
 @router.get("/{job_id}/events", response_model=list[JobEventOut])
 def job_events(job_id: str, session: SessionDep, tenant: TenantDep) -> list[JobEventOut]:
-    load_job(session, job_id, tenant)
+    load_owned(session, Job, job_id, tenant)
     events = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     return [JobEventOut.model_validate(e) for e in events]
 
@@ -159,10 +140,10 @@ def job_events(job_id: str, session: SessionDep, tenant: TenantDep) -> list[JobE
 @router.post("/{job_id}/cancel", response_model=JobOut)
 def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
     """Queued jobs cancel at once; running jobs stop at the next segment boundary."""
-    job = load_job(session, job_id, tenant)
+    job = load_owned(session, Job, job_id, tenant)
     if JobState(job.state).final:
         raise Problem(409, "job-finished", "Job already finished", f"job is {job.state}")
-    jobs.request_cancel(session, job_id)
+    machine.request_cancel(session, job_id)
     session.refresh(job)
     return job_out(job)
 
@@ -170,12 +151,8 @@ def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
 @router.post("/{job_id}/retry", status_code=202, response_model=JobOut)
 def retry_job(job_id: str, response: Response, session: SessionDep, settings: SettingsDep, tenant: TenantDep) -> JobOut:
     """Run a failed or canceled job again (attempts start over; finished segments are kept)."""
-    job = load_job(session, job_id, tenant)
-    if not jobs.transition(
-        session, job_id, Transition.REQUEUE, "retried by request",
-        attempts=0, cancel_requested=False, failure_class=None, failure_reason=None, finished_at=None,
-        queued_at=utcnow(), oom_retries=0,
-    ):  # fmt: skip
+    job = load_owned(session, Job, job_id, tenant)
+    if not machine.requeue(session, job_id):
         raise Problem(409, "job-not-retryable", "Only failed or canceled jobs can be retried", f"job is {job.state}")
     enqueue(job_id, job.queue, settings)
     session.refresh(job)
@@ -203,7 +180,7 @@ def get_result(
     tenant: TenantDep,
     format: str = Query("json", pattern="^(json|srt|vtt|txt)$"),
 ) -> Response:
-    job = load_job(session, job_id, tenant)
+    job = load_owned(session, Job, job_id, tenant)
     key = _output(job, format)
     try:
         body = storage.get_bytes(key)
@@ -215,7 +192,7 @@ def get_result(
 
 @router.get("/{job_id}/audio", responses={200: {"content": {"audio/wav": {}}, "description": "24 kHz WAV"}})
 def get_audio(job_id: str, session: SessionDep, storage: StorageDep, tenant: TenantDep) -> Response:
-    job = load_job(session, job_id, tenant)
+    job = load_owned(session, Job, job_id, tenant)
     key = _output(job, "wav")
     try:
         body = storage.get_bytes(key)

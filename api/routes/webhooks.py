@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, TenantDep
-from api.problems import PROBLEM_RESPONSES, Problem
+from api.lookup import load_owned
+from api.problems import PROBLEM_RESPONSES
 from api.schemas import (
     WebhookAttemptOut,
     WebhookDeliveryOut,
@@ -21,24 +22,11 @@ from api.schemas import (
     WebhookSecretOut,
 )
 from core.schema import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from core.states import DeliveryState, EventType
 from core.webhooks import endpoints
-from core.webhooks.endpoints import WebhookError
-from core.webhooks.outbox import EventType
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 Limit = Annotated[int, Query(ge=1, le=500)]
-
-
-def webhook_problem(exc: WebhookError) -> Problem:
-    status = {"too-many-endpoints": 409, "endpoint-disabled": 409, "event-expired": 410}.get(exc.kind, 422)
-    return Problem(status, exc.kind, "Webhook request refused", exc.reason)
-
-
-def _endpoint(session: SessionDep, tenant: str, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = endpoints.load_endpoint(session, tenant, endpoint_id)
-    if endpoint is None:
-        raise Problem(404, "webhook-not-found", "Webhook endpoint not found", f"no endpoint with id {endpoint_id!r}")
-    return endpoint
 
 
 @router.post("", status_code=201, response_model=WebhookEndpointCreated)
@@ -46,12 +34,9 @@ def create_endpoint(
     body: WebhookEndpointIn, session: SessionDep, settings: SettingsDep, tenant: TenantDep
 ) -> WebhookEndpointCreated:
     """Register a receiver. The response holds its signing secret: it is not shown again (rotate to replace)."""
-    try:
-        endpoint = endpoints.create_endpoint(
-            session, settings, tenant, body.url, [e.value for e in body.events], body.description
-        )
-    except WebhookError as exc:
-        raise webhook_problem(exc) from exc
+    endpoint = endpoints.create_endpoint(
+        session, settings, tenant, body.url, [e.value for e in body.events], body.description
+    )
     return WebhookEndpointCreated.model_validate(endpoint)
 
 
@@ -76,7 +61,7 @@ def list_deliveries(
     tenant: TenantDep,
     endpoint_id: str | None = None,
     event_id: str | None = None,
-    state: str | None = Query(None, pattern="^(pending|sending|succeeded|failed|canceled)$"),
+    state: DeliveryState | None = None,
     limit: Limit = 100,
 ) -> list[WebhookDeliveryOut]:
     """Newest first, each with every attempt (status code, latency, error, next attempt)."""
@@ -90,7 +75,7 @@ def list_deliveries(
     if event_id:
         query = query.where(WebhookDelivery.event_id == event_id)
     if state:
-        query = query.where(WebhookDelivery.state == state)
+        query = query.where(WebhookDelivery.state == state.value)
     rows = session.execute(query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit)).all()
     attempts: dict[str, list[WebhookAttemptOut]] = {delivery.id: [] for delivery, _ in rows}
     for attempt in session.scalars(
@@ -112,13 +97,8 @@ def _delivery_out(delivery: WebhookDelivery, event_type: str, log: list[WebhookA
 @router.post("/deliveries/{delivery_id}/replay", status_code=202, response_model=WebhookDeliveryOut)
 def replay_delivery(delivery_id: str, session: SessionDep, tenant: TenantDep) -> WebhookDeliveryOut:
     """Send the same event (same webhook-id) to the same receiver again, as a new delivery."""
-    original = session.get(WebhookDelivery, delivery_id) if delivery_id.isalnum() else None
-    if original is None or original.tenant != tenant:
-        raise Problem(404, "delivery-not-found", "Delivery not found", f"no delivery with id {delivery_id!r}")
-    try:
-        copy = endpoints.replay(session, original)
-    except WebhookError as exc:
-        raise webhook_problem(exc) from exc
+    original = load_owned(session, WebhookDelivery, delivery_id, tenant)
+    copy = endpoints.replay(session, original)
     event = session.get(WebhookEvent, copy.event_id)
     return _delivery_out(copy, event.type if event else "", [])
 
@@ -137,7 +117,7 @@ def list_events(
 
 @router.get("/{endpoint_id}", response_model=WebhookEndpointOut)
 def get_endpoint(endpoint_id: str, session: SessionDep, tenant: TenantDep) -> WebhookEndpointOut:
-    return WebhookEndpointOut.model_validate(_endpoint(session, tenant, endpoint_id))
+    return WebhookEndpointOut.model_validate(load_owned(session, WebhookEndpoint, endpoint_id, tenant))
 
 
 @router.patch("/{endpoint_id}", response_model=WebhookEndpointOut)
@@ -145,18 +125,15 @@ def update_endpoint(
     endpoint_id: str, body: WebhookEndpointPatch, session: SessionDep, settings: SettingsDep, tenant: TenantDep
 ) -> WebhookEndpointOut:
     """Change the URL, the event filter or the description; enable a disabled endpoint again."""
-    endpoint = _endpoint(session, tenant, endpoint_id)
+    endpoint = load_owned(session, WebhookEndpoint, endpoint_id, tenant)
     events = [e.value for e in body.events] if body.events is not None else None
-    try:
-        endpoints.update_endpoint(session, settings, endpoint, body.url, events, body.description, body.enabled)
-    except WebhookError as exc:
-        raise webhook_problem(exc) from exc
+    endpoints.update_endpoint(session, settings, endpoint, body.url, events, body.description, body.enabled)
     return WebhookEndpointOut.model_validate(endpoint)
 
 
 @router.delete("/{endpoint_id}", status_code=204)
 def delete_endpoint(endpoint_id: str, session: SessionDep, tenant: TenantDep) -> Response:
-    session.delete(_endpoint(session, tenant, endpoint_id))
+    session.delete(load_owned(session, WebhookEndpoint, endpoint_id, tenant))
     session.commit()
     return Response(status_code=204)
 
@@ -166,6 +143,6 @@ def rotate_endpoint_secret(
     endpoint_id: str, session: SessionDep, settings: SettingsDep, tenant: TenantDep
 ) -> WebhookSecretOut:
     """A new secret, shown once; the old one also signs (a second signature) until previous_secret_expires_at."""
-    endpoint = _endpoint(session, tenant, endpoint_id)
+    endpoint = load_owned(session, WebhookEndpoint, endpoint_id, tenant)
     secret = endpoints.rotate_endpoint_secret(session, settings, endpoint)
     return WebhookSecretOut(secret=secret, previous_secret_expires_at=endpoint.previous_expires_at)

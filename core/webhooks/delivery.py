@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from core import metrics
 from core.config import Settings
-from core.netguard import Resolver, UnsafeURL, check_url, system_resolver
 from core.schema import (
     TenantWebhookSecret,
     WebhookAttempt,
@@ -35,7 +34,9 @@ from core.schema import (
     as_utc,
     utcnow,
 )
+from core.states import DeliveryState, EventType
 from core.webhooks import outbox
+from core.webhooks.netguard import Resolver, UnsafeURL, check_url, system_resolver
 from core.webhooks.signing import active_secrets, signature_header
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,10 @@ class AttemptResult:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to a delivery: `state` after the attempt and, when pending, seconds to the next one."""
+    """What happened to a delivery: `state` after the attempt (None: no attempt made) and, when pending, seconds
+    to the next one."""
 
-    state: str | None = None
+    state: DeliveryState | None = None
     retry_in_s: float | None = None
 
 
@@ -74,13 +76,13 @@ def claim(session: Session, delivery_id: str, settings: Settings, now: datetime)
         update(WebhookDelivery)
         .where(
             WebhookDelivery.id == delivery_id,
-            WebhookDelivery.state == "pending",
+            WebhookDelivery.state == DeliveryState.PENDING.value,
             or_(
                 WebhookDelivery.next_attempt_at.is_(None),
                 WebhookDelivery.next_attempt_at <= now + timedelta(seconds=CLAIM_SLACK_S),
             ),
         )
-        .values(state="sending", lease_until=lease, attempts=WebhookDelivery.attempts + 1)
+        .values(state=DeliveryState.SENDING.value, lease_until=lease, attempts=WebhookDelivery.attempts + 1)
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -99,12 +101,14 @@ def deliver(session: Session, delivery_id: str, settings: Settings) -> Outcome:
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
     if event is None or (delivery.endpoint_id and (endpoint is None or not endpoint.enabled)):
         reason = "the endpoint was disabled or deleted" if event else "the event is gone"
-        _finish(session, delivery, "canceled", error=reason)
-        return Outcome(state="canceled")
+        _finish(session, delivery, DeliveryState.CANCELED, error=reason)
+        return Outcome(DeliveryState.CANCELED)
     url, secrets = _target(session, delivery, endpoint, now)
     if not secrets:
-        _finish(session, delivery, "failed", error="no signing secret: create one with POST /v1/webhooks/secret")
-        return Outcome(state="failed")
+        _finish(
+            session, delivery, DeliveryState.FAILED, error="no signing secret: create one with POST /v1/webhooks/secret"
+        )
+        return Outcome(DeliveryState.FAILED)
     body = json.dumps(event.payload, separators=(",", ":"))
     msg_id = event.id
     session.commit()  # hold no transaction open while waiting on the network
@@ -217,22 +221,22 @@ def record(
     next_at: datetime | None = None
     retry_in: float | None = None
     if result.ok:
-        state = "succeeded"
+        state = DeliveryState.SUCCEEDED
         if endpoint is not None:
             endpoint.failing_since = None
     elif result.status == 410:
-        state = "failed"
+        state = DeliveryState.FAILED
         if endpoint is not None:
             disable(session, endpoint, "the receiver answered 410 Gone")
     else:
         retry_in = next_delay(delivery.attempts, settings, result.retry_after_s)
-        state = "failed" if retry_in is None else "pending"
+        state = DeliveryState.FAILED if retry_in is None else DeliveryState.PENDING
         if endpoint is not None:
             endpoint.failing_since = endpoint.failing_since or now
             failing_for = (now - as_utc(endpoint.failing_since)).total_seconds()
             if failing_for >= settings.webhook_disable_after_s:
                 disable(session, endpoint, f"every delivery failed for {failing_for / 86400:.1f} days")
-                state, retry_in = "failed", None
+                state, retry_in = DeliveryState.FAILED, None
         if retry_in is not None:
             next_at = now + timedelta(seconds=retry_in)
     session.add(
@@ -257,8 +261,8 @@ def record(
     except IntegrityError:  # the endpoint (and with it this delivery) was deleted during the attempt
         session.rollback()
         log.info("webhook delivery %s vanished during its attempt (endpoint deleted)", delivery.id)
-        return Outcome(state="canceled")
-    return Outcome(state=state, retry_in_s=retry_in)
+        return Outcome(DeliveryState.CANCELED)
+    return Outcome(state, retry_in)
 
 
 def _result_label(result: AttemptResult) -> str:
@@ -270,15 +274,15 @@ def _result_label(result: AttemptResult) -> str:
 def _finish(
     session: Session,
     delivery: WebhookDelivery,
-    state: str,
+    state: DeliveryState,
     status: int | None = None,
     error: str | None = None,
     next_at: datetime | None = None,
     dispatched: datetime | None = None,
 ) -> None:
-    values = {"state": state, "lease_until": None, "last_status": status, "last_error": error,
+    values = {"state": state.value, "lease_until": None, "last_status": status, "last_error": error,
               "next_attempt_at": next_at}  # fmt: skip
-    if state != "pending":
+    if state is not DeliveryState.PENDING:
         values["finished_at"] = utcnow()
     if dispatched is not None:
         values["dispatched_at"] = dispatched
@@ -296,13 +300,14 @@ def disable(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
     endpoint.updated_at = utcnow()
     session.flush([endpoint])
     data = {"id": endpoint.id, "object": "webhook_endpoint", "url": endpoint.url, "reason": reason}
-    outbox.emit(session, endpoint.tenant, "webhook.disabled", data, always=True)
+    outbox.emit(session, endpoint.tenant, EventType.WEBHOOK_DISABLED, data, always=True)
     log.warning("webhook endpoint %s of tenant %s disabled: %s", endpoint.id, endpoint.tenant, reason)
 
 
 def due_ids(session: Session, now: datetime, limit: int = 500, dispatched_before: datetime | None = None) -> list[str]:
     """Pending deliveries whose next attempt is due (and, for the sweeper, not sent recently)."""
-    query = select(WebhookDelivery.id).where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
+    pending = WebhookDelivery.state == DeliveryState.PENDING.value
+    query = select(WebhookDelivery.id).where(pending, WebhookDelivery.next_attempt_at <= now)
     if dispatched_before is not None:
         sent = WebhookDelivery.dispatched_at
         query = query.where(or_(sent.is_(None), sent < dispatched_before))

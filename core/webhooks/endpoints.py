@@ -7,22 +7,20 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.netguard import UnsafeURL, check_url
+from core.errors import Refusal, Refused
 from core.schema import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 from core.webhooks import delivery as delivery_module
+from core.webhooks.netguard import UnsafeURL, check_url
 from core.webhooks.outbox import add_delivery
 from core.webhooks.signing import new_secret, rotate
 
 MAX_ENDPOINTS_PER_TENANT = 50
 
 
-class WebhookError(Exception):
-    """A webhook request that cannot be honoured; `kind` names the problem type."""
+class WebhookError(Refused):
+    """A webhook request that cannot be honoured."""
 
-    def __init__(self, reason: str, kind: str = "invalid-webhook-url") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = kind
+    title = "Webhook request refused"
 
 
 def check_target(url: str, settings: Settings) -> str:
@@ -31,7 +29,7 @@ def check_target(url: str, settings: Settings) -> str:
     try:
         check_url(url, settings.allow_loopback_urls, delivery_module.resolve)
     except UnsafeURL as exc:
-        raise WebhookError(f"webhook URL refused: {exc.reason}") from exc
+        raise WebhookError(Refusal.INVALID_WEBHOOK_URL, f"webhook URL refused: {exc.reason}") from exc
     return url
 
 
@@ -41,7 +39,7 @@ def create_endpoint(
     """Register an endpoint; its secret is on the returned row (show it once)."""
     count = session.query(WebhookEndpoint).filter(WebhookEndpoint.tenant == tenant).count()
     if count >= MAX_ENDPOINTS_PER_TENANT:
-        raise WebhookError(f"a tenant has at most {MAX_ENDPOINTS_PER_TENANT} endpoints", "too-many-endpoints")
+        raise WebhookError(Refusal.TOO_MANY_ENDPOINTS, f"a tenant has at most {MAX_ENDPOINTS_PER_TENANT} endpoints")
     now = utcnow()
     endpoint = WebhookEndpoint(
         tenant=tenant, url=check_target(url, settings), event_types=sorted(set(event_types)),
@@ -50,11 +48,6 @@ def create_endpoint(
     session.add(endpoint)
     session.commit()
     return endpoint
-
-
-def load_endpoint(session: Session, tenant: str, endpoint_id: str) -> WebhookEndpoint | None:
-    endpoint = session.get(WebhookEndpoint, endpoint_id) if endpoint_id.isalnum() else None
-    return endpoint if endpoint is not None and endpoint.tenant == tenant else None
 
 
 def update_endpoint(
@@ -105,8 +98,8 @@ def check_job_webhook(session: Session, settings: Settings, tenant: str, url: st
     url = check_target(url, settings)
     if session.get(TenantWebhookSecret, tenant) is None:
         raise WebhookError(
+            Refusal.WEBHOOK_SECRET_MISSING,
             "create the signing secret for webhook_url first: POST /v1/webhooks/secret (it is shown once)",
-            "webhook-secret-missing",
         )
     return url
 
@@ -116,9 +109,9 @@ def replay(session: Session, original: WebhookDelivery) -> WebhookDelivery:
     if original.endpoint_id:
         endpoint = session.get(WebhookEndpoint, original.endpoint_id)
         if endpoint is None or not endpoint.enabled:
-            raise WebhookError("the endpoint is disabled; enable it before replaying", "endpoint-disabled")
+            raise WebhookError(Refusal.ENDPOINT_DISABLED, "the endpoint is disabled; enable it before replaying")
     if session.get(WebhookEvent, original.event_id) is None:
-        raise WebhookError("the event has expired", "event-expired")
+        raise WebhookError(Refusal.EVENT_EXPIRED, "the event has expired")
     copy = add_delivery(session, original.tenant, original.event_id, original.endpoint_id, original.url)
     session.commit()
     return copy

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.schema import WebhookDelivery, utcnow
+from core.states import DeliveryState
 from core.webhooks.delivery import due_ids
 
 
@@ -26,8 +27,8 @@ def sweep(session: Session, settings: Settings, send: Callable[[list[str]], None
     now = utcnow()
     released = session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.state == "sending", WebhookDelivery.lease_until < now)
-        .values(state="pending", lease_until=None, next_attempt_at=now, dispatched_at=None)
+        .where(WebhookDelivery.state == DeliveryState.SENDING.value, WebhookDelivery.lease_until < now)
+        .values(state=DeliveryState.PENDING.value, lease_until=None, next_attempt_at=now, dispatched_at=None)
         .execution_options(synchronize_session=False)
     )
     report.released = released.rowcount  # type: ignore[attr-defined]

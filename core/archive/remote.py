@@ -13,8 +13,7 @@ from typing import Any
 
 import httpx
 
-from core.archive import ArchiveEntry
-from core.caption import (
+from core.archive.caption import (
     CaptionOptions,
     FileOutcome,
     Progress,
@@ -23,8 +22,10 @@ from core.caption import (
     write_manifest,
     write_sidecar,
 )
+from core.archive.walk import ArchiveEntry
+from core.states import FINAL_JOB_STATES, JobState
 
-FINAL = {"succeeded", "failed", "canceled"}
+FINAL = {state.value for state in FINAL_JOB_STATES}
 
 
 class RemoteCaptionRun:
@@ -87,7 +88,7 @@ class RemoteCaptionRun:
         for position, entry in enumerate(entries):
             outcome = FileOutcome(entry.rel, sha, job["state"], job.get("media_seconds"), job_id=job["id"],
                                   reused=position > 0)  # fmt: skip
-            if job["state"] == "succeeded":
+            if job["state"] == JobState.SUCCEEDED.value:
                 for fmt in self.options.formats:
                     if fmt in job["result_formats"]:
                         body = self.client.get(f"/v1/jobs/{job['id']}/result", params={"format": fmt}).content

@@ -1,20 +1,21 @@
 """The one job state machine. Every transition is a conditional UPDATE (... WHERE state IN (...)), so a
 task delivered twice, a late worker or a cancel race can never run a finished job again or write its
-result twice. Each successful transition writes a job event in the same transaction, and a final one its
-webhook event (outbox)."""
+result twice. Each successful transition writes a job event in the same transaction, and a final one
+everything `finished` adds (its webhook event, its batch's completion)."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from core.schema import Job, JobEvent, JobState, utcnow
-from core.webhooks import outbox
+from core.jobs import finished
+from core.schema import Job, JobEvent, utcnow
+from core.states import JobState
 
 Q, R, RT, S, F, C = (
     JobState.QUEUED,
@@ -23,7 +24,7 @@ Q, R, RT, S, F, C = (
     JobState.SUCCEEDED,
     JobState.FAILED,
     JobState.CANCELED,
-)
+)  # short names for the table below only
 
 
 class Transition(enum.Enum):
@@ -46,12 +47,6 @@ class Transition(enum.Enum):
     @property
     def target(self) -> JobState:
         return self.value[1]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    applied: bool
-    from_state: str | None = None
 
 
 def transition(
@@ -88,7 +83,7 @@ def transition(
         JobEvent(job_id=job_id, at=now, from_state=from_state, to_state=step.target.value, reason=reason, worker=actor)
     )
     if step.target.final:
-        outbox.job_finished(session, job_id)  # the webhook event commits with the final state, or not at all
+        finished.job_finished(session, job_id)  # its webhook event commits with the final state, or not at all
     session.commit()
     session.expire(current)
     return True
@@ -98,20 +93,34 @@ def record_created(session: Session, job: Job) -> None:
     session.add(JobEvent(job_id=job.id, at=job.created_at, from_state=None, to_state=job.state, reason="created"))
 
 
+def lease_expired(now: datetime, lease_s: float) -> ColumnElement[bool]:
+    """The job's worker has not heart-beaten for `lease_s` seconds (or never did)."""
+    return or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - timedelta(seconds=lease_s))
+
+
 def start(session: Session, job_id: str, worker: str, lease_s: float) -> bool:
     """Claim a job for this worker: a queued/retrying job, or a running one whose lease ran out."""
     now = utcnow()
     claim = {"worker": worker, "heartbeat_at": now, "attempts": Job.attempts + 1}
     if transition(session, job_id, Transition.START, "started", worker, started_at=now, **claim):
         return True
-    stale = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - timedelta(seconds=lease_s))
+    stale = lease_expired(now, lease_s)
     return transition(session, job_id, Transition.TAKE_OVER, "lease expired; taken over", worker, stale, **claim)
+
+
+def requeue(session: Session, job_id: str) -> bool:
+    """A user's retry of a failed or canceled job: attempts start over; finished segments are kept."""
+    return transition(
+        session, job_id, Transition.REQUEUE, "retried by request",
+        attempts=0, cancel_requested=False, failure_class=None, failure_reason=None, finished_at=None,
+        queued_at=utcnow(), oom_retries=0,
+    )  # fmt: skip
 
 
 def heartbeat(session: Session, job_id: str, worker: str) -> bool:
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state == R.value, Job.worker == worker)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING.value, Job.worker == worker)
         .values(heartbeat_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -125,15 +134,17 @@ def request_cancel(session: Session, job_id: str) -> JobState | None:
     if job is None:
         return None
     if transition(session, job_id, Transition.CANCEL, "canceled by request", cancel_requested=True):
-        return C
-    session.execute(update(Job).where(Job.id == job_id, Job.state == R.value).values(cancel_requested=True))
+        return JobState.CANCELED
+    running = Job.state == JobState.RUNNING.value
+    session.execute(update(Job).where(Job.id == job_id, running).values(cancel_requested=True))
     session.commit()
     session.refresh(job)
     return JobState(job.state)
 
 
-def stale_jobs(session: Session, now: datetime, lease_s: float, queued_deadline_s: float) -> list[Job]:
+def stale_jobs(session: Session, now: datetime, worker_lost_s: float, queued_deadline_s: float) -> list[Job]:
     """Jobs whose worker stopped heart-beating, or queued so long their message was probably lost."""
-    lost_worker = and_(Job.state == R.value, Job.heartbeat_at < now - timedelta(seconds=lease_s * 3))
-    lost_message = and_(Job.state.in_([Q.value, RT.value]), Job.queued_at < now - timedelta(seconds=queued_deadline_s))
+    lost_worker = and_(Job.state == JobState.RUNNING.value, lease_expired(now, worker_lost_s))
+    waiting = Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value])
+    lost_message = and_(waiting, Job.queued_at < now - timedelta(seconds=queued_deadline_s))
     return list(session.query(Job).filter(or_(lost_worker, lost_message)).limit(500))

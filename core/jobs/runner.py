@@ -1,13 +1,13 @@
 """Run one job by id: fetch input, plan segments, run the engine per segment (checkpointed), write outputs.
 
-Shared by the Celery task (workers/) and the embedded in-process worker. Failures are classified by type:
-bad media and invalid input fail at once; transient errors retry with backoff; out-of-memory retries once
-with smaller segments; attempts are capped in the database."""
+Shared by the Celery task (workers/), the embedded in-process worker and archive runs; `build_runner` makes the
+one runner (and engine) of a process. Failures are classified by type (core.jobs.failures): bad media and
+invalid input fail at once; transient errors retry with backoff; out-of-memory retries once with smaller
+segments; attempts are capped in the database."""
 
 from __future__ import annotations
 
 import enum
-import io
 import logging
 import random
 import tempfile
@@ -15,25 +15,28 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import soundfile as sf
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import jobs, metrics
+from core import metrics
 from core.config import Settings
-from core.jobs import Transition
-from core.schema import Job, JobSegment, JobState
-from core.storage import Storage, StorageError, parse_s3_uri
+from core.db import get_sessionmaker
+from core.jobs import machine
+from core.jobs.failures import FailureClass, classify
+from core.jobs.machine import Transition
+from core.jobs.outputs import write_outputs
+from core.schema import Job, JobSegment, utcnow
+from core.states import JobState
+from core.storage import Storage, get_storage
+from core.storage.keys import output_key, parse_s3_uri, upload_key
 from models.batcher import BatchingEngine
-from models.captions import TimedText, join_text, to_json, to_srt, to_vtt
 from models.chunking import Span
-from models.engine import TALKER_SAMPLE_RATE, Engine, GenerationRequest
-from models.errors import EngineError, MediaError
-from models.media import MediaInfo, MediaKind, probe
+from models.engine import Engine, GenerationRequest
+from models.errors import MediaError
+from models.loader import load_engine
+from models.media import MediaInfo, probe
 from models.segments import load_segment, plan_file
 from models.speech import wav_bytes
 from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
@@ -57,33 +60,9 @@ class RunResult:
     reason: str | None = None
 
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    StorageError,
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    name = type(exc).__name__
-    return name == "OutOfMemoryError" or ("out of memory" in str(exc).lower() and name in ("RuntimeError",))
-
-
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential backoff with full jitter."""
     return random.uniform(0, min(max_s, base_s * 2 ** max(attempt - 1, 0)))
-
-
-def upload_key(tenant: str, upload_id: str) -> str:
-    return f"tenants/{tenant}/uploads/{upload_id}"
-
-
-def output_key(tenant: str, job_id: str, name: str) -> str:
-    return f"tenants/{tenant}/jobs/{job_id}/{name}"
 
 
 class _Heartbeat:
@@ -99,7 +78,7 @@ class _Heartbeat:
         while not self._stop.wait(every_s):
             try:
                 with sessions() as session:
-                    jobs.heartbeat(session, job_id, worker)
+                    machine.heartbeat(session, job_id, worker)
             except Exception:  # a missed beat only shortens the lease
                 log.warning("heartbeat failed for job %s", job_id, exc_info=True)
 
@@ -133,13 +112,13 @@ class JobRunner:
             if JobState(job.state).final:
                 return RunResult(RunStatus.SKIPPED, reason=f"job already {job.state}")
             if job.state != JobState.RUNNING.value and job.attempts >= job.max_attempts:
-                jobs.transition(
+                machine.transition(
                     session, job_id, Transition.FAIL, f"gave up after {job.attempts} attempts", self.worker,
-                    failure_class=job.failure_class or "exhausted",
+                    failure_class=job.failure_class or FailureClass.EXHAUSTED.value,
                     failure_reason=f"gave up after {job.attempts} attempts: {job.failure_reason or 'unknown error'}",
                 )  # fmt: skip
                 return RunResult(RunStatus.FAILED, reason="attempts exhausted")
-            if not jobs.start(session, job_id, self.worker, self.settings.lease_s):
+            if not machine.start(session, job_id, self.worker, self.settings.lease_s):
                 session.refresh(job)
                 if job.state == JobState.RUNNING.value:
                     return RunResult(RunStatus.BUSY, self.settings.lease_s, "held by a live worker")
@@ -153,23 +132,23 @@ class JobRunner:
     def _run_claimed(self, job_id: str) -> RunResult:
         try:
             return self._execute(job_id)
-        except EngineError as exc:
-            return self._fail(job_id, exc.failure_class, exc.reason)
+        except (KeyboardInterrupt, SystemExit):
+            raise
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            if _is_oom(exc):
+            failure_class = classify(exc)
+            if failure_class is FailureClass.OUT_OF_MEMORY:
                 return self._retry_smaller(job_id, exc)
-            failure_class = "transient" if isinstance(exc, TRANSIENT_ERRORS) else "internal"
-            log.exception("job %s failed (%s)", job_id, failure_class)
+            if not failure_class.retried:
+                return self._fail(job_id, failure_class, getattr(exc, "reason", str(exc)))
+            log.exception("job %s failed (%s)", job_id, failure_class.value)
             return self._retry_or_fail(job_id, failure_class, f"{type(exc).__name__}: {exc}")
 
     # -- failure paths ----------------------------------------------------------------------------
-    def _fail(self, job_id: str, failure_class: str, reason: str) -> RunResult:
+    def _fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
         with self.sessions() as session:
-            if jobs.transition(
+            if machine.transition(
                 session, job_id, Transition.FAIL, reason, self.worker,
-                failure_class=failure_class, failure_reason=reason,
+                failure_class=failure_class.value, failure_reason=reason,
             ):  # fmt: skip
                 self._count_final(session, job_id)
         return RunResult(RunStatus.FAILED, reason=reason)
@@ -184,16 +163,16 @@ class JobRunner:
             metrics.MEDIA_SECONDS.labels(job.task).inc(job.media_seconds or 0.0)
         metrics.record_gpu_memory()
 
-    def _retry_or_fail(self, job_id: str, failure_class: str, reason: str) -> RunResult:
+    def _retry_or_fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
         with self.sessions() as session:
             job = session.get(Job, job_id)
             attempts = job.attempts if job else self.settings.max_attempts
             if job is None or attempts >= job.max_attempts:
                 return self._fail(job_id, failure_class, f"{reason} (after {attempts} attempts)")
             delay = backoff_s(attempts, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s)
-            jobs.transition(
+            machine.transition(
                 session, job_id, Transition.RETRY_LATER, f"{reason}; retry in {delay:.1f} s", self.worker,
-                failure_class=failure_class, failure_reason=reason, queued_at=jobs.utcnow(),
+                failure_class=failure_class.value, failure_reason=reason, queued_at=utcnow(),
             )  # fmt: skip
         return RunResult(RunStatus.RETRY, delay, reason)
 
@@ -201,15 +180,17 @@ class JobRunner:
         with self.sessions() as session:
             job = session.get(Job, job_id)
             if job is None or job.oom_retries >= 1:
-                return self._fail(job_id, "out_of_memory", f"out of memory even with smaller segments: {exc}")
+                return self._fail(
+                    job_id, FailureClass.OUT_OF_MEMORY, f"out of memory even with smaller segments: {exc}"
+                )
             current = self._segment_seconds(job, parse_params(job.task, job.params))
             session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
             session.commit()
-            jobs.transition(
+            machine.transition(
                 session, job_id, Transition.RETRY_LATER, f"out of memory; retry with {current / 2:.0f} s segments",
-                self.worker, failure_class="out_of_memory", failure_reason=str(exc)[:500],
+                self.worker, failure_class=FailureClass.OUT_OF_MEMORY.value, failure_reason=str(exc)[:500],
                 segment_seconds=current / 2, oom_retries=job.oom_retries + 1, segments_done=0,
-                queued_at=jobs.utcnow(),
+                queued_at=utcnow(),
             )  # fmt: skip
         return RunResult(RunStatus.RETRY, 0.0, "out of memory")
 
@@ -248,7 +229,7 @@ class JobRunner:
             local = self._local_input(job, Path(tmp))
             info = probe(local, self.settings.media_limits())
             check_media(spec, info.kind, info.has_audio)
-            plan = plan_file(local, info, segment_s)
+            plan = plan_file(local, info, segment_s, self.settings.media_limits())
             with self.sessions() as session:
                 session.execute(
                     update(Job)
@@ -262,7 +243,7 @@ class JobRunner:
                     continue
                 if self._cancel_requested(job_id):
                     with self.sessions() as session:
-                        if jobs.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
+                        if machine.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
                             self._count_final(session, job_id)
                     return RunResult(RunStatus.CANCELED)
                 self._run_segment(tenant, job_id, index, span, local, info, spec, params)
@@ -311,7 +292,7 @@ class JobRunner:
             session.execute(
                 update(Job)
                 .where(Job.id == job_id)
-                .values(segments_done=count, engine_seconds=Job.engine_seconds + elapsed, heartbeat_at=jobs.utcnow())
+                .values(segments_done=count, engine_seconds=Job.engine_seconds + elapsed, heartbeat_at=utcnow())
             )
             session.commit()
 
@@ -320,32 +301,9 @@ class JobRunner:
             segments = list(
                 session.scalars(select(JobSegment).where(JobSegment.job_id == job_id).order_by(JobSegment.index))
             )
-        timed = [TimedText(s.start_s, s.end_s, s.text) for s in segments]
-        reasoning = "\n\n".join(s.reasoning for s in segments if s.reasoning) or None
-        outputs: dict[str, Any] = {}
-        meta = {"job_id": job_id, "task": spec.name.value, "media_kind": info.kind.value,
-                "duration_s": info.duration_s, "variant": self.engine.variant.value}  # fmt: skip
-        if reasoning:
-            meta["reasoning"] = reasoning
-        self._put(outputs, tenant, job_id, "json", "result.json", to_json(timed, **meta), "application/json")
-        self._put(outputs, tenant, job_id, "txt", "result.txt", join_text(timed) + "\n", "text/plain; charset=utf-8")
-        if info.kind is not MediaKind.IMAGE:
-            self._put(outputs, tenant, job_id, "srt", "result.srt", to_srt(timed), "application/x-subrip")
-            self._put(outputs, tenant, job_id, "vtt", "result.vtt", to_vtt(timed), "text/vtt")
-        audio_keys = [s.audio_key for s in segments if s.audio_key]
-        if audio_keys:
-            outputs["wav"] = output_key(tenant, job_id, "speech.wav")
-            self.storage.put_bytes(outputs["wav"], self._join_wavs(audio_keys), "audio/wav")
-        result = {
-            "text": join_text(timed),
-            "reasoning": reasoning,
-            "segments": [{"start": t.start, "end": t.end, "text": t.text} for t in timed],
-            "media_kind": info.kind.value,
-            "duration_s": info.duration_s,
-            "variant": self.engine.variant.value,
-        }
+        outputs, result = write_outputs(self.storage, tenant, job_id, spec, info, self.engine.variant, segments)
         with self.sessions() as session:
-            applied = jobs.transition(
+            applied = machine.transition(
                 session, job_id, Transition.SUCCEED, "succeeded", self.worker,
                 extra_where=Job.worker == self.worker, result=result, outputs=outputs,
                 failure_class=None, failure_reason=None,
@@ -354,13 +312,18 @@ class JobRunner:
                 self._count_final(session, job_id)
         return RunResult(RunStatus.SUCCEEDED if applied else RunStatus.SKIPPED)
 
-    def _put(
-        self, outputs: dict[str, Any], tenant: str, job_id: str, fmt: str, name: str, body: str, ctype: str
-    ) -> None:
-        key = output_key(tenant, job_id, name)
-        self.storage.put_bytes(key, body.encode("utf-8"), ctype)
-        outputs[fmt] = key
 
-    def _join_wavs(self, keys: list[str]) -> bytes:
-        parts = [sf.read(io.BytesIO(self.storage.get_bytes(k)), dtype="float32")[0] for k in keys]
-        return wav_bytes(np.concatenate(parts), TALKER_SAMPLE_RATE)
+def run_until_settled(runner: JobRunner, job_id: str, sleep: bool = True) -> RunResult:
+    """Run a job in this process, honouring retry delays, until it succeeds, fails or is canceled."""
+    while True:
+        result = runner.run(job_id)
+        if result.status not in (RunStatus.RETRY, RunStatus.BUSY):
+            return result
+        if sleep:
+            time.sleep(result.delay_s)
+
+
+def build_runner(settings: Settings, worker: str) -> JobRunner:
+    """The runner of a process: its engine from the one loader (batched across jobs when configured)."""
+    engine = load_engine(settings.engine_config(), on_batch=metrics.BATCH_SIZE.observe)
+    return JobRunner(settings, get_sessionmaker(), get_storage(), engine, worker=worker)

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.caption import FileOutcome
-from core.caption import Progress as RunProgress
+from core.archive.caption import FileOutcome
+from core.archive.caption import Progress as RunProgress
 
 
 class ProgressView:

@@ -19,13 +19,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import jobs
-from core.archive import ArchiveEntry, walk
+from core.archive.walk import ArchiveEntry, walk
 from core.config import Settings
-from core.dispatch import run_until_settled
-from core.jobs import Transition
-from core.runner import JobRunner
-from core.schema import Job, JobState, new_id, utcnow
+from core.jobs import machine
+from core.jobs.failures import FailureClass
+from core.jobs.machine import Transition
+from core.jobs.runner import JobRunner, run_until_settled
+from core.jobs.submit import add_job, queued_job
+from core.schema import LOCAL_TENANT, Job
+from core.states import JobState
 from core.storage import Storage
 from models.tasks import get_task, parse_params
 
@@ -92,7 +94,7 @@ class CaptionRun:
         self.progress = Progress()
 
     # -- planning ---------------------------------------------------------------------------------
-    def _find_or_create_job(self, session: Session, entry: ArchiveEntry) -> tuple[Job, bool]:
+    def _find_or_create_job(self, session: Session, entry: ArchiveEntry) -> Job:
         candidates = session.scalars(
             select(Job)
             .where(Job.content_sha256 == entry.sha256, Job.task == self.spec.name.value)
@@ -100,18 +102,12 @@ class CaptionRun:
         )
         for job in candidates:
             if job.params == self.params:
-                return job, True
-        now = utcnow()
-        job = Job(
-            id=new_id(), task=self.spec.name.value, params=self.params, input_ref=f"file://{entry.path}",
-            content_sha256=entry.sha256, queue="thinker", state=JobState.QUEUED.value,
-            max_attempts=self.settings.max_attempts, created_at=now, queued_at=now,
-        )  # fmt: skip
-        session.add(job)
-        session.flush()
-        jobs.record_created(session, job)
+                return job
+        job = queued_job(self.settings, LOCAL_TENANT, self.spec.name.value, self.params, f"file://{entry.path}",
+                         content_sha256=entry.sha256)  # fmt: skip
+        add_job(session, job)
         session.commit()
-        return job, False
+        return job
 
     def plan(self, source: Path) -> tuple[dict[str, list[ArchiveEntry]], list[FileOutcome], dict[str, str]]:
         """Group files by content; create or find one job per content; list skips."""
@@ -119,9 +115,9 @@ class CaptionRun:
         job_ids: dict[str, str] = {}
         with self.sessions() as session:
             for sha, entries in by_sha.items():
-                job, _existing = self._find_or_create_job(session, entries[0])
+                job = self._find_or_create_job(session, entries[0])
                 if job.state == JobState.RUNNING.value:  # left running by a killed run: we hold the run lock
-                    jobs.transition(session, job.id, Transition.RECLAIM, "interrupted run resumed", "caption")
+                    machine.transition(session, job.id, Transition.RECLAIM, "interrupted run resumed", "caption")
                 job_ids[sha] = job.id
         return by_sha, skipped, job_ids
 
@@ -188,10 +184,10 @@ class CaptionRun:
                     self.progress.reused += 1
                 else:
                     self.progress.media_seconds += job.media_seconds or 0.0
-            elif job.failure_class == "media" and not entry.looks_like_media:
+            elif job.failure_class == FailureClass.MEDIA.value and not entry.looks_like_media:
                 outcome.state, outcome.error = "skipped", f"not a media file: {job.failure_reason}"
                 self.progress.skipped += 1
-            elif job.failure_class == "invalid_input":  # e.g. an image in a transcription run
+            elif job.failure_class == FailureClass.INVALID_INPUT.value:  # e.g. an image in a transcription run
                 outcome.state, outcome.error = "skipped", f"not for this task: {job.failure_reason}"
                 self.progress.skipped += 1
             else:

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 from core.config import Settings
-from core.storage import S3Storage, parse_s3_uri
+from core.storage import S3Storage
+from core.storage.keys import parse_s3_uri
 
 
 def _split(uri: str) -> tuple[str, str]:

@@ -14,11 +14,18 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from core import migrate
+from core import embedded, migrate
 from core.config import Settings, get_settings
 from core.db import get_sessionmaker
-from core.schema import Job, JobState
+from core.errors import Refused
+from core.jobs.runner import run_until_settled
+from core.jobs.submit import create_job
+from core.queue import enqueue
+from core.schema import LOCAL_TENANT, Job
+from core.states import JobState
 from core.storage import get_storage
+from core.uploads import store_upload
+from models.errors import TaskInputError
 
 app = typer.Typer(help="Turn media into text and speech with Qwen3-Omni.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -136,28 +143,20 @@ def submit(
     output: Annotated[str, typer.Option("--format", help="json, txt, srt or vtt")] = "txt",
 ) -> None:
     """Submit one file. On the embedded default the job runs in this process."""
-    from core.dispatch import EmbeddedWorker, enqueue, run_until_settled
-    from core.submit import InputError, create_job, new_upload
-    from models.errors import TaskInputError
-
     settings = get_settings()
     if settings.mode == "embedded":
         _embedded_setup(settings)
     storage = get_storage()
-    with get_sessionmaker()() as session:
-        upload = new_upload(session, file.name, None)
-        with file.open("rb") as fh:
-            stored = storage.upload_stream(upload.storage_key, fh, settings.max_upload_bytes)
-        upload.size_bytes, upload.sha256 = stored.size, stored.sha256
-        session.commit()
+    with get_sessionmaker()() as session, file.open("rb") as fh:
         try:
+            upload = store_upload(session, storage, settings, LOCAL_TENANT, file.name, None, fh)
             job = create_job(session, storage, settings, task, _parse_params(param), upload.id)
-        except (TaskInputError, InputError) as exc:
+        except (Refused, TaskInputError) as exc:
             err.print(f"[red]error:[/red] {exc.reason}")
             raise typer.Exit(2) from exc
     err.print(f"job {job.id} queued ({job.task} on {file.name})")
     if settings.mode == "embedded":
-        run_until_settled(EmbeddedWorker(settings).runner(), job.id)
+        run_until_settled(embedded.start(settings).worker.runner(), job.id)
     else:
         enqueue(job.id, job.queue, settings)
         if not wait:
@@ -206,16 +205,15 @@ def caption(
     api_key: Annotated[str | None, typer.Option(envvar="OMNIMEDIA_API_KEY", help="API key for --server")] = None,
 ) -> None:
     """Caption a whole folder, resumably: rerunning the same command redoes nothing finished."""
-    from core.caption import FORMATS, CaptionOptions, CaptionRun
-    from core.dispatch import EmbeddedWorker
-    from core.progress import ProgressView
+    from cli.progress import ProgressView
+    from core.archive.caption import FORMATS, CaptionOptions, CaptionRun
 
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     if unknown := [f for f in chosen if f not in FORMATS]:
         raise typer.BadParameter(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     settings = get_settings()
     if source.startswith("s3://"):
-        from core.s3_archive import mirror_prefix
+        from core.archive.s3_mirror import mirror_prefix
 
         err.print(f"mirroring {source} into the local cache")
         folder = mirror_prefix(settings, source, settings.data_dir / "s3-cache")
@@ -229,7 +227,7 @@ def caption(
     try:
         with view:
             if server:
-                from core.caption_remote import RemoteCaptionRun
+                from core.archive.remote import RemoteCaptionRun
 
                 outcomes = RemoteCaptionRun(server, api_key, options, view.update).run(folder.resolve())
             else:
@@ -237,14 +235,14 @@ def caption(
                     err.print("without --server, caption runs on the embedded default (OMNIMEDIA_MODE=embedded)")
                     raise typer.Exit(2)
                 _embedded_setup(settings)
-                runner = EmbeddedWorker(settings).runner()
+                runner = embedded.start(settings).worker.runner()
                 run = CaptionRun(settings, get_sessionmaker(), get_storage(), runner, options, view.update)
                 outcomes = run.run(folder.resolve())
     except RuntimeError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     if out.startswith("s3://"):
-        from core.s3_archive import upload_folder
+        from core.archive.s3_mirror import upload_folder
 
         err.print(f"uploaded {upload_folder(settings, options.out_dir, out)} output files to {out}")
     view.summary(outcomes, options.out_dir)
@@ -290,17 +288,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
             "note: requests without an API key act as tenant 'local' (embedded default); set "
             "OMNIMEDIA_ALLOW_ANONYMOUS=false and create keys with `omnimedia keys create` to require keys"
         )
-    if settings.mode == "embedded":
+    if settings.mode == "embedded":  # the app's start-up resumes what a previous run left queued or due
         _embedded_setup(settings)
-        from core.dispatch import embedded_webhooks, embedded_worker
-
-        with get_sessionmaker()() as session:  # resume what a previous run left queued
-            pending = session.scalars(
-                select(Job.id).where(Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value]))
-            ).all()
-        for job_id in pending:
-            embedded_worker().submit(job_id)
-        embedded_webhooks().wake()  # and webhook retries it left due
     uvicorn.run("api.app:app", host=host, port=port, log_level="info")
 
 
@@ -345,7 +334,3 @@ def flower(
     cmd = [sys.executable, "-m", "celery", "-A", "core.celery_app", "flower", f"--address={host}", f"--port={port}",
            f"--basic-auth={settings.flower_user}:{settings.flower_password}"]  # fmt: skip
     os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery"})
-
-
-if __name__ == "__main__":
-    app()

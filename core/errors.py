@@ -1,0 +1,44 @@
+"""Requests the service refuses, as types. Each refusal names its kind (the problem type the API answers with);
+api/problems.py holds the one table from kind to HTTP status."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+
+class Refusal(str, enum.Enum):
+    INVALID_INPUT = "invalid-input"
+    INPUT_NOT_FOUND = "input-not-found"
+    FORBIDDEN_BUCKET = "forbidden-bucket"
+    EMPTY_INPUT = "empty-input"
+    UPLOAD_NOT_READY = "upload-not-ready"
+    UPLOAD_TOO_LARGE = "upload-too-large"
+    EMPTY_UPLOAD = "empty-upload"
+    UPLOAD_MISSING = "upload-missing"
+    PRESIGN_UNSUPPORTED = "presign-unsupported"
+    QUOTA_EXCEEDED = "quota-exceeded"
+    STORAGE_QUOTA_EXCEEDED = "storage-quota-exceeded"
+    INVALID_WEBHOOK_URL = "invalid-webhook-url"
+    WEBHOOK_SECRET_MISSING = "webhook-secret-missing"
+    TOO_MANY_ENDPOINTS = "too-many-endpoints"
+    ENDPOINT_DISABLED = "endpoint-disabled"
+    EVENT_EXPIRED = "event-expired"
+    INVALID_BATCH = "invalid-batch"
+
+
+class Refused(Exception):
+    """A request the service will not carry out, with a reason for the caller. Subclasses set the title."""
+
+    title = "Request refused"
+
+    def __init__(
+        self, kind: Refusal, reason: str, retry_after_s: int | None = None, title: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        if title:
+            self.title = title
+        self.reason = reason
+        self.retry_after_s = retry_after_s  # waiting helps: the API sends Retry-After
+        self.extra = extra  # more fields for the problem body (limit_bytes, errors)

@@ -1,0 +1,66 @@
+"""Why a job failed: one enum, and one function that classifies an exception by its type (never its text)."""
+
+from __future__ import annotations
+
+import enum
+import sys
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from core.storage import StorageError
+from models.errors import BackendUnavailable, CapabilityError, CoverageError, EngineError, MediaError, TaskInputError
+
+
+class FailureClass(str, enum.Enum):
+    MEDIA = "media"  # the file cannot be used: never retried
+    INVALID_INPUT = "invalid_input"  # the task cannot run on this input or with these parameters
+    UNSUPPORTED = "unsupported"  # the loaded checkpoint or backend cannot do it
+    ENGINE = "engine"  # the engine refused for a reason of its own (e.g. planned segments leave a gap)
+    OUT_OF_MEMORY = "out_of_memory"  # retried once with half-length segments
+    TRANSIENT = "transient"  # storage, database or network: retried with backoff
+    INTERNAL = "internal"  # a bug: retried, then failed with the error
+    EXHAUSTED = "exhausted"  # attempts used up with no class recorded
+    LOST = "lost"  # the worker or the message was lost too often
+
+    @property
+    def retried(self) -> bool:
+        """Whether the runner tries again (up to the attempts cap) rather than failing at once."""
+        return self in (FailureClass.TRANSIENT, FailureClass.INTERNAL, FailureClass.OUT_OF_MEMORY)
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StorageError,
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+_ENGINE_CLASSES: tuple[tuple[type[EngineError], FailureClass], ...] = (
+    (MediaError, FailureClass.MEDIA),
+    (TaskInputError, FailureClass.INVALID_INPUT),
+    (CapabilityError, FailureClass.UNSUPPORTED),
+    (BackendUnavailable, FailureClass.UNSUPPORTED),
+    (CoverageError, FailureClass.ENGINE),
+)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")  # only where the engine already imported it: the API never loads torch
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
+def classify(exc: BaseException) -> FailureClass:
+    """The failure class of an exception raised while running a job."""
+    for error_type, failure_class in _ENGINE_CLASSES:
+        if isinstance(exc, error_type):
+            return failure_class
+    if isinstance(exc, EngineError):
+        return FailureClass.ENGINE
+    if _is_out_of_memory(exc):
+        return FailureClass.OUT_OF_MEMORY
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return FailureClass.TRANSIENT
+    return FailureClass.INTERNAL

@@ -1,0 +1,60 @@
+"""Find jobs stuck in queued or running whose message was lost or whose worker died; requeue or fail them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from core import queue
+from core.config import Settings
+from core.jobs import machine
+from core.jobs.failures import FailureClass
+from core.jobs.machine import Transition
+from core.schema import Job, JobEvent, utcnow
+from core.states import JobState
+
+WORKER_LOST_LEASES = 3  # a running job whose heartbeat is this many leases old has lost its worker
+
+
+@dataclass
+class ReconcileReport:
+    requeued: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def reconcile_jobs(
+    session: Session, settings: Settings, send: Callable[[str, str], None] = queue.enqueue
+) -> ReconcileReport:
+    """One pass. `send(job_id, queue)` publishes a job again (the publisher, core.queue, unless a test listens)."""
+    report = ReconcileReport()
+    now = utcnow()
+    worker_lost_s = settings.lease_s * WORKER_LOST_LEASES
+    for job in machine.stale_jobs(session, now, worker_lost_s, settings.queued_deadline_s):
+        if job.attempts >= job.max_attempts:
+            reason = f"worker lost or message lost after {job.attempts} attempts"
+            if machine.transition(
+                session, job.id, Transition.FAIL, reason, "reconciler",
+                failure_class=job.failure_class or FailureClass.LOST.value, failure_reason=reason,
+            ):  # fmt: skip
+                report.failed.append(job.id)
+            continue
+        if job.state == JobState.RUNNING.value:
+            if machine.transition(
+                session, job.id, Transition.RECLAIM, "worker stopped heart-beating; requeued", "reconciler",
+                extra_where=machine.lease_expired(now, worker_lost_s), queued_at=now, worker=None,
+            ):  # fmt: skip
+                send(job.id, job.queue)
+                report.requeued.append(job.id)
+        else:  # queued too long: the broker message was probably lost; publishing again is safe
+            session.execute(update(Job).where(Job.id == job.id, Job.state == job.state).values(queued_at=now))
+            session.add(
+                JobEvent(job_id=job.id, from_state=job.state, to_state=job.state, reason="re-sent by reconciler")
+            )
+            session.commit()
+            send(job.id, job.queue)
+            report.resent.append(job.id)
+    return report

@@ -1,0 +1,58 @@
+"""The only publisher: hands a queued job, or webhook deliveries, to whoever runs them.
+
+In celery mode that is a Celery message by task name (the API never imports workers/). On the embedded default it
+is the in-process executor that the entry point started (`core.embedded.start`); a process that started none (a
+CLI command that only writes rows) leaves the work in the database, where `omnimedia serve` resumes it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from core.celery_app import DELIVER_WEBHOOK, RUN_JOB, WEBHOOK_QUEUE, app
+from core.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class InProcessExecutor(Protocol):
+    """What the embedded default runs in this process instead of Celery workers."""
+
+    def run_job(self, job_id: str) -> None: ...
+
+    def wake_webhooks(self) -> None: ...
+
+
+_in_process: InProcessExecutor | None = None
+
+
+def use_in_process(executor: InProcessExecutor | None) -> None:
+    """Route embedded-mode work of this process to `executor` (None: leave it in the database)."""
+    global _in_process
+    _in_process = executor
+
+
+def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:
+    """Publish a queued job. A failed publish is logged, not raised: the row stays queued and the reconciler
+    publishes it again."""
+    settings = settings or get_settings()
+    if settings.mode == "celery":
+        try:
+            app.send_task(RUN_JOB, args=[job_id], queue=queue, retry=True, retry_policy={"max_retries": 3})
+        except Exception:
+            log.exception("could not publish job %s; the reconciler will re-send it", job_id)
+    elif _in_process is not None:
+        _in_process.run_job(job_id)
+    else:
+        log.info("job %s stays queued: no in-process worker runs in this process", job_id)
+
+
+def send_deliveries(delivery_ids: list[str], countdown: float | None = None) -> None:
+    """Hand deliveries to the sender: after the commit that wrote them (the outbox), for a retry soon, or from the
+    sweeper. In embedded mode the in-process sender picks up whatever is due."""
+    if get_settings().mode == "celery":
+        for delivery_id in delivery_ids:
+            app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE, countdown=countdown or None,
+                          retry=True, retry_policy={"max_retries": 2})  # fmt: skip
+    elif _in_process is not None:
+        _in_process.wake_webhooks()

@@ -1,0 +1,35 @@
+"""The one place an engine is built: the backend named in the config, loaded once per process and config, and
+wrapped in the cross-job batcher when the config asks for it. Workers, the embedded runner and the CLI call it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from models.batcher import BatchingEngine
+from models.engine import Engine, EngineConfig
+
+_ENGINES: dict[EngineConfig, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def _build(config: EngineConfig, on_batch: Callable[[int], None] | None) -> Engine:
+    if config.backend == "vllm":
+        from models.vllm_backend import VllmEngine  # optional extra: imported only when asked for
+
+        return VllmEngine(config)  # vLLM batches continuously itself
+    from models.transformers_backend import TransformersEngine
+
+    engine: Engine = TransformersEngine(config)
+    if config.batch_max_wait_ms > 0:
+        engine = BatchingEngine(engine, config.max_batch_size, config.batch_max_wait_ms, on_batch)
+    return engine
+
+
+def load_engine(config: EngineConfig, on_batch: Callable[[int], None] | None = None) -> Engine:
+    """The process's engine for this config (weights load on first use); `on_batch` hears each batch size."""
+    with _LOCK:
+        engine = _ENGINES.get(config)
+        if engine is None:
+            engine = _ENGINES[config] = _build(config, on_batch)
+        return engine
