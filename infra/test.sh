@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command: install, start Postgres/Redis if down (SeaweedFS is started by the test fixtures),
-# then ruff, mypy and pytest (slow end-to-end tests included).
+# then ruff, mypy, import-linter (the layers and no cycles) and pytest (slow end-to-end tests included).
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh"
 source "$ROOT/infra/services.sh"
 cd "$ROOT"
 echo "== ruff"; ruff check . && ruff format --check .
 echo "== mypy"; mypy models core api workers cli bench
+echo "== import-linter"; lint-imports --no-cache
 echo "== pytest"; python -m pytest -q -p no:cacheprovider "$@"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -236,5 +236,3 @@ def check_media(spec: TaskSpec, kind: MediaKind, has_audio: bool) -> None:
     if spec.needs_audio and kind is MediaKind.VIDEO and not has_audio:
         raise TaskInputError(f"task {spec.name.value} needs audio, and this video has no audio track")
 
-
-TaskKind = Literal["text", "speech"]

@@ -195,6 +195,41 @@ def test_batch_rejections(client: TestClient, media: dict[str, Path]) -> None:
     assert client.get("/v1/batches/nope").status_code == 404
 
 
+def test_batch_is_one_transaction_made_off_the_event_loop(
+    client: TestClient, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating a batch used to run blocking database calls on the event loop and commit once per line."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    from api.routes import batches as route
+
+    image = upload(client, media["image_png"])
+    commits: list[int] = []
+    seen: dict[str, object] = {}
+    original = route.create_batch
+
+    def watched(session, *args, **kwargs):  # type: ignore[no-untyped-def]
+        event.listen(session.get_bind(), "commit", lambda _conn: commits.append(1))
+        try:
+            asyncio.get_running_loop()
+            seen["on_loop"] = True
+        except RuntimeError:
+            seen["on_loop"] = False
+        commits.clear()
+        batch = original(session, *args, **kwargs)
+        seen["commits"] = len(commits)
+        return batch
+
+    monkeypatch.setattr(route, "create_batch", watched)
+    body = "\n".join(json.dumps({"custom_id": f"c{i}", "task": "ocr", "input": image}) for i in range(20))
+    response = client.post("/v1/batches", content=body, headers={"content-type": "application/jsonl"})
+    assert response.status_code == 202, response.text
+    assert response.json()["jobs"] == 20
+    assert seen == {"on_loop": False, "commits": 1}
+
+
 def test_storage_outage_is_503_not_500(client: TestClient, media: dict[str, Path]) -> None:
     import shutil
 

@@ -31,3 +31,19 @@ def test_submit_runs_without_servers(tmp_path: Path, tiny_model: Path, media: di
 
     listing = subprocess.run([*cli, "jobs"], env=env, capture_output=True, text=True, timeout=120)
     assert "succeeded" in listing.stdout and "failed" in listing.stdout
+
+
+def test_cli_uploads_get_the_same_checks_as_the_api(tmp_path: Path) -> None:
+    """The CLI stores uploads through the API's helper: an empty file and one over the upload limit are refused
+    (the CLI used to store both and only fail later)."""
+    env = env_for(OMNIMEDIA_DATA_DIR=str(tmp_path / "data"), OMNIMEDIA_MAX_UPLOAD_BYTES="1000")
+    cli = [sys.executable, "-m", "cli"]
+    empty, big = tmp_path / "empty.wav", tmp_path / "big.wav"
+    empty.write_bytes(b"")
+    big.write_bytes(b"\0" * 5000)
+    for path, reason in ((empty, "0 bytes"), (big, "1000 bytes")):
+        done = subprocess.run([*cli, "submit", str(path), "--task", "transcribe"],
+                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 2 and reason in done.stderr, done.stderr
+    kept = [p for p in (tmp_path / "data" / "storage").rglob("uploads/*") if p.stat().st_size]
+    assert kept == [], "nothing over the limit is stored"
