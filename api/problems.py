@@ -31,7 +31,6 @@ class Problem(Exception):
 REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.INVALID_INPUT: 422,
     Refusal.INPUT_NOT_FOUND: 404,
-    Refusal.FORBIDDEN_BUCKET: 403,
     Refusal.EMPTY_INPUT: 422,
     Refusal.UPLOAD_NOT_READY: 422,
     Refusal.UPLOAD_TOO_LARGE: 413,

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from cli import admin
 from core import embedded, migrate
 from core.config import Settings, get_settings
 from core.db import get_sessionmaker
@@ -28,12 +29,10 @@ from core.uploads import store_upload
 from models.errors import TaskInputError
 
 app = typer.Typer(help="Turn media into text and speech with Qwen3-Omni.", no_args_is_help=True)
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-keys_app = typer.Typer(help="API keys (each belongs to one tenant).", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-quotas_app = typer.Typer(help="Per-tenant limits (defaults come from OMNIMEDIA_* settings).", no_args_is_help=True)
-app.add_typer(quotas_app, name="quotas")
+app.add_typer(admin.db_app, name="db")
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.quotas_app, name="quotas")
+app.add_typer(admin.buckets_app, name="buckets")
 console = Console()
 err = Console(stderr=True)
 
@@ -55,83 +54,6 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key] = raw
     return params
-
-
-@db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Upgrade the database schema."""
-    migrate.upgrade(get_settings().resolved_database_url(), revision)
-    console.print(f"database at {revision}")
-
-
-@db_app.command("downgrade")
-def db_downgrade(revision: str = "base") -> None:
-    """Downgrade the database schema."""
-    migrate.downgrade(get_settings().resolved_database_url(), revision)
-    console.print(f"database at {revision}")
-
-
-@keys_app.command("create")
-def keys_create(tenant: Annotated[str, typer.Option(help="tenant the key acts for")]) -> None:
-    """Create an API key; the key is printed once and only its hash is stored."""
-    from core.keys import create_key
-
-    with get_sessionmaker()() as session:
-        try:
-            key, token = create_key(session, tenant)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-    err.print(f"key {key.id} for tenant {tenant} (shown once; store it now):")
-    print(token)
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: str) -> None:
-    """Revoke an API key by id."""
-    from core.keys import revoke_key
-
-    with get_sessionmaker()() as session:
-        if not revoke_key(session, key_id):
-            err.print(f"no active key {key_id}")
-            raise typer.Exit(1)
-    err.print(f"key {key_id} revoked")
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List keys (ids and tenants; secrets are never stored)."""
-    from core.schema import ApiKey
-
-    table = Table("id", "tenant", "created", "revoked")
-    with get_sessionmaker()() as session:
-        for key in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
-            table.add_row(key.id, key.tenant, f"{key.created_at:%Y-%m-%d %H:%M}", str(key.revoked_at or ""))
-    console.print(table)
-
-
-@quotas_app.command("set")
-def quotas_set(
-    tenant: str,
-    max_active_jobs: Annotated[int | None, typer.Option(min=0, help="queued + running + retrying jobs")] = None,
-    max_upload_bytes: Annotated[int | None, typer.Option(min=1, help="bytes per upload")] = None,
-    max_storage_bytes: Annotated[int | None, typer.Option(min=0, help="bytes of all uploads (0: no limit)")] = None,
-) -> None:
-    """Override a tenant's limits; an option left out falls back to the default."""
-    from core.quotas import limits_for, set_limits
-
-    with get_sessionmaker()() as session:
-        set_limits(session, tenant, max_active_jobs, max_upload_bytes, max_storage_bytes)
-        console.print(limits_for(session, get_settings(), tenant))
-
-
-@quotas_app.command("show")
-def quotas_show(tenant: str) -> None:
-    """The limits in force for a tenant and its stored bytes."""
-    from core.quotas import limits_for, stored_bytes
-
-    with get_sessionmaker()() as session:
-        console.print(limits_for(session, get_settings(), tenant))
-        console.print(f"stored_bytes={stored_bytes(session, tenant)}")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import Refusal, Refused
+from core.grants import may_read
 from core.jobs import machine
 from core.jobs.finished import complete_batch_if_done
 from core.jobs.submit import InputError, prepare_job
@@ -22,7 +23,7 @@ from core.owned import get_owned
 from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, Upload, new_id, utcnow
 from core.states import FINAL_JOB_STATES, BatchState, JobState
 from core.storage import ObjectNotFound, Storage, StorageError
-from core.storage.keys import input_bucket_allowed, parse_s3_uri
+from core.storage.keys import parse_s3_prefix
 from models.errors import TaskInputError
 from models.tasks import parse_params
 
@@ -96,19 +97,28 @@ def _parse_line(number: int, raw: str) -> BatchLine:
 
 
 def lines_from_prefix(
-    storage: Storage, settings: Settings, prefix_uri: str, task: str, params: dict[str, Any]
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    tenant: str,
+    prefix_uri: str,
+    task: str,
+    params: dict[str, Any],
 ) -> list[BatchLine]:
-    """One line per object under s3://bucket/prefix, all with the same task and parameters."""
+    """One line per object under s3://bucket/prefix, all with the same task and parameters. A prefix the tenant
+    may not name is answered like an empty one that does not exist."""
     try:
         parse_params(task, params)
-        bucket, prefix = parse_s3_uri(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
-        if not input_bucket_allowed(settings, bucket):
-            raise InputError(Refusal.FORBIDDEN_BUCKET, f"bucket {bucket!r} is not allowed")
+        bucket, prefix = parse_s3_prefix(prefix_uri)
+        if settings.storage_backend == "local" or not may_read(session, settings, tenant, bucket, prefix):
+            raise InputError(Refusal.INPUT_NOT_FOUND, f"nothing under {prefix_uri}", title="Input cannot be used")
         keys = sorted(storage.list(prefix, bucket=bucket))[: MAX_LINES + 1]
     except TaskInputError as exc:
         raise BatchRejected(exc.reason) from exc
     except (ValueError, ObjectNotFound, StorageError) as exc:
         raise BatchRejected(f"cannot list {prefix_uri}: {exc}") from exc
+    if not keys:
+        raise InputError(Refusal.INPUT_NOT_FOUND, f"nothing under {prefix_uri}", title="Input cannot be used")
     if len(keys) > MAX_LINES:
         raise BatchRejected(f"more than {MAX_LINES} objects under {prefix_uri}")
     return [BatchLine(n, key, task, f"s3://{bucket}/{key}", params) for n, key in enumerate(keys, start=1)]

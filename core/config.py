@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
-    allowed_input_buckets: list[str] = Field(default_factory=list)
     presign_expiry_s: int = 3600
 
     # Model and engine.

@@ -10,7 +10,6 @@ from typing import Any
 class Refusal(str, enum.Enum):
     INVALID_INPUT = "invalid-input"
     INPUT_NOT_FOUND = "input-not-found"
-    FORBIDDEN_BUCKET = "forbidden-bucket"
     EMPTY_INPUT = "empty-input"
     UPLOAD_NOT_READY = "upload-not-ready"
     UPLOAD_TOO_LARGE = "upload-too-large"

@@ -179,6 +179,18 @@ class TenantQuota(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TenantBucket(Base):
+    """A grant: the tenant may name objects of an external bucket (under `prefix`; "" is the whole bucket) as job
+    and batch inputs. The service bucket needs no grant: a tenant reads its own `tenants/<name>/` keys there."""
+
+    __tablename__ = "tenant_buckets"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(1024), primary_key=True, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SigningSecret:
     """A Standard Webhooks secret ("whsec_..."); after a rotation the previous one still signs until it expires."""
 

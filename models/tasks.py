@@ -235,4 +235,3 @@ def check_media(spec: TaskSpec, kind: MediaKind, has_audio: bool) -> None:
         raise TaskInputError(f"task {spec.name.value} does not accept {kind.value} input (accepts: {accepted})")
     if spec.needs_audio and kind is MediaKind.VIDEO and not has_audio:
         raise TaskInputError(f"task {spec.name.value} needs audio, and this video has no audio track")
-

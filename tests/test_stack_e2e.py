@@ -180,7 +180,7 @@ def test_archive_through_batches_api(stack: Stack, worker: object, tmp_path: Pat
     files = sorted(archive.good + archive.bad + ["notes/README.txt"])
     lines = []
     for n, rel in enumerate(files):
-        key = f"archive/{rel}"
+        key = f"tenants/e2e/archive/{rel}"  # the tenant's own prefix: other keys of the bucket are not its to name
         s3.put_object(Bucket=BUCKET, Key=key, Body=(archive.root / rel).read_bytes())
         request = {"task": "custom", "input": f"s3://{BUCKET}/{key}", "params": {"prompt": "Describe this."}}
         if n % 2:

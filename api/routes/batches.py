@@ -135,7 +135,8 @@ def _lines_from_json(
         return lines_from_upload(session, storage, tenant, spec.input_file_id), f"upload:{spec.input_file_id}"
     if not spec.input_prefix or spec.task is None:
         raise BatchRejected("give input_prefix and task, or input_file_id, or send JSONL")
-    return lines_from_prefix(storage, settings, spec.input_prefix, spec.task.value, spec.params), spec.input_prefix
+    lines = lines_from_prefix(session, storage, settings, tenant, spec.input_prefix, spec.task.value, spec.params)
+    return lines, spec.input_prefix
 
 
 def batch_items_with_errors(session: Session, batch: Batch) -> list[BatchItem]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import metrics
 from core.config import Settings
 from core.db import get_sessionmaker
+from core.grants import may_read
 from core.jobs import machine
 from core.jobs.failures import FailureClass, classify
 from core.jobs.machine import Transition
@@ -34,7 +35,7 @@ from core.storage.keys import output_key, parse_s3_uri, upload_key
 from models.batcher import BatchingEngine
 from models.chunking import Span
 from models.engine import Engine, GenerationRequest
-from models.errors import MediaError
+from models.errors import MediaError, TaskInputError
 from models.loader import load_engine
 from models.media import MediaInfo, probe
 from models.segments import load_segment, plan_file
@@ -213,6 +214,9 @@ class JobRunner:
     def _fetch_input(self, job: Job, dest: Path) -> None:
         if job.input_ref.startswith("s3://"):
             bucket, key = parse_s3_uri(job.input_ref)
+            with self.sessions() as session:  # checked at submit; checked again in case a grant was revoked since
+                if not may_read(session, self.settings, job.tenant, bucket, key):
+                    raise TaskInputError(f"{job.input_ref} is not readable by tenant {job.tenant}")
             self.storage.download(key, dest, bucket=bucket)
         else:
             self.storage.download(upload_key(job.tenant, job.input_ref.removeprefix("upload:")), dest)

@@ -8,12 +8,13 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import Refusal, Refused
+from core.grants import may_read
 from core.jobs import machine
 from core.owned import get_owned
 from core.schema import LOCAL_TENANT, Job, Upload, new_id, utcnow
 from core.states import JobState, UploadState
 from core.storage import Storage
-from core.storage.keys import input_bucket_allowed, parse_s3_uri
+from core.storage.keys import parse_s3_uri
 from core.webhooks.endpoints import check_job_webhook
 from models.tasks import get_task, parse_params
 
@@ -37,13 +38,14 @@ def resolve_input(
     """Check an input reference (upload id, upload:<id> or s3://bucket/key); return the normalised ref."""
     ref = ref.strip()
     if ref.startswith("s3://"):
+        if settings.storage_backend == "local":
+            raise InputError(Refusal.INVALID_INPUT, "this service keeps media in a local folder: give an upload id")
         try:
             bucket, key = parse_s3_uri(ref)
         except ValueError as exc:
             raise InputError(Refusal.INVALID_INPUT, str(exc)) from exc
-        if not input_bucket_allowed(settings, bucket):
-            raise InputError(Refusal.FORBIDDEN_BUCKET, f"bucket {bucket!r} is not an allowed input bucket")
-        size = storage.size(key, bucket=bucket)
+        # Not the tenant's to name, or missing: one answer, so a refusal tells nothing about other tenants' keys.
+        size = storage.size(key, bucket=bucket) if may_read(session, settings, tenant, bucket, key) else None
         if size is None:
             raise InputError(Refusal.INPUT_NOT_FOUND, f"no object at {ref}")
         if size == 0:

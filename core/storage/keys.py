@@ -1,9 +1,7 @@
 """The storage key layout, owned here: every object of a tenant lives under `tenants/<tenant>/`. Also how an
-`s3://bucket/key` reference is read, and which buckets a job may read its input from."""
+`s3://bucket/key` reference is read (which of them a tenant may name is core.grants' rule)."""
 
 from __future__ import annotations
-
-from core.config import Settings
 
 
 def tenant_prefix(tenant: str) -> str:
@@ -18,11 +16,6 @@ def output_key(tenant: str, job_id: str, name: str) -> str:
     return f"{tenant_prefix(tenant)}jobs/{job_id}/{name}"
 
 
-def input_bucket_allowed(settings: Settings, bucket: str) -> bool:
-    """The service bucket, and the buckets an operator listed in OMNIMEDIA_ALLOWED_INPUT_BUCKETS."""
-    return bucket == settings.s3_bucket or bucket in settings.allowed_input_buckets
-
-
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Split s3://bucket/key; raise ValueError when malformed."""
     if not uri.startswith("s3://"):
@@ -31,3 +24,13 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not bucket or not key or ".." in key.split("/"):
         raise ValueError(f"malformed S3 URI {uri!r}")
     return bucket, key
+
+
+def parse_s3_prefix(uri: str) -> tuple[str, str]:
+    """Split s3://bucket/prefix/ (the prefix may be empty: the whole bucket); raise ValueError when malformed."""
+    if not uri.startswith("s3://"):
+        raise ValueError("input_prefix must be an s3://bucket/prefix URI")
+    bucket, _, prefix = uri[5:].partition("/")
+    if not bucket or ".." in prefix.split("/"):
+        raise ValueError(f"malformed S3 URI {uri!r}")
+    return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"

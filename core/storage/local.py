@@ -74,7 +74,10 @@ class LocalStorage:
         shutil.copyfile(path, dest)
 
     def size(self, key: str, bucket: str | None = None) -> int | None:
-        path = self._path(key, bucket)
+        try:
+            path = self._path(key, bucket)
+        except ObjectNotFound:
+            return None
         return path.stat().st_size if path.is_file() else None
 
     def sha256(self, key: str, bucket: str | None = None) -> str:
