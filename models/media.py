@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +34,15 @@ IMAGE_FORMATS = {
     "jpegls_pipe",
 }
 MAX_PLAUSIBLE_SECONDS = 7 * 24 * 3600.0
+# Only self-contained containers are opened, and only through the file protocol: never a demuxer that reads other
+# files or URLs named inside the upload (hls, dash, concat, ...), whatever the file is called.
+ALLOWED_FORMATS = (
+    "mov", "matroska", "avi", "mpegts", "mpeg", "flv", "asf", "ogg", "wav", "w64", "aiff", "caf", "au", "mp3",
+    "flac", "aac", "ac3", "eac3", "amr", "wv", "ape", "gif", "image2", "png_pipe", "jpeg_pipe", "webp_pipe",
+    "tiff_pipe", "bmp_pipe", "jpegls_pipe",
+)  # fmt: skip
+INPUT_GUARD = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
+_NOT_ALLOWED = re.compile(r"\[(\w+) @ [^\]]*\] Format not on whitelist")
 
 
 class MediaKind(str, enum.Enum):
@@ -88,6 +98,12 @@ def _run(cmd: list[str], timeout_s: float, what: str) -> bytes:
     except subprocess.TimeoutExpired as exc:
         raise MediaError(f"{what} took longer than {timeout_s:.0f} s and was stopped") from exc
     if proc.returncode != 0:
+        refused = _NOT_ALLOWED.search(proc.stderr.decode("utf-8", "replace"))
+        if refused:
+            raise MediaError(
+                f"it is a {refused.group(1)} playlist or script that refers to other files or URLs; "
+                "only self-contained media files are accepted"
+            )
         raise MediaError(f"{what} failed: {_last_line(proc.stderr)}")
     return proc.stdout
 
@@ -113,7 +129,8 @@ def probe(path: str | Path, limits: MediaLimits | None = None) -> MediaInfo:
         raise MediaError(f"{path.name}: file not found")
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: the file is empty (0 bytes)")
-    cmd = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
+    guard = [arg for option, value in INPUT_GUARD.items() for arg in (f"-{option}", value)]
+    cmd = ["ffprobe", "-v", "error", *guard, "-show_format", "-show_streams", "-of", "json", str(path)]
     try:
         raw = _run(cmd, limits.timeout_s, "ffprobe")
         data = json.loads(raw or b"{}")
@@ -173,17 +190,22 @@ def _single_frame(stream: dict, fmt: dict) -> bool:
     return frames in ("1", 1) or (fmt.get("duration") is None and stream.get("codec_name") in IMAGE_CODECS)
 
 
+def _input_options(start_s: float, end_s: float | None) -> dict[str, float | str]:
+    """ffmpeg input options: the guard (self-contained containers, the file protocol only) and the time window."""
+    options: dict[str, float | str] = dict(INPUT_GUARD)
+    if start_s > 0:
+        options["ss"] = start_s
+    if end_s is not None:
+        options["t"] = max(end_s - start_s, 0.0)
+    return options
+
+
 def decode_audio(
     path: str | Path, start_s: float = 0.0, end_s: float | None = None, timeout_s: float = 120.0
 ) -> np.ndarray:
     """Decode the first audio stream to 16 kHz mono float32 (optionally a [start, end) window)."""
-    input_kwargs: dict[str, float] = {}
-    if start_s > 0:
-        input_kwargs["ss"] = start_s
-    if end_s is not None:
-        input_kwargs["t"] = max(end_s - start_s, 0.0)
     cmd = (
-        ffmpeg.input(str(path), **input_kwargs)
+        ffmpeg.input(str(path), **_input_options(start_s, end_s))
         .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE, map="0:a:0")
         .global_args("-v", "error", "-nostdin")
         .compile()
@@ -215,13 +237,8 @@ def decode_frames(
 ) -> np.ndarray:
     """Decode frames at `fps` into uint8 [T, H, W, 3] with bounded pixels and an even T."""
     w, h = frame_size(info.width, info.height, limits.max_frame_pixels)
-    input_kwargs: dict[str, float] = {}
-    if start_s > 0:
-        input_kwargs["ss"] = start_s
-    if end_s is not None:
-        input_kwargs["t"] = max(end_s - start_s, 0.0)
     cmd = (
-        ffmpeg.input(str(path), **input_kwargs)
+        ffmpeg.input(str(path), **_input_options(start_s, end_s))
         .video.filter("fps", fps=fps)
         .filter("scale", w, h)
         .output("pipe:", format="rawvideo", pix_fmt="rgb24")
