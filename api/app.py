@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api import problems
+from api.guard import CallerGuard
 from api.routes import admin, batches, health, jobs, tasks, uploads, webhooks
 from api.schemas import ProblemDetails
 from core import embedded, metrics
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(CallerGuard)  # added before the metrics middleware, so that one stays outermost
     install_metrics(app)
     for module in (health, tasks, uploads, jobs, batches, webhooks, admin):
         app.include_router(module.router)

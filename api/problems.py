@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,25 @@ class Problem(Exception):
         super().__init__(detail or title)
         self.status, self.kind, self.title, self.detail, self.extra = status, kind, title, detail, extra
         self.headers: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class BodyLimit:
+    bytes: int
+    kind: str
+    title: str
+    reason: str
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from the body stream: FastAPI passes HTTP exceptions through its body parsing untouched."""
+
+    def __init__(self, limit: BodyLimit) -> None:
+        super().__init__(413, limit.reason)
+        self.limit = limit
+
+    def problem(self) -> Problem:
+        return Problem(413, self.limit.kind, self.limit.title, self.limit.reason, limit_bytes=self.limit.bytes)
 
 
 REFUSAL_STATUS: dict[Refusal, int] = {
@@ -80,6 +100,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.kind, exc.title, exc.detail, request.url.path, exc.headers, **exc.extra)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return await _problem(request, exc.problem())
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> JSONResponse:

@@ -21,6 +21,7 @@ from core.db import get_sessionmaker
 from core.errors import Refused
 from core.jobs.runner import run_until_settled
 from core.jobs.submit import create_job
+from core.keys import anonymous_allowed
 from core.queue import enqueue
 from core.schema import LOCAL_TENANT, Job
 from core.states import JobState
@@ -205,13 +206,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     settings = get_settings()
-    if settings.anonymous_allowed():
-        err.print(
-            "note: requests without an API key act as tenant 'local' (embedded default); set "
-            "OMNIMEDIA_ALLOW_ANONYMOUS=false and create keys with `omnimedia keys create` to require keys"
-        )
     if settings.mode == "embedded":  # the app's start-up resumes what a previous run left queued or due
         _embedded_setup(settings)
+    with get_sessionmaker()() as session:
+        anonymous = anonymous_allowed(session, settings)
+    if anonymous and settings.allow_anonymous is None:
+        err.print(
+            "note: requests without an API key act as tenant 'local' until the first key exists "
+            "(`omnimedia keys create --tenant NAME`); from then on every request needs a key"
+        )
+    elif anonymous:
+        err.print("note: OMNIMEDIA_ALLOW_ANONYMOUS=true: requests without an API key act as tenant 'local'")
     uvicorn.run("api.app:app", host=host, port=port, log_level="info")
 
 

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     ffmpeg_timeout_s: float = 300.0
 
     # Access. Without a key, requests act as tenant "local" only where anonymous access is allowed:
-    # by default on the embedded (single-machine) mode, never in celery mode unless set explicitly.
+    # by default on the embedded (single-machine) mode until the first key exists, never in celery mode unless set.
     allow_anonymous: bool | None = None
     tenant_max_active_jobs: int = 10_000  # queued + running + retrying jobs per tenant; beyond it: 429
     idempotency_ttl_s: float = 48 * 3600.0  # Idempotency-Key lifetime (at least 24 h)
@@ -92,9 +92,6 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # serve Prometheus /metrics from each worker on this port (0: off)
     worker_metrics_host: str = "127.0.0.1"
     worker_max_memory_mb: int = 0  # recycle a worker's pool process past this resident memory (0: never)
-
-    def anonymous_allowed(self) -> bool:
-        return self.mode == "embedded" if self.allow_anonymous is None else self.allow_anonymous
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'omnimedia.db').resolve()}"

@@ -6,10 +6,11 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.schema import ApiKey, new_id, utcnow
+from core.config import Settings
+from core.schema import LOCAL_TENANT, ApiKey, new_id, utcnow
 
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TOKEN = re.compile(r"^omk_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})$")
@@ -23,6 +24,8 @@ def create_key(session: Session, tenant: str) -> tuple[ApiKey, str]:
     """Create a key; return the row and the plaintext token (shown once, never stored)."""
     if not TENANT_PATTERN.match(tenant):
         raise ValueError("tenant names are 1-63 chars of a-z, 0-9, '-' and '_', starting with a letter or digit")
+    if tenant == LOCAL_TENANT:
+        raise ValueError(f"tenant {LOCAL_TENANT!r} is reserved for the CLI and anonymous callers of a single machine")
     secret = secrets.token_urlsafe(32)
     key = ApiKey(id=new_id(), tenant=tenant, secret_sha256=_digest(secret), created_at=utcnow())
     session.add(key)
@@ -47,3 +50,15 @@ def tenant_for_token(session: Session, token: str) -> str | None:
     if key is None or key.revoked_at is not None:
         return None
     return key.tenant if secrets.compare_digest(key.secret_sha256, _digest(match.group(2))) else None
+
+
+def any_active_key(session: Session) -> bool:
+    return session.scalar(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1)) is not None
+
+
+def anonymous_allowed(session: Session, settings: Settings) -> bool:
+    """Whether a request without a key acts as the local tenant: as OMNIMEDIA_ALLOW_ANONYMOUS says; unset, only on
+    the embedded default and only until the first API key exists."""
+    if settings.allow_anonymous is not None:
+        return settings.allow_anonymous
+    return settings.mode == "embedded" and not any_active_key(session)
