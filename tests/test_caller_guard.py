@@ -107,3 +107,16 @@ def test_chunked_bodies_stop_at_the_routes_limit(client: TestClient) -> None:
     )
     assert upload.status_code == 413 and upload.json()["type"] == "/problems/upload-too-large"
     assert upload.json()["limit_bytes"] > 256 * 1024
+
+
+def test_anonymous_access_ends_with_the_first_key(client: TestClient) -> None:
+    from core.db import get_sessionmaker
+    from core.keys import create_key
+
+    assert client.get("/v1/jobs").status_code == 200, "the embedded default starts open"
+    with get_sessionmaker()() as session:
+        with pytest.raises(ValueError, match="reserved"):
+            create_key(session, "local")
+        _, token = create_key(session, "alpha")
+    assert client.get("/v1/jobs").status_code == 401
+    assert client.get("/v1/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
