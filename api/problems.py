@@ -65,6 +65,7 @@ REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.ENDPOINT_DISABLED: 409,
     Refusal.EVENT_EXPIRED: 410,
     Refusal.INVALID_BATCH: 422,
+    Refusal.IDEMPOTENCY_KEY_REUSED: 422,
 }
 
 

@@ -141,7 +141,8 @@ def create_batch(
     tenant: str = LOCAL_TENANT,
     webhook_url: str | None = None,
 ) -> tuple[Batch, list[Job]]:
-    """Validate every line as a job; create the valid jobs and the batch in one transaction. Does not enqueue."""
+    """Validate every line as a job; add the valid jobs and the batch to the caller's transaction, to be committed
+    at once (a rejected batch is rolled back here). Does not enqueue."""
     batch = Batch(id=new_id(), tenant=tenant, source=source, created_at=utcnow(), webhook_url=webhook_url)
     session.add(batch)
     session.flush()
@@ -164,8 +165,18 @@ def create_batch(
         session.rollback()
         raise BatchRejected("no line of the batch is valid", errors)
     batch.total, batch.invalid = len(lines), len(errors)
-    session.commit()
+    session.flush()
     return batch, created
+
+
+def queued_jobs(session: Session, batch_id: str) -> list[Job]:
+    """The batch's jobs still waiting for a worker (to publish after the batch commits)."""
+    waiting = Job.state == JobState.QUEUED.value
+    return list(
+        session.scalars(
+            select(Job).join(BatchItem, BatchItem.job_id == Job.id).where(BatchItem.batch_id == batch_id, waiting)
+        )
+    )
 
 
 def batch_status(session: Session, batch: Batch) -> dict[str, Any]:

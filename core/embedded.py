@@ -40,6 +40,10 @@ class EmbeddedWorker:
     def submit(self, job_id: str) -> Future[RunResult]:
         return self._pool.submit(self._run, job_id)
 
+    def stop(self) -> None:
+        """Drop jobs not yet started (they stay queued in the database for the next start); a running one ends."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def _run(self, job_id: str) -> RunResult:
         try:
             return run_until_settled(self.runner(), job_id)
@@ -112,6 +116,7 @@ class EmbeddedExecutor:
         self.webhooks.wake()
 
     def stop(self) -> None:
+        self.worker.stop()
         self.webhooks.stop()
 
 

@@ -24,6 +24,7 @@ class Refusal(str, enum.Enum):
     ENDPOINT_DISABLED = "endpoint-disabled"
     EVENT_EXPIRED = "event-expired"
     INVALID_BATCH = "invalid-batch"
+    IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
 
 
 class Refused(Exception):

@@ -1,66 +1,67 @@
-"""Idempotency-Key handling: the first request with a key claims it (a row insert, so concurrent requests race
-on the primary key and exactly one wins); the others wait for its resource and get the same one back. The same
-key with a different body is refused. Keys live at least `idempotency_ttl_s` (24 h by default)."""
+"""Idempotency-Key handling: the key is written in the same transaction as the resource it names, so a crash or
+an error can never leave a key claimed without its resource, or a resource without its key.
+
+A request whose key names an earlier resource with the same body gets that resource; with another body, a 422.
+Two concurrent requests with one key both try; the database keeps exactly one (the key's primary key), and the
+other rolls back everything it wrote and answers with the winner's resource. Keys live `idempotency_ttl_s`."""
 
 from __future__ import annotations
 
 import hashlib
-import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.schema import IdempotencyKey, utcnow
+from core.errors import Refusal, Refused
+from core.schema import IdempotencyKey, as_utc, utcnow
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(Refused):
     """The key was used with a different request body."""
+
+    title = "Idempotency-Key reused with another body"
 
 
 def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def claim(session: Session, tenant: str, key: str, digest: str, resource: str, ttl_s: float) -> str | None:
-    """Claim a key. None: we own it, create the resource and call `complete`. A string: the existing resource id."""
-    session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.tenant == tenant,
-            IdempotencyKey.key == key,
-            IdempotencyKey.created_at < utcnow() - timedelta(seconds=ttl_s),
+def find(session: Session, tenant: str, key: str, digest: str, resource: str, ttl_s: float) -> str | None:
+    """The id of the resource an earlier request with this key created, or None (a key past its lifetime is
+    forgotten). Raises IdempotencyConflict when the earlier request had another body."""
+    row = session.get(IdempotencyKey, (tenant, key), populate_existing=True)
+    if row is not None and as_utc(row.created_at) < utcnow() - timedelta(seconds=ttl_s):
+        session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant == tenant, IdempotencyKey.key == key))
+        return None
+    if row is None:
+        return None
+    if row.request_sha256 != digest or row.resource != resource:
+        raise IdempotencyConflict(
+            Refusal.IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was already used with a different request"
         )
-    )
-    session.add(IdempotencyKey(tenant=tenant, key=key, request_sha256=digest, resource=resource, created_at=utcnow()))
+    return row.resource_id
+
+
+def create_once(
+    session: Session, tenant: str, key: str, digest: str, resource: str, ttl_s: float, create: Callable[[], str]
+) -> tuple[str, bool]:
+    """Run `create` (it adds the resource to the session, uncommitted, and returns its id) and commit it with the
+    key; or return the resource the key already names. Returns (resource id, whether this call created it)."""
+    existing = find(session, tenant, key, digest, resource, ttl_s)
+    if existing is not None:
+        return existing, False
+    resource_id = create()
+    session.add(IdempotencyKey(tenant=tenant, key=key, request_sha256=digest, resource=resource,
+                               resource_id=resource_id, created_at=utcnow()))  # fmt: skip
     try:
         session.commit()
-        return None
-    except IntegrityError:
+    except IntegrityError:  # a concurrent request with this key committed first: ours is undone, answer with its
         session.rollback()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        row = session.get(IdempotencyKey, (tenant, key), populate_existing=True)
-        if row is None:  # the owner failed and released the key: claim it again
-            return claim(session, tenant, key, digest, resource, ttl_s)
-        if row.request_sha256 != digest or row.resource != resource:
-            raise IdempotencyConflict("this Idempotency-Key was already used with a different request")
-        if row.resource_id:
-            return row.resource_id
-        session.rollback()
-        time.sleep(0.05)
-    raise TimeoutError("the first request with this Idempotency-Key is still running")
-
-
-def complete(session: Session, tenant: str, key: str, resource_id: str) -> None:
-    row = session.get(IdempotencyKey, (tenant, key))
-    if row is not None:
-        row.resource_id = resource_id
-        session.commit()
-
-
-def release(session: Session, tenant: str, key: str) -> None:
-    """The owner's request failed validation: free the key so a corrected retry can use it."""
-    session.rollback()
-    session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant == tenant, IdempotencyKey.key == key))
-    session.commit()
+        existing = find(session, tenant, key, digest, resource, ttl_s)
+        if existing is None:
+            raise
+        return existing, False
+    return resource_id, True

@@ -208,7 +208,7 @@ def test_batch_is_one_transaction_made_off_the_event_loop(
     image = upload(client, media["image_png"])
     commits: list[int] = []
     seen: dict[str, object] = {}
-    original = route.create_batch
+    original_create, original_enqueue = route.create_batch, route.enqueue
 
     def watched(session, *args, **kwargs):  # type: ignore[no-untyped-def]
         event.listen(session.get_bind(), "commit", lambda _conn: commits.append(1))
@@ -217,12 +217,14 @@ def test_batch_is_one_transaction_made_off_the_event_loop(
             seen["on_loop"] = True
         except RuntimeError:
             seen["on_loop"] = False
-        commits.clear()
-        batch = original(session, *args, **kwargs)
-        seen["commits"] = len(commits)
-        return batch
+        return original_create(session, *args, **kwargs)
+
+    def publish(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.setdefault("commits", len(commits))  # commits from the batch's start to its first job's publish
+        return original_enqueue(*args, **kwargs)
 
     monkeypatch.setattr(route, "create_batch", watched)
+    monkeypatch.setattr(route, "enqueue", publish)
     body = "\n".join(json.dumps({"custom_id": f"c{i}", "task": "ocr", "input": image}) for i in range(20))
     response = client.post("/v1/batches", content=body, headers={"content-type": "application/jsonl"})
     assert response.status_code == 202, response.text
@@ -245,3 +247,31 @@ def test_storage_outage_is_503_not_500(client: TestClient, media: dict[str, Path
     assert response.json()["type"] == "/problems/storage-unavailable" and response.headers["retry-after"] == "5"
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["storage"].startswith("error")
+
+
+def test_a_submit_that_fails_unexpectedly_leaves_its_idempotency_key_free(
+    client: TestClient, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is written in the job's own transaction: an error before the commit leaves neither behind, and the
+    retry is served at once (it used to wait 30 s on the stranded key, then answer 409)."""
+    from api.routes import jobs as route
+
+    body = {"task": "transcribe", "input": upload(client, media["speech_wav"])}
+    headers = {"Idempotency-Key": "order-7"}
+    original = route.prepare_job
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        original(*args, **kwargs)  # the job row is written into the transaction, then the request fails
+        raise RuntimeError("unexpected failure after the insert")
+
+    monkeypatch.setattr(route, "prepare_job", broken)
+    assert client.post("/v1/jobs", json=body, headers=headers).status_code == 500
+    assert client.get("/v1/jobs").json()["data"] == [], "the failed request left no job"
+    monkeypatch.setattr(route, "prepare_job", original)
+    started = time.monotonic()
+    first = client.post("/v1/jobs", json=body, headers=headers)
+    assert first.status_code == 202 and time.monotonic() - started < 5
+    again = client.post("/v1/jobs", json=body, headers=headers)
+    assert again.json()["id"] == first.json()["id"]
+    other = client.post("/v1/jobs", json={**body, "params": {"language": "en"}}, headers=headers)
+    assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"

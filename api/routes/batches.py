@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
-from api.routes.jobs import claim_or_problem
 from core.batches import (
     BatchLine,
     BatchRejected,
@@ -26,10 +25,10 @@ from core.batches import (
     lines_from_prefix,
     lines_from_upload,
     parse_jsonl,
+    queued_jobs,
 )
 from core.config import Settings
-from core.errors import Refused
-from core.idempotency import body_digest, complete, release
+from core.idempotency import body_digest, create_once
 from core.queue import enqueue
 from core.quotas import check_active_jobs
 from core.schema import Batch, BatchItem
@@ -92,12 +91,8 @@ def _create(
 ) -> dict[str, Any]:
     if webhook_url is not None:
         webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
-    if idempotency_key:
-        digest = body_digest(body + b"\0" + (webhook_url or "").encode())
-        existing = claim_or_problem(session, settings, tenant, idempotency_key, digest, "batches")
-        if existing:
-            return batch_status(session, load_owned(session, Batch, existing, tenant))
-    try:
+
+    def create() -> str:
         if content_type in JSONL_TYPES:
             lines, source = parse_jsonl(decode_utf8(body)), "jsonl"
         elif content_type == "application/json":
@@ -105,15 +100,19 @@ def _create(
         else:
             raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
         check_active_jobs(session, settings, tenant, len(lines))
-        batch, created = create_batch(session, storage, settings, lines, source, tenant, webhook_url)
-    except (Refused, Problem):
-        if idempotency_key:
-            release(session, tenant, idempotency_key)
-        raise
+        return create_batch(session, storage, settings, lines, source, tenant, webhook_url)[0].id
+
     if idempotency_key:
-        complete(session, tenant, idempotency_key, batch.id)
-    for job in created:
-        enqueue(job.id, job.queue, settings)
+        digest = body_digest(body + b"\0" + (webhook_url or "").encode())
+        ttl = settings.idempotency_ttl_s
+        batch_id, created = create_once(session, tenant, idempotency_key, digest, "batches", ttl, create)
+    else:
+        batch_id, created = create(), True
+        session.commit()
+    batch = load_owned(session, Batch, batch_id, tenant)
+    if created:
+        for job in queued_jobs(session, batch.id):
+            enqueue(job.id, job.queue, settings)
     status = batch_status(session, batch)
     status["errors"] = [
         {"line": i.line, "custom_id": i.custom_id, "error": i.error} for i in batch_items_with_errors(session, batch)

@@ -15,16 +15,14 @@ from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
-from core.errors import Refused
-from core.idempotency import IdempotencyConflict, body_digest, claim, complete, release
+from core.idempotency import body_digest, create_once
 from core.jobs import machine
-from core.jobs.submit import create_job
+from core.jobs.submit import prepare_job
 from core.queue import enqueue
 from core.quotas import check_active_jobs
 from core.schema import Job, JobEvent
 from core.states import JobState
 from core.storage import ObjectNotFound
-from models.errors import TaskInputError
 from models.tasks import TaskName
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -57,37 +55,25 @@ def submit_job(
 ) -> JobOut:
     """Validate and queue a job. 202 with the job and a Location header. With an Idempotency-Key, the same
     key and body return the same job (no second job, no second enqueue)."""
+
+    def create() -> str:
+        check_active_jobs(session, settings, tenant)
+        return prepare_job(
+            session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url
+        ).id
+
     if idempotency_key:
         digest = body_digest(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode())
-        existing = claim_or_problem(session, settings, tenant, idempotency_key, digest, "jobs")
-        if existing:
-            response.headers["Location"] = f"/v1/jobs/{existing}"
-            return job_out(load_owned(session, Job, existing, tenant))
-    try:
-        check_active_jobs(session, settings, tenant)
-        job = create_job(session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url)
-    except (Refused, TaskInputError):
-        if idempotency_key:
-            release(session, tenant, idempotency_key)
-        raise
-    if idempotency_key:
-        complete(session, tenant, idempotency_key, job.id)
-    enqueue(job.id, job.queue, settings)
+        ttl = settings.idempotency_ttl_s
+        job_id, created = create_once(session, tenant, idempotency_key, digest, "jobs", ttl, create)
+    else:
+        job_id, created = create(), True
+        session.commit()
+    job = load_owned(session, Job, job_id, tenant)
+    if created:
+        enqueue(job.id, job.queue, settings)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_out(job)
-
-
-def claim_or_problem(
-    session: SessionDep, settings: SettingsDep, tenant: str, key: str, digest: str, resource: str
-) -> str | None:
-    try:
-        return claim(session, tenant, key, digest, resource, settings.idempotency_ttl_s)
-    except IdempotencyConflict as exc:
-        raise Problem(422, "idempotency-key-reused", "Idempotency-Key reused with another body", str(exc)) from exc
-    except TimeoutError as exc:
-        raise Problem(
-            409, "idempotency-in-progress", "The first request with this key is still running", str(exc)
-        ) from exc
 
 
 @router.get("/{job_id}", response_model=JobOut)
