@@ -66,6 +66,7 @@ REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.EVENT_EXPIRED: 410,
     Refusal.INVALID_BATCH: 422,
     Refusal.IDEMPOTENCY_KEY_REUSED: 422,
+    Refusal.REPLAY_RATE_LIMITED: 429,
 }
 
 

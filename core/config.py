@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # Webhooks. Retries follow the Standard Webhooks example schedule (delay before each attempt), with jitter.
     public_url: str | None = None  # e.g. https://media.example.com: makes result URLs in webhooks absolute
     allow_loopback_urls: bool = False  # webhook targets on 127.0.0.1/::1: tests and single-machine installs only
+    webhook_ports: list[int] = Field(default_factory=lambda: [80, 443])  # ports webhook targets may use
+    webhook_url_replays_per_hour: int = 20  # replays of deliveries to jobs' and batches' own webhook_url, per tenant
     webhook_retry_schedule_s: list[float] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0]
     )

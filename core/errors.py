@@ -25,6 +25,7 @@ class Refusal(str, enum.Enum):
     EVENT_EXPIRED = "event-expired"
     INVALID_BATCH = "invalid-batch"
     IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
+    REPLAY_RATE_LIMITED = "replay-rate-limited"
 
 
 class Refused(Exception):

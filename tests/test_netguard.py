@@ -34,6 +34,11 @@ def fake_resolver(host: str, port: int) -> list[str]:
         ("http://user:pw@public.example/", "credentials"),
         ("http://nowhere.example/", "does not resolve"),
         ("http:///path-only", "no host"),
+        ("http://[64:ff9b::7f00:1]/", "carries 127.0.0.1 is a loopback"),  # NAT64
+        ("http://[64:ff9b::a9fe:a9fe]/", "carries 169.254.169.254 is a link-local"),  # NAT64 to cloud metadata
+        ("http://[2002:a00:1::]/", "carries 10.0.0.1 is a private"),  # 6to4
+        ("http://public.example:8080/hook", "port 8080 is not allowed"),
+        ("http://public.example:22/", "port 22 is not allowed"),
     ],
 )
 def test_refused_with_reason(url: str, reason: str) -> None:
@@ -44,5 +49,7 @@ def test_refused_with_reason(url: str, reason: str) -> None:
 def test_public_and_explicit_loopback() -> None:
     assert check_url("https://public.example/hook", resolve=fake_resolver) == FAKE_DNS["public.example"]
     assert check_url("http://127.0.0.1:9000/hook", allow_loopback=True) == ["127.0.0.1"]
+    assert check_url("https://public.example:8443/", resolve=fake_resolver, ports=[443, 8443])
+    assert check_url("http://[2002:808:808::]/") == ["2002:808:808::"], "6to4 of a public address is public"
     with pytest.raises(UnsafeURL, match="private"):
         check_url("http://10.0.0.1/", allow_loopback=True)

@@ -222,9 +222,12 @@ def test_endpoint_failing_for_days_is_disabled(api: Client, receiver: Receiver, 
 def test_dns_rebinding_is_caught_at_connect_time(
     api: Client, receiver: Receiver, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from core.config import get_settings
     from core.webhooks import delivery as delivery_module
 
     client, keys = api
+    monkeypatch.setenv("OMNIMEDIA_WEBHOOK_PORTS", f"[80, 443, {receiver.port}]")  # the receiver's port, allowed
+    get_settings.cache_clear()
     answers = {"hooks.example.test": ["93.184.215.14"]}  # public at registration
     monkeypatch.setattr(delivery_module, "resolve", lambda host, port: answers[host])
     url = f"http://hooks.example.test:{receiver.port}/hook"
@@ -310,6 +313,26 @@ def test_job_webhook_url_needs_the_tenant_secret(api: Client, receiver: Receiver
     assert job["webhook_url"] == receiver.url
     got = receiver.wait(1)
     assert got[0].verified and got[0].payload["data"]["id"] == job["id"]
+
+
+def test_replays_to_a_job_webhook_url_are_rate_limited(
+    api: Client, receiver: Receiver, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's webhook_url is a URL no one registered: replays to it are capped per tenant and hour (429)."""
+    from core.config import get_settings
+
+    client, keys = api
+    receiver.secrets.append(client.post("/v1/webhooks/secret", headers=keys["alpha"]).json()["secret"])
+    submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]), webhook_url=receiver.url)
+    (delivery,) = settled(client, keys["alpha"])
+    monkeypatch.setenv("OMNIMEDIA_WEBHOOK_URL_REPLAYS_PER_HOUR", "2")
+    get_settings.cache_clear()
+    path = f"/v1/webhooks/deliveries/{delivery['id']}/replay"
+    time.sleep(1.1)  # a replay is a delivery made later than its event
+    answers = [client.post(path, headers=keys["alpha"]) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[2].json()["type"] == "/problems/replay-rate-limited"
+    assert 0 < int(answers[2].headers["retry-after"]) <= 3600
 
 
 def test_batch_completed_is_sent_once(api: Client, receiver: Receiver, media: dict[str, Path]) -> None:

@@ -95,10 +95,12 @@ def _delivery_out(delivery: WebhookDelivery, event_type: str, log: list[WebhookA
 
 
 @router.post("/deliveries/{delivery_id}/replay", status_code=202, response_model=WebhookDeliveryOut)
-def replay_delivery(delivery_id: str, session: SessionDep, tenant: TenantDep) -> WebhookDeliveryOut:
+def replay_delivery(
+    delivery_id: str, session: SessionDep, settings: SettingsDep, tenant: TenantDep
+) -> WebhookDeliveryOut:
     """Send the same event (same webhook-id) to the same receiver again, as a new delivery."""
     original = load_owned(session, WebhookDelivery, delivery_id, tenant)
-    copy = endpoints.replay(session, original)
+    copy = endpoints.replay(session, settings, original)
     event = session.get(WebhookEvent, copy.event_id)
     return _delivery_out(copy, event.type if event else "", [])
 

@@ -134,7 +134,7 @@ def _tls() -> ssl.SSLContext:
 def post(url: str, msg_id: str, body: str, secrets: list[str], settings: Settings) -> AttemptResult:
     """POST to the address the guard approved (pinned: no second DNS lookup to rebind), no redirects, no proxies."""
     try:
-        addresses = check_url(url, settings.allow_loopback_urls, resolve)
+        addresses = check_url(url, settings.allow_loopback_urls, resolve, settings.webhook_ports)
     except UnsafeURL as exc:
         return AttemptResult(error=f"refused by the SSRF guard: {exc.reason}")
     parts = urlsplit(url)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import Refusal, Refused
-from core.schema import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from core.schema import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint, WebhookEvent, as_utc, utcnow
 from core.webhooks import delivery as delivery_module
 from core.webhooks.netguard import UnsafeURL, check_url
 from core.webhooks.outbox import add_delivery
 from core.webhooks.signing import new_secret, rotate
 
 MAX_ENDPOINTS_PER_TENANT = 50
+REPLAY_WINDOW = timedelta(hours=1)
 
 
 class WebhookError(Refused):
@@ -27,7 +30,7 @@ def check_target(url: str, settings: Settings) -> str:
     """Refuse a URL the service must not call (SSRF guard); it is checked again at each connect."""
     url = url.strip()
     try:
-        check_url(url, settings.allow_loopback_urls, delivery_module.resolve)
+        check_url(url, settings.allow_loopback_urls, delivery_module.resolve, settings.webhook_ports)
     except UnsafeURL as exc:
         raise WebhookError(Refusal.INVALID_WEBHOOK_URL, f"webhook URL refused: {exc.reason}") from exc
     return url
@@ -104,8 +107,11 @@ def check_job_webhook(session: Session, settings: Settings, tenant: str, url: st
     return url
 
 
-def replay(session: Session, original: WebhookDelivery) -> WebhookDelivery:
-    """Send the same event (same webhook-id) to the same target again, as a new delivery."""
+def replay(session: Session, settings: Settings, original: WebhookDelivery) -> WebhookDelivery:
+    """Send the same event (same webhook-id) to the same target again, as a new delivery. Replays to a job's or
+    batch's own webhook_url (a URL no one registered) are rate-limited per tenant."""
+    if original.url:
+        _check_replay_rate(session, settings, original.tenant)
     if original.endpoint_id:
         endpoint = session.get(WebhookEndpoint, original.endpoint_id)
         if endpoint is None or not endpoint.enabled:
@@ -115,3 +121,26 @@ def replay(session: Session, original: WebhookDelivery) -> WebhookDelivery:
     copy = add_delivery(session, original.tenant, original.event_id, original.endpoint_id, original.url)
     session.commit()
     return copy
+
+
+def _check_replay_rate(session: Session, settings: Settings, tenant: str) -> None:
+    """A replay is a delivery made later than its event (originals are written with it); count the tenant's replays
+    to webhook_urls in the last hour."""
+    now = utcnow()
+    rows = session.execute(
+        select(WebhookDelivery.created_at, WebhookEvent.created_at)
+        .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+        .where(
+            WebhookDelivery.tenant == tenant,
+            WebhookDelivery.url.is_not(None),
+            WebhookDelivery.created_at >= now - REPLAY_WINDOW,
+        )
+    ).all()
+    replays = sorted(as_utc(made) for made, event in rows if as_utc(made) - as_utc(event) > timedelta(seconds=1))
+    if len(replays) >= settings.webhook_url_replays_per_hour:
+        wait_s = (replays[0] + REPLAY_WINDOW - now).total_seconds()
+        raise WebhookError(
+            Refusal.REPLAY_RATE_LIMITED,
+            f"at most {settings.webhook_url_replays_per_hour} replays to webhook_url targets an hour",
+            retry_after_s=max(1, int(wait_s) + 1),
+        )

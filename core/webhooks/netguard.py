@@ -1,17 +1,22 @@
-"""SSRF guard for URLs the service will call (webhooks, URL inputs): http(s) only, public addresses only.
+"""SSRF guard for URLs the service will call (webhooks): http(s) only, public addresses and allowed ports only.
 
 Loopback, private, link-local (cloud metadata included), multicast, reserved and unspecified ranges are refused
-for IPv4 and IPv6, IPv4-mapped IPv6 included. `allow_loopback` is for tests and single-machine installs.
-Callers re-check at connect time with the addresses returned here (DNS rebinding) and never follow redirects."""
+for IPv4 and IPv6, and so is any IPv4 address carried inside IPv6 (IPv4-mapped, NAT64 64:ff9b::/96 and
+64:ff9b:1::/48, 6to4 2002::/16, Teredo). Ports are limited to an allowlist (80 and 443 by default).
+`allow_loopback` is for tests and single-machine installs (any port there). Callers re-check at connect time with
+the addresses returned here (DNS rebinding) and never follow redirects."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from urllib.parse import urlsplit
 
 Resolver = Callable[[str, int], list[str]]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+DEFAULT_PORTS = (80, 443)
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 class UnsafeURL(ValueError):
@@ -24,9 +29,23 @@ def system_resolver(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
 
 
-def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo client), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in network for network in NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _refusal(address: Address, allow_loopback: bool) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and (inner := embedded_ipv4(address)) is not None:
+        outer_reason = _refusal(inner, allow_loopback=False)
+        return f"{address} carries {outer_reason}" if outer_reason else None
     if address.is_loopback:
         return None if allow_loopback else f"{address} is a loopback address"
     for flag, what in (
@@ -40,8 +59,13 @@ def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopb
     return None
 
 
-def check_url(url: str, allow_loopback: bool = False, resolve: Resolver = system_resolver) -> list[str]:
-    """Validate a URL and return the addresses it resolves to (all of them must be public)."""
+def check_url(
+    url: str,
+    allow_loopback: bool = False,
+    resolve: Resolver = system_resolver,
+    ports: Collection[int] = DEFAULT_PORTS,
+) -> list[str]:
+    """Validate a URL and return the addresses it resolves to (all of them must be public, the port allowed)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL(url, f"scheme {parts.scheme or 'none'!r} is not allowed; use http or https")
@@ -63,8 +87,12 @@ def check_url(url: str, allow_loopback: bool = False, resolve: Resolver = system
             raise UnsafeURL(url, f"host {parts.hostname} does not resolve") from exc
     if not addresses:
         raise UnsafeURL(url, f"host {parts.hostname} has no address")
-    for raw in addresses:
-        reason = _refusal(ipaddress.ip_address(raw.split("%", 1)[0]), allow_loopback)
+    parsed = [ipaddress.ip_address(raw.split("%", 1)[0]) for raw in addresses]
+    for address in parsed:
+        reason = _refusal(address, allow_loopback)
         if reason:
             raise UnsafeURL(url, reason)
+    if port not in ports and not all(address.is_loopback for address in parsed):
+        allowed = ", ".join(str(p) for p in sorted(ports))
+        raise UnsafeURL(url, f"port {port} is not allowed for webhooks (allowed: {allowed})")
     return addresses
