@@ -108,9 +108,13 @@ def _run(cmd: list[str], timeout_s: float, what: str) -> bytes:
     return proc.stdout
 
 
+_DIRECTORIES = re.compile(r"/(?:[^/\s:'\"]+/)+(?=[^/\s:'\"]+)")
+
+
 def _last_line(stderr: bytes) -> str:
+    """ffmpeg's last message, with the folders of any path removed: reasons reach tenants, server paths must not."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "no error message"
+    return _DIRECTORIES.sub("", lines[-1])[:300] if lines else "no error message"
 
 
 def _float(value: object) -> float | None:

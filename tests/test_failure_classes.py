@@ -99,7 +99,7 @@ def test_attempts_are_capped_and_last_error_kept(env, media: dict[str, Path]) ->
     with sessions() as session:
         job = session.get(Job, job_id)
         assert job.state == "failed" and job.attempts == 3 and job.failure_class == "transient"
-        assert "connection reset by storage" in job.failure_reason and "after 3 attempts" in job.failure_reason
+        assert job.failure_reason == "storage or the database was briefly unavailable (after 3 attempts)"
 
 
 def test_out_of_memory_retries_once_with_half_segments(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
@@ -129,3 +129,39 @@ def test_gpu_pinning_happens_before_torch() -> None:
     failed = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
     assert failed.returncode != 0 and "before GPU pinning" in failed.stderr
+
+
+class LeakyEngine:
+    """The real engine, failing with an error whose text names servers, SQL and paths (as real ones do)."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+
+    def generate(self, request):  # type: ignore[no-untyped-def]
+        raise RuntimeError('connection to server at "db.internal" (10.0.0.5) failed: SELECT secret FROM '
+                           "api_keys; see /var/lib/omnimedia/tmp/omnimedia-x1/input")  # fmt: skip
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def test_failure_reasons_carry_no_internals(env, media: dict[str, Path], tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    settings, sessions, storage, engine = env
+    job_id = _submit(env, media["speech_wav"])
+    runner = JobRunner(settings, sessions, storage, LeakyEngine(engine), "w")
+    with caplog.at_level("ERROR"):
+        assert run_until_settled(runner, job_id).status is RunStatus.FAILED
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+    broken_id = _submit(env, corrupt)
+    assert run_until_settled(JobRunner(settings, sessions, storage, engine, "w"), broken_id).status is RunStatus.FAILED
+    with sessions() as session:
+        job, broken = session.get(Job, job_id), session.get(Job, broken_id)
+        told = [job.failure_reason, broken.failure_reason] + [
+            e.reason or "" for e in session.scalars(select(JobEvent).where(JobEvent.job_id.in_([job_id, broken_id])))
+        ]
+    assert job.failure_class == "internal" and broken.failure_class == "media"
+    for text in told:
+        for secret in ("db.internal", "10.0.0.5", "SELECT", "/var/lib", "/tmp", "omnimedia-"):
+            assert secret not in text, (secret, text)
+    assert "db.internal" in caplog.text and job_id in caplog.text, "operators get the detail, with the job id"

@@ -64,3 +64,20 @@ def classify(exc: BaseException) -> FailureClass:
     if isinstance(exc, TRANSIENT_ERRORS):
         return FailureClass.TRANSIENT
     return FailureClass.INTERNAL
+
+
+# What a tenant is told for failures whose exception text is the service's business (SQL, hosts, S3 endpoints,
+# server paths): the detail goes to the operators' log with the job id instead.
+_PUBLIC_REASONS = {
+    FailureClass.TRANSIENT: "storage or the database was briefly unavailable",
+    FailureClass.INTERNAL: "an internal error stopped the job; the operators have the details",
+    FailureClass.OUT_OF_MEMORY: "the model ran out of GPU memory",
+}
+
+
+def public_reason(failure_class: FailureClass, exc: BaseException) -> str:
+    """The failure reason shown to the tenant and sent in webhooks. Engine errors are written for the caller;
+    the others are described by their class only."""
+    if failure_class in _PUBLIC_REASONS:
+        return _PUBLIC_REASONS[failure_class]
+    return str(getattr(exc, "reason", "") or exc)

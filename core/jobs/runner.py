@@ -25,7 +25,7 @@ from core.config import Settings
 from core.db import get_sessionmaker
 from core.grants import may_read
 from core.jobs import machine
-from core.jobs.failures import FailureClass, classify
+from core.jobs.failures import FailureClass, classify, public_reason
 from core.jobs.machine import Transition
 from core.jobs.outputs import write_outputs
 from core.schema import Job, JobSegment, utcnow
@@ -137,12 +137,15 @@ class JobRunner:
             raise
         except BaseException as exc:
             failure_class = classify(exc)
+            reason = public_reason(failure_class, exc)
+            if failure_class.retried:  # the tenant sees the class only; the detail is logged here
+                log.error("job %s failed (%s): %s: %s", job_id, failure_class.value, type(exc).__name__, exc,
+                          exc_info=failure_class is FailureClass.INTERNAL)  # fmt: skip
             if failure_class is FailureClass.OUT_OF_MEMORY:
-                return self._retry_smaller(job_id, exc)
+                return self._retry_smaller(job_id, reason)
             if not failure_class.retried:
-                return self._fail(job_id, failure_class, getattr(exc, "reason", str(exc)))
-            log.exception("job %s failed (%s)", job_id, failure_class.value)
-            return self._retry_or_fail(job_id, failure_class, f"{type(exc).__name__}: {exc}")
+                return self._fail(job_id, failure_class, reason)
+            return self._retry_or_fail(job_id, failure_class, reason)
 
     # -- failure paths ----------------------------------------------------------------------------
     def _fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
@@ -177,19 +180,17 @@ class JobRunner:
             )  # fmt: skip
         return RunResult(RunStatus.RETRY, delay, reason)
 
-    def _retry_smaller(self, job_id: str, exc: BaseException) -> RunResult:
+    def _retry_smaller(self, job_id: str, reason: str) -> RunResult:
         with self.sessions() as session:
             job = session.get(Job, job_id)
             if job is None or job.oom_retries >= 1:
-                return self._fail(
-                    job_id, FailureClass.OUT_OF_MEMORY, f"out of memory even with smaller segments: {exc}"
-                )
+                return self._fail(job_id, FailureClass.OUT_OF_MEMORY, f"{reason}, even with smaller segments")
             current = self._segment_seconds(job, parse_params(job.task, job.params))
             session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
             session.commit()
             machine.transition(
                 session, job_id, Transition.RETRY_LATER, f"out of memory; retry with {current / 2:.0f} s segments",
-                self.worker, failure_class=FailureClass.OUT_OF_MEMORY.value, failure_reason=str(exc)[:500],
+                self.worker, failure_class=FailureClass.OUT_OF_MEMORY.value, failure_reason=reason,
                 segment_seconds=current / 2, oom_retries=job.oom_retries + 1, segments_done=0,
                 queued_at=utcnow(),
             )  # fmt: skip
