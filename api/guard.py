@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import BodyLimit, BodyTooLarge, Problem, problem_response, refusal_problem
+from core.batches import MAX_BATCH_BYTES
 from core.config import get_settings
 from core.db import get_sessionmaker
 from core.errors import Refused
@@ -23,7 +24,6 @@ from core.schema import LOCAL_TENANT
 from core.uploads import FRAMING_SLACK_BYTES
 
 JSON_BODY_BYTES = 1024 * 1024
-BATCH_BODY_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def identify(authorization: str, method: str, path: str) -> Caller:
             limit, reason = upload_limit(session, settings, tenant)
             body = BodyLimit(limit + FRAMING_SLACK_BYTES, "upload-too-large", "Upload is too large", reason)
         elif method == "POST" and path.rstrip("/") == "/v1/batches":
-            reason = f"the limit is {BATCH_BODY_BYTES} bytes"
-            body = BodyLimit(BATCH_BODY_BYTES, "batch-too-large", "Batch body is too large", reason)
+            reason = f"the limit is {MAX_BATCH_BYTES} bytes"
+            body = BodyLimit(MAX_BATCH_BYTES, "batch-too-large", "Batch body is too large", reason)
         else:
             body = BodyLimit(
                 JSON_BODY_BYTES, "too-large", "Request body is too large", f"the limit is {JSON_BODY_BYTES} bytes"

@@ -5,6 +5,7 @@ rejects the whole batch. Results come back as JSONL matched by custom_id."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from models.errors import TaskInputError
 from models.tasks import parse_params
 
 MAX_LINES = 50_000
+MAX_BATCH_BYTES = 100 * 1024 * 1024  # a JSONL body, or a JSONL file named by input_file_id
 MAX_ERRORS_SHOWN = 100
 
 
@@ -59,12 +61,14 @@ def decode_utf8(body: bytes) -> str:
 
 
 def parse_jsonl(text: str) -> list[BatchLine]:
-    """Parse and shape-check each line; problems are kept per line, not raised."""
+    """Parse and shape-check each line; problems are kept per line, not raised. The line limit is enforced while
+    reading: parsing stops at the first line past it."""
     lines: list[BatchLine] = []
-    raw_lines = [(n, raw) for n, raw in enumerate(text.splitlines(), start=1) if raw.strip()]
-    if len(raw_lines) > MAX_LINES:
-        raise BatchRejected(f"a batch holds at most {MAX_LINES} lines, got {len(raw_lines)}")
-    for number, raw in raw_lines:
+    for number, raw in enumerate(io.StringIO(text), start=1):
+        if not raw.strip():
+            continue
+        if len(lines) == MAX_LINES:
+            raise BatchRejected(f"a batch holds at most {MAX_LINES} lines; line {number} is one more")
         lines.append(_parse_line(number, raw))
     counts = Counter(item.custom_id for item in lines if item.custom_id)
     duplicates = sorted(cid for cid, count in counts.items() if count > 1)
@@ -129,6 +133,8 @@ def lines_from_upload(session: Session, storage: Storage, tenant: str, upload_id
     upload = get_owned(session, Upload, upload_id, tenant)
     if upload is None:
         raise InputError(Refusal.INPUT_NOT_FOUND, upload_id, title="Upload not found")
+    if (upload.size_bytes or 0) > MAX_BATCH_BYTES:
+        raise BatchRejected(f"a batch file holds at most {MAX_BATCH_BYTES} bytes; this one has {upload.size_bytes}")
     return parse_jsonl(decode_utf8(storage.get_bytes(upload.storage_key)))
 
 

@@ -58,7 +58,8 @@ class MediaLimits:
     min_duration_s: float = 0.5
     max_duration_s: float = 4 * 3600.0
     max_frame_pixels: int = 640 * 360
-    max_image_pixels: int = 1280 * 1280
+    max_image_pixels: int = 1280 * 1280  # what the model sees: larger images are scaled down to this
+    max_decoded_image_pixels: int = 40_000_000  # what is decoded at all: checked from the header first
     timeout_s: float = 120.0
 
 
@@ -161,7 +162,9 @@ def _classify(name: str, data: dict, limits: MediaLimits) -> MediaInfo:
     )
     if is_image:
         v = video[0]
-        return MediaInfo(MediaKind.IMAGE, 0.0, False, int(v.get("width", 0)), int(v.get("height", 0)), format_name)
+        width, height = int(v.get("width", 0)), int(v.get("height", 0))
+        _check_pixels(name, width, height, limits)
+        return MediaInfo(MediaKind.IMAGE, 0.0, False, width, height, format_name)
     durations = [_float(fmt.get("duration"))] + [_float(s.get("duration")) for s in streams]
     known = [d for d in durations if d is not None]
     if not known:
@@ -260,15 +263,24 @@ def decode_frames(
     return frames
 
 
+def _check_pixels(name: str, width: int, height: int, limits: MediaLimits) -> None:
+    if width * height > limits.max_decoded_image_pixels:
+        raise MediaError(
+            f"{name}: the image is {width}x{height}; at most {limits.max_decoded_image_pixels} pixels are accepted"
+        )
+
+
 def decode_image(path: str | Path, limits: MediaLimits) -> Image.Image:
-    """Open an image, apply its EXIF rotation, convert to RGB and bound its pixel count."""
+    """Open an image, apply its EXIF rotation, convert to RGB and bound its pixel count. The size is checked from
+    the header before a pixel is decoded."""
     name = Path(path).name
     try:
         with Image.open(path) as img:
+            _check_pixels(name, img.width, img.height, limits)
             img.load()
             rotated = ImageOps.exif_transpose(img) or img
             image = rotated.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise MediaError(f"{name}: the image cannot be decoded ({exc})") from exc
     if image.width * image.height > limits.max_image_pixels:
         scale = math.sqrt(limits.max_image_pixels / (image.width * image.height))

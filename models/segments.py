@@ -15,7 +15,9 @@ def plan_file(path: str | Path, info: MediaInfo, max_len: float, limits: MediaLi
         return [Span(0.0, 0.0)]
     if info.duration_s <= max_len:
         return [Span(0.0, info.duration_s)]
-    pauses = find_pauses(decode_audio(path, timeout_s=limits.timeout_s)) if info.has_audio else []
+    # The header's duration (checked against the limits) bounds the decode, whatever the stream really holds.
+    track = decode_audio(path, 0.0, info.duration_s, limits.timeout_s) if info.has_audio else None
+    pauses = find_pauses(track) if track is not None else []
     segments = plan_segments(info.duration_s, pauses, max_len)
     check_coverage(segments, info.duration_s)
     return segments

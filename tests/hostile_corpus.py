@@ -3,6 +3,8 @@ each under several file names, so a decoder that follows them would read somethi
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 EXTENSIONS = (".m3u8", ".mp4", ".wav", ".mp3", ".flac", "")
@@ -33,3 +35,15 @@ def hostile_media(root: Path, secret: Path, url: str) -> dict[str, Path]:
             path.write_text(body)
             files[path.name] = path
     return files
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A few-hundred-byte PNG whose header claims width x height pixels (a decompression bomb's shape)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\0" * 4096)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b""))
+    return path

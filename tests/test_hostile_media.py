@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from models.errors import MediaError
 from models.media import load_media, probe
 from tests.embedded import clear_caches, use_embedded
-from tests.hostile_corpus import hostile_media
+from tests.hostile_corpus import hostile_media, png_claiming
 from tests.support import ffmpeg
 
 
@@ -101,4 +101,33 @@ def test_a_disguised_playlist_upload_fails_its_job_with_a_media_reason(
             time.sleep(0.1)
     assert state["state"] == "failed" and state["failure_class"] == "media"
     assert "playlist" in state["failure_reason"] and state["result_formats"] == []
+    clear_caches()
+
+
+@pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (12_000, 9_000)])
+def test_an_image_claiming_huge_dimensions_fails_before_decoding(tmp_path: Path, width: int, height: int) -> None:
+    """Checked from the header (PIL's own bomb limit, or ours below it): a media failure, never an internal one."""
+    bomb = png_claiming(tmp_path / "bomb.png", width, height)
+    with pytest.raises(MediaError, match="pixels"):
+        load_media(bomb)
+
+
+def test_batches_are_bounded_while_they_are_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path
+) -> None:
+    from core import batches
+
+    use_embedded(monkeypatch, tmp_path / "data", tiny_model)
+    from api.app import create_app
+
+    jsonl = {"content-type": "application/jsonl"}
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        monkeypatch.setattr(batches, "MAX_LINES", 3)
+        four = "\n".join(f'{{"custom_id": "c{i}", "task": "ocr", "input": "x"}}' for i in range(4))
+        over = client.post("/v1/batches", content=four, headers=jsonl)
+        assert over.status_code == 422 and "line 4 is one more" in over.json()["detail"]
+        monkeypatch.setattr(batches, "MAX_BATCH_BYTES", 100)
+        big = client.post("/v1/uploads", files={"file": ("batch.jsonl", four.encode(), "application/jsonl")}).json()
+        by_file = client.post("/v1/batches", json={"input_file_id": big["id"]})
+        assert by_file.status_code == 422 and "at most 100 bytes" in by_file.json()["detail"]
     clear_caches()
