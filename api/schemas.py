@@ -88,7 +88,7 @@ class UploadOut(BaseModel):
 class PresignIn(BaseModel):
     filename: str = Field(..., min_length=1, max_length=512)
     content_type: str | None = Field(None, max_length=200)
-    size_bytes: int | None = Field(None, ge=1)
+    size_bytes: int = Field(..., ge=1, description="the exact size of the file; the URL accepts only this size")
 
 
 class PresignOut(BaseModel):

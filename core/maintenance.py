@@ -1,5 +1,6 @@
 """The periodic maintenance pass (Celery beat's `omnimedia.reconcile`): reconcile stuck jobs, complete batches
-whose completion was missed, and purge expired Idempotency-Keys and old webhook events."""
+whose completion was missed, and purge expired Idempotency-Keys, old webhook events and abandoned presigned
+uploads."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from core.config import Settings
 from core.jobs.finished import complete_missed_batches
 from core.jobs.reconcile import ReconcileReport, reconcile_jobs
 from core.schema import IdempotencyKey, WebhookEvent, utcnow
+from core.storage import get_storage
+from core.uploads import purge_abandoned
 
 
 @dataclass
@@ -23,6 +26,7 @@ class MaintenanceReport:
     batches_completed: list[str] = field(default_factory=list)
     idempotency_keys_purged: int = 0
     events_purged: int = 0
+    abandoned_uploads_purged: int = 0
 
 
 def purge_expired(session: Session, settings: Settings) -> tuple[int, int]:
@@ -43,4 +47,5 @@ def run_maintenance(
     report = MaintenanceReport(reconcile_jobs(session, settings, send))
     report.batches_completed = complete_missed_batches(session)
     report.idempotency_keys_purged, report.events_purged = purge_expired(session, settings)
+    report.abandoned_uploads_purged = purge_abandoned(session, get_storage(), settings)
     return report

@@ -60,17 +60,17 @@ def set_limits(
     return row
 
 
-def _lock_tenant(session: Session, tenant: str) -> None:
+def _lock_tenant(session: Session, tenant: str, purpose: str) -> None:
     """Serialise a tenant's check-then-insert on Postgres until the transaction ends (SQLite serialises writes)."""
     if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"quota:{tenant}".encode()).digest()[:8], "big", signed=True)
+        key = int.from_bytes(hashlib.sha256(f"{purpose}:{tenant}".encode()).digest()[:8], "big", signed=True)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def check_active_jobs(session: Session, settings: Settings, tenant: str, new_jobs: int = 1) -> None:
     """Refuse work beyond the tenant's limit of active (queued, running, retrying) jobs. Call in the transaction
     that inserts the jobs: the tenant stays locked until it commits, so racing submits cannot both squeeze in."""
-    _lock_tenant(session, tenant)
+    _lock_tenant(session, tenant, "jobs")
     limit = limits_for(session, settings, tenant).max_active_jobs
     active = session.scalar(
         select(func.count())
@@ -86,6 +86,7 @@ def check_active_jobs(session: Session, settings: Settings, tenant: str, new_job
 
 
 def stored_bytes(session: Session, tenant: str) -> int:
+    """Bytes of the tenant's uploads, presigned ones not yet confirmed included (at the size they declared)."""
     total = session.scalar(select(func.coalesce(func.sum(Upload.size_bytes), 0)).where(Upload.tenant == tenant))
     return int(total or 0)
 
@@ -103,3 +104,18 @@ def upload_limit(session: Session, settings: Settings, tenant: str) -> tuple[int
     if left < limits.max_upload_bytes:
         return left, f"tenant {tenant} has {left} bytes of storage left (of {limits.max_storage_bytes})"
     return limits.max_upload_bytes, f"the upload limit is {limits.max_upload_bytes} bytes"
+
+
+def reserve_storage(session: Session, settings: Settings, tenant: str, size: int) -> None:
+    """Check that `size` more bytes fit the tenant's storage quota, in the transaction that records them: the
+    tenant stays locked until it commits, so concurrent uploads cannot all pass one "bytes left" check."""
+    limit = limits_for(session, settings, tenant).max_storage_bytes
+    if not limit:
+        return
+    _lock_tenant(session, tenant, "storage")
+    used = stored_bytes(session, tenant)
+    if used + size > limit:
+        raise QuotaExceeded(
+            Refusal.STORAGE_QUOTA_EXCEEDED,
+            f"tenant {tenant} has {max(limit - used, 0)} bytes of storage left (of {limit}); this upload has {size}",
+        )

@@ -118,7 +118,7 @@ def test_bad_uploads_and_lookups(client: TestClient, tmp_path: Path) -> None:
     for path in ("/v1/jobs/doesnotexist", "/v1/jobs/../etc", "/v1/uploads/zzz", "/v1/jobs/abc/result"):
         response = client.get(path)
         assert response.status_code == 404 and response.headers["content-type"].startswith(PROBLEM), path
-    presign = client.post("/v1/uploads/presign", json={"filename": "a.wav"})
+    presign = client.post("/v1/uploads/presign", json={"filename": "a.wav", "size_bytes": 100})
     assert presign.status_code == 409 and presign.json()["type"] == "/problems/presign-unsupported"
 
 

@@ -1,12 +1,14 @@
-"""Tenant isolation of inputs on the real stack (API in celery mode, Postgres, Redis, SeaweedFS with S3 auth on):
-a tenant names only its own `tenants/<name>/` keys of the service bucket and the external buckets granted to it.
-Every other name is refused with the same 404 whether the object exists or not."""
+"""Tenant isolation of inputs, and upload limits, on the real stack (API in celery mode, Postgres, Redis, SeaweedFS
+with S3 auth on): a tenant names only its own `tenants/<name>/` keys of the service bucket and the external buckets
+granted to it (every other name gets the same 404 whether the object exists or not); presigned uploads take
+exactly their declared size and hold it against the storage quota; concurrent uploads cannot overrun it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +100,8 @@ def test_another_tenants_upload_ids_do_not_exist(stacks: tuple[Stack, httpx.Clie
     by_file_id = [stack.api.post("/v1/batches", json={"input_file_id": ref}) for ref in (theirs, missing)]
     assert [r.status_code for r in by_file_id] == [404, 404]
     assert _answer(by_file_id[0], theirs) == _answer(by_file_id[1], missing)
-    presigned = tenant_b.post("/v1/uploads/presign", json={"filename": "a.wav"}).json()["upload"]["id"]
+    presign = tenant_b.post("/v1/uploads/presign", json={"filename": "a.wav", "size_bytes": 10})
+    presigned = presign.json()["upload"]["id"]
     confirms = [stack.api.post(f"/v1/uploads/{ref}/confirm") for ref in (presigned, missing)]
     assert [r.status_code for r in confirms] == [404, 404]
     assert _answer(confirms[0], presigned) == _answer(confirms[1], missing)
@@ -118,3 +121,52 @@ def test_external_buckets_need_a_grant_for_that_tenant(stacks: tuple[Stack, http
     assert _answer(_job(tenant_b, granted), granted) == absent, "a grant is for one tenant only"
     other = f"s3://{EXTERNAL}/other/"
     assert _prefix_batch(stack.api, other).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def quota_tenant(stacks: tuple[Stack, httpx.Client]) -> Iterator[httpx.Client]:
+    """Tenant iso-q with 1000 bytes of storage."""
+    stack, _ = stacks
+    cli = [sys.executable, "-m", "cli"]
+    key = subprocess.run([*cli, "keys", "create", "--tenant", "iso-q"], env=stack.env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
+    subprocess.run([*cli, "quotas", "set", "iso-q", "--max-storage-bytes", "1000"], env=stack.env,
+                   capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    with httpx.Client(base_url=str(stack.api.base_url), timeout=60, headers={"Authorization": f"Bearer {key}"}) as c:
+        yield c
+
+
+def _stored_keys(stack: Stack, tenant: str) -> list[str]:
+    listing = stack.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"tenants/{tenant}/uploads/")
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def test_concurrent_uploads_cannot_overrun_the_storage_quota(  # type: ignore[no-untyped-def]
+    stacks: tuple[Stack, httpx.Client], quota_tenant: httpx.Client
+):
+    stack, _ = stacks
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda i: quota_tenant.post("/v1/uploads", files={"file": (f"{i}.bin", b"x" * 300)}),
+                                range(6)))  # fmt: skip
+    accepted = [a for a in answers if a.status_code == 201]
+    assert len(accepted) == 3 and {a.status_code for a in answers} == {201, 413}
+    assert all(a.json()["type"] == "/problems/storage-quota-exceeded" for a in answers if a.status_code == 413)
+    assert sorted(_stored_keys(stack, "iso-q")) == sorted(f"tenants/iso-q/uploads/{a.json()['id']}" for a in accepted)
+
+
+def test_presigned_uploads_take_their_declared_size_and_hold_it(  # type: ignore[no-untyped-def]
+    stacks: tuple[Stack, httpx.Client], quota_tenant: httpx.Client
+):
+    del stacks  # the test above left 900 of the tenant's 1000 bytes used
+    presign = quota_tenant.post("/v1/uploads/presign", json={"filename": "a.bin", "size_bytes": 80})
+    assert presign.status_code == 201, presign.text
+    body = presign.json()
+    assert quota_tenant.post("/v1/uploads/presign", json={"filename": "b.bin", "size_bytes": 80}).status_code == 413, (
+        "the first presign holds its 80 bytes until confirmed"
+    )
+    too_big = httpx.put(body["url"], content=b"x" * 5000, headers=body["headers"])
+    assert too_big.status_code == 403, "the store refuses any size but the declared one"
+    assert quota_tenant.post(f"/v1/uploads/{body['upload']['id']}/confirm").status_code == 409, "nothing stored"
+    assert httpx.put(body["url"], content=b"x" * 80, headers=body["headers"]).status_code == 200
+    confirmed = quota_tenant.post(f"/v1/uploads/{body['upload']['id']}/confirm").json()
+    assert confirmed["state"] == "ready" and confirmed["size_bytes"] == 80

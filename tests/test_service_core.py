@@ -169,7 +169,7 @@ def test_streamed_upload_in_parts(storage) -> None:  # type: ignore[no-untyped-d
 def test_s3_presigned_put_and_auth(s3: SeaweedS3) -> None:
     store = S3Storage(_s3_settings(s3))
     store.ensure_bucket()
-    url = store.presign_put("uploads/presigned", 300)
+    url = store.presign_put("uploads/presigned", 300, len(b"media bytes"))
     assert url is not None
     assert httpx.put(url, content=b"media bytes").status_code == 200
     assert store.get_bytes("uploads/presigned") == b"media bytes"
@@ -206,3 +206,26 @@ def test_reconciler_requeues_lost_workers_and_messages(pg_sessions) -> None:  # 
         assert session.get(Job, healthy).state == "running"
         reasons = [e.reason for e in session.scalars(select(JobEvent).where(JobEvent.job_id == lost_message))]
         assert "re-sent by reconciler" in reasons
+
+
+def test_abandoned_presigned_uploads_are_purged(pg_sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A presigned upload never confirmed stops holding quota: its row and any object go once its URL is long dead."""
+    from datetime import timedelta
+
+    from core.schema import Upload
+    from core.storage import LocalStorage
+    from core.uploads import purge_abandoned
+
+    storage = LocalStorage(tmp_path / "store")
+    settings = Settings(presign_expiry_s=60)
+    with pg_sessions() as session:
+        for age_s, upload_id in ((3 * 3600, new_id()), (60, new_id())):
+            key = f"tenants/p/uploads/{upload_id}"
+            storage.put_bytes(key, b"partial")
+            session.add(Upload(id=upload_id, tenant="p", filename="a.wav", storage_key=key, state="pending",
+                               size_bytes=100, created_at=utcnow() - timedelta(seconds=age_s)))  # fmt: skip
+        session.commit()
+        assert purge_abandoned(session, storage, settings) == 1
+        left = session.scalars(select(Upload).where(Upload.tenant == "p")).all()
+    assert len(left) == 1 and storage.size(left[0].storage_key) == len(b"partial")
+    assert len(list(storage.list("tenants/p/uploads/"))) == 1

@@ -248,7 +248,9 @@ def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dic
 
 
 def test_presigned_upload_then_job(stack: Stack, worker: object, media: dict[str, Path]) -> None:
-    presign = stack.api.post("/v1/uploads/presign", json={"filename": "talk.wav", "content_type": "audio/wav"})
+    size = media["speech_wav"].stat().st_size
+    request = {"filename": "talk.wav", "content_type": "audio/wav", "size_bytes": size}
+    presign = stack.api.post("/v1/uploads/presign", json=request)
     assert presign.status_code == 201, presign.text
     body = presign.json()
     assert body["upload"]["state"] == "pending"

@@ -87,8 +87,11 @@ class LocalStorage:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    def presign_put(self, key: str, expires_s: int, content_type: str | None = None) -> str | None:
+    def presign_put(self, key: str, expires_s: int, size_bytes: int, content_type: str | None = None) -> str | None:
         return None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str, bucket: str | None = None) -> Iterator[str]:
         base = self._path(prefix, bucket)

@@ -119,11 +119,18 @@ class S3Storage:
             raise self._wrap(exc, key) from exc
         return digest.hexdigest()
 
-    def presign_put(self, key: str, expires_s: int, content_type: str | None = None) -> str | None:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+    def presign_put(self, key: str, expires_s: int, size_bytes: int, content_type: str | None = None) -> str | None:
+        # Content-Length is signed: the store refuses a PUT of any other size (SignatureDoesNotMatch).
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentLength": size_bytes}
         if content_type:
             params["ContentType"] = content_type
         return str(self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise self._wrap(exc, key) from exc
 
     def list(self, prefix: str, bucket: str | None = None) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
