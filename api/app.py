@@ -6,11 +6,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 
 from api import problems
 from api.guard import CallerGuard
 from api.routes import admin, batches, health, jobs, tasks, uploads, webhooks
+from api.routes.admin import require_admin
 from api.schemas import ProblemDetails
 from core import embedded, metrics
 from core.config import get_settings
@@ -69,8 +70,9 @@ def install_metrics(app: FastAPI) -> None:
         metrics.HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_admin)])
     def _metrics() -> Response:
+        """Prometheus exposition, for the admin token only (request counts by route tell a lot about tenants)."""
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

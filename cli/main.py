@@ -258,6 +258,7 @@ def flower(
             "set OMNIMEDIA_FLOWER_USER and OMNIMEDIA_FLOWER_PASSWORD: Flower can revoke tasks and shut workers down"
         )
         raise typer.Exit(2)
-    cmd = [sys.executable, "-m", "celery", "-A", "core.celery_app", "flower", f"--address={host}", f"--port={port}",
-           f"--basic-auth={settings.flower_user}:{settings.flower_password}"]  # fmt: skip
-    os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery"})
+    cmd = [sys.executable, "-m", "celery", "-A", "core.celery_app", "flower", f"--address={host}", f"--port={port}"]
+    # Flower reads FLOWER_* options from the environment: the password never shows on a command line (ps, /proc).
+    auth = f"{settings.flower_user}:{settings.flower_password}"
+    os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery", "FLOWER_BASIC_AUTH": auth})

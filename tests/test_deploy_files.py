@@ -16,6 +16,8 @@ def test_compose_services_ports_env_and_gpu_reservations() -> None:
         services
     )
     assert services["api"]["ports"] == ["8000:8000"] and services["flower"]["ports"] == ["5555:5555"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"api", "flower"}, "S3, Prometheus and metrics ports stay on the compose network"
     assert services["migrate"]["command"] == ["omnimedia", "db", "upgrade"] and services["migrate"]["restart"] == "no"
     device_ids = []
     for name in ("worker-gpu0", "worker-gpu1"):
@@ -37,8 +39,26 @@ def test_compose_services_ports_env_and_gpu_reservations() -> None:
     for dockerfile in ("Dockerfile", "Dockerfile.cuda", "Dockerfile.vllm"):
         text = (REPO / "infra" / dockerfile).read_text()
         assert text.startswith("#") and "FROM " in text and "COPY models models" in text
-    assert (REPO / "infra" / "seaweedfs-s3.json").is_file()
+    s3_config = compose["configs"]["s3-identities"]["content"]
+    assert "${S3_ACCESS_KEY:?" in s3_config and "${S3_SECRET_KEY:?" in s3_config
     scrape = yaml.safe_load((REPO / "infra" / "prometheus.yml").read_text())
     targets = {t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
     assert {"api:8000", "worker-gpu0:9100", "worker-gpu1:9100"} <= targets
-    assert services["prometheus"]["ports"] == ["9090:9090"]
+    (api_job,) = [job for job in scrape["scrape_configs"] if job["job_name"] == "omnimedia-api"]
+    assert api_job["authorization"]["credentials_file"] == "/etc/prometheus/admin-token"
+
+
+def test_no_default_secrets_in_deployment_files() -> None:
+    """Every secret compose uses is required from the environment (`${VAR:?...}`): none has a default, none is
+    written in the repository, and Flower's password is passed by environment, never on a command line."""
+    import re
+
+    text = (REPO / "docker-compose.yml").read_text()
+    for name in ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "OMNIMEDIA_ADMIN_TOKEN", "FLOWER_PASSWORD"):
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), (name, uses)
+    compose = yaml.safe_load(text)
+    assert all("basic-auth" not in " ".join(s.get("command", [])) for s in compose["services"].values())
+    assert "FLOWER_BASIC_AUTH" in compose["services"]["flower"]["environment"]
+    for path in (REPO / "infra").iterdir():
+        assert "change-me" not in path.read_text(errors="replace"), path

@@ -295,7 +295,10 @@ def test_metrics_match_the_job_table(stack: Stack, worker: object) -> None:
     assert expected and counted == expected
     assert sum(_samples(scraped, "omnimedia_media_seconds_total").values()) > 0
     assert _samples(scraped, "omnimedia_queue_wait_seconds_count")
-    api = stack.api.get("/metrics").text
+    from tests.stack import ADMIN_TOKEN
+
+    assert stack.api.get("/metrics").status_code == 401, "a tenant's key does not open /metrics"
+    api = stack.api.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text
     posted = _samples(api, "omnimedia_http_requests_total")
     assert posted[(("method", "POST"), ("route", "/v1/jobs"), ("status", "202"))] >= 10
     assert _samples(api, "omnimedia_http_request_seconds_count")
