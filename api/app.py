@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
 
+from api import openapi as api_openapi
 from api import problems
 from api.guard import CallerGuard
 from api.routes import admin, batches, health, jobs, tasks, uploads, webhooks
 from api.routes.admin import require_admin
-from api.schemas import ProblemDetails
 from core import embedded, metrics
 from core.config import get_settings
 
@@ -49,9 +49,7 @@ def create_app() -> FastAPI:
 
     def openapi() -> dict:  # type: ignore[type-arg]
         schema = original()
-        schema.setdefault("components", {}).setdefault("schemas", {})["ProblemDetails"] = (
-            ProblemDetails.model_json_schema()
-        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(api_openapi.components())
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from core.errors import Refusal, Refused
 from core.storage import StorageError
@@ -98,6 +99,15 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -130,7 +140,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(exc.status_code, "http-error")
-        return problem_response(exc.status_code, kind, str(exc.detail), None, request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow lists every method of the path, not only the first route's
+            headers["Allow"] = _allowed_methods(request)
+        return problem_response(exc.status_code, kind, str(exc.detail), None, request.url.path, headers)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         what = "storage" if isinstance(exc, StorageError) else "database"
@@ -147,7 +160,14 @@ def install(app: FastAPI) -> None:
         return problem_response(500, "internal-error", "Internal error", "the error was logged", request.url.path)
 
 
+_ERRORS = (
+    (400, "Malformed request (the body cannot be parsed)"), (401, "API key missing, wrong or revoked"),
+    (403, "Not allowed"), (404, "Not found"), (409, "Conflict with the resource's state"),
+    (413, "Body over the route's limit, or over the tenant's storage"), (415, "Unsupported content type"),
+    (422, "Invalid request"), (429, "Over a tenant limit: retry after Retry-After"),
+    (503, "Storage or database briefly unavailable: retry after Retry-After"),
+)  # fmt: skip
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}}
-    for code, text in ((404, "Not found"), (409, "Conflict"), (413, "Too large"), (422, "Invalid request"))
+    for code, text in _ERRORS
 }

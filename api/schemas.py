@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from core.states import JobState
-from core.webhooks.outbox import EventType
+from core.schema import as_utc
+from core.states import EventType, JobState
 from models.tasks import TaskName
+
+# Every timestamp leaves as RFC 3339 with its offset (SQLite hands back naive UTC datetimes).
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class ProblemDetails(BaseModel):
@@ -50,10 +53,10 @@ class JobOut(BaseModel):
     progress: float | None = None
     media_seconds: float | None
     engine_seconds: float
-    created_at: datetime
-    queued_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp
+    queued_at: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     webhook_url: str | None = None
     result_formats: list[str] = Field(default_factory=list)
 
@@ -66,7 +69,7 @@ class JobList(BaseModel):
 class JobEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    at: datetime
+    at: Timestamp
     from_state: str | None
     to_state: str
     reason: str | None
@@ -82,10 +85,12 @@ class UploadOut(BaseModel):
     size_bytes: int | None
     sha256: str | None
     state: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class PresignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     filename: str = Field(..., min_length=1, max_length=512)
     content_type: str | None = Field(None, max_length=200)
     size_bytes: int = Field(..., ge=1, description="the exact size of the file; the URL accepts only this size")
@@ -132,16 +137,16 @@ class WebhookEndpointOut(BaseModel):
     description: str | None
     enabled: bool
     disabled_reason: str | None
-    failing_since: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    failing_since: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class WebhookSecretOut(BaseModel):
     """A signing secret, shown only in this response. The previous one keeps signing until it expires."""
 
     secret: str
-    previous_secret_expires_at: datetime | None = None
+    previous_secret_expires_at: Timestamp | None = None
 
 
 class WebhookEndpointCreated(WebhookEndpointOut):
@@ -152,13 +157,13 @@ class WebhookAttemptOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     number: int
-    at: datetime
+    at: Timestamp
     url: str
     status_code: int | None
     latency_ms: float | None
     error: str | None
     response_body: str | None
-    next_attempt_at: datetime | None
+    next_attempt_at: Timestamp | None
 
 
 class WebhookDeliveryOut(BaseModel):
@@ -169,11 +174,11 @@ class WebhookDeliveryOut(BaseModel):
     url: str | None
     state: str
     attempts: int
-    next_attempt_at: datetime | None
+    next_attempt_at: Timestamp | None
     last_status: int | None
     last_error: str | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
     attempt_log: list[WebhookAttemptOut]
 
 
@@ -183,4 +188,22 @@ class WebhookEventOut(BaseModel):
     id: str
     type: str
     payload: dict[str, Any]
-    created_at: datetime
+    created_at: Timestamp
+
+
+class BatchFromPrefix(BaseModel):
+    """Every object under an S3 prefix (the tenant's own, or a granted bucket), one task for all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_prefix: str = Field(..., min_length=6, max_length=1100, pattern="^s3://", description="s3://bucket/prefix")
+    task: TaskName
+    params: dict[str, Any] = Field(default_factory=dict, description="the task's parameters; see GET /v1/tasks")
+
+
+class BatchFromFile(BaseModel):
+    """The lines of a JSONL file uploaded earlier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_file_id: str = Field(..., pattern="^[0-9a-f]{32}$", description="an upload holding the JSONL")

@@ -21,7 +21,7 @@ from core.jobs import machine
 from core.jobs.finished import complete_batch_if_done
 from core.jobs.submit import InputError, prepare_job
 from core.owned import get_owned
-from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, Upload, new_id, utcnow
+from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, Upload, as_utc, new_id, utcnow
 from core.states import FINAL_JOB_STATES, BatchState, JobState
 from core.storage import ObjectNotFound, Storage, StorageError
 from core.storage.keys import parse_s3_prefix
@@ -210,8 +210,8 @@ def batch_status(session: Session, batch: Batch) -> dict[str, Any]:
         "id": batch.id, "state": state.value, "source": batch.source, "total_lines": batch.total,
         "invalid_lines": batch.invalid, "jobs": jobs_total, "counts": counts,
         "progress": round(finished / jobs_total, 4) if jobs_total else 1.0,
-        "media_seconds_done": round(media_done, 3), "created_at": batch.created_at.isoformat(),
-        "completed_at": batch.completed_at.isoformat() if batch.completed_at else None,
+        "media_seconds_done": round(media_done, 3), "created_at": as_utc(batch.created_at).isoformat(),
+        "completed_at": as_utc(batch.completed_at).isoformat() if batch.completed_at else None,
     }  # fmt: skip
 
 

@@ -53,18 +53,18 @@ class TaskParams(BaseModel):
     top_p: float = Field(0.8, gt=0.0, le=1.0)
     top_k: int = Field(20, ge=1, le=1000)
     repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
-    voice: str | None = Field(None, description="Ethan, Chelsie or Aiden: also return speech (24 kHz WAV)")
+    voice: Voice | None = Field(None, description="also return speech (24 kHz WAV) in this voice (any letter case)")
     segment_seconds: float | None = Field(
         None, ge=5.0, le=900.0, description="Split media longer than this into timed segments"
     )
 
-    @field_validator("voice")
+    @field_validator("voice", mode="before")
     @classmethod
-    def _known_voice(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _known_voice(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
         try:
-            return Voice.parse(value).value
+            return Voice.parse(value)
         except TaskInputError as exc:
             raise ValueError(exc.reason) from exc
 

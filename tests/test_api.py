@@ -94,7 +94,7 @@ def test_bad_media_fails_with_reason_and_no_retry(client: TestClient, tmp_path: 
         ({"task": "ask", "input": "abc123", "params": {}}, 422, "invalid-params"),
         ({"task": "transcribe", "input": "abc123", "params": {"voice": "Bob"}}, 422, "invalid-params"),
         ({"task": "transcribe", "input": "nosuchupload"}, 404, "input-not-found"),
-        ({"task": "transcribe", "input": "s3://not-allowed/key.wav"}, 422, "invalid-input"),  # local storage
+        ({"task": "transcribe", "input": "s3://not-allowed/key.wav"}, 404, "input-not-found"),  # local storage
         ({"task": "transcribe", "input": "s3://"}, 422, "invalid-input"),
         ({"task": "transcribe"}, 422, "validation-error"),
         ({"task": "transcribe", "input": "x", "extra": 1}, 422, "validation-error"),

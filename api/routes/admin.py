@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep, SettingsDep
-from api.problems import Problem
+from api.problems import PROBLEM_RESPONSES, Problem
 from core.stats import job_stats
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], responses=PROBLEM_RESPONSES)
 
 
 def require_admin(request: Request, settings: SettingsDep) -> None:

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import openapi
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.schemas import BatchFromFile, BatchFromPrefix
 from core.batches import (
     BatchLine,
     BatchRejected,
@@ -34,32 +35,15 @@ from core.quotas import check_active_jobs
 from core.schema import Batch, BatchItem
 from core.storage import Storage
 from core.webhooks.endpoints import check_job_webhook
-from models.tasks import TaskName
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=PROBLEM_RESPONSES)
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "text/plain")
 
 
-class BatchFromPrefix(BaseModel):
-    """Every object under an S3 prefix, one task for all; or a JSONL file uploaded earlier."""
-
-    input_prefix: str | None = Field(None, description="s3://bucket/prefix in an allowed bucket")
-    input_file_id: str | None = Field(None, description="an upload holding the JSONL")
-    task: TaskName | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
 @router.post(
     "",
     status_code=202,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/jsonl": {"schema": {"type": "string", "description": "one job request per line"}},
-                "application/json": {"schema": {"$ref": "#/components/schemas/BatchFromPrefix"}},
-            }
-        }
-    },
+    openapi_extra={"requestBody": openapi.batch_request()},
 )
 async def submit_batch(
     request: Request,
@@ -124,13 +108,13 @@ def _lines_from_json(
     body: bytes, session: Session, storage: Storage, settings: Settings, tenant: str
 ) -> tuple[list[BatchLine], str]:
     try:
-        spec = BatchFromPrefix.model_validate(json.loads(body or b"{}"))
+        fields = json.loads(body or b"{}")
+        if isinstance(fields, dict) and "input_file_id" in fields:
+            by_file = BatchFromFile.model_validate(fields)
+            return lines_from_upload(session, storage, tenant, by_file.input_file_id), f"upload:{by_file.input_file_id}"
+        spec = BatchFromPrefix.model_validate(fields)
     except (ValueError, TypeError) as exc:
-        raise BatchRejected(f"invalid JSON body: {exc}") from exc
-    if spec.input_file_id:
-        return lines_from_upload(session, storage, tenant, spec.input_file_id), f"upload:{spec.input_file_id}"
-    if not spec.input_prefix or spec.task is None:
-        raise BatchRejected("give input_prefix and task, or input_file_id, or send JSONL")
+        raise BatchRejected(f"give input_prefix and task, or input_file_id, or send JSONL: {exc}") from exc
     lines = lines_from_prefix(session, storage, settings, tenant, spec.input_prefix, spec.task.value, spec.params)
     return lines, spec.input_prefix
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import and_, or_, select
 
+from api import openapi
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
@@ -43,7 +41,7 @@ def job_out(job: Job) -> JobOut:
     return out
 
 
-@router.post("", status_code=202, response_model=JobOut)
+@router.post("", status_code=202, response_model=JobOut, openapi_extra={"requestBody": openapi.job_request()})
 def submit_job(
     body: JobCreate,
     response: Response,
@@ -81,18 +79,6 @@ def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
     return job_out(load_owned(session, Job, job_id, tenant))
 
 
-def _encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), job_id
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise Problem(422, "invalid-cursor", "Cursor is not valid", "pass next_cursor back unchanged") from exc
-
-
 @router.get("", response_model=JobList)
 def list_jobs(
     session: SessionDep,
@@ -100,19 +86,22 @@ def list_jobs(
     state: JobState | None = None,
     task: TaskName | None = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern="^[0-9a-f]{32}$", description="next_cursor of the previous page (a job id)")
+    ] = None,
 ) -> JobList:
-    """Newest first; filter by state and task; page with next_cursor."""
+    """Newest first; filter by state and task; page with next_cursor (the last job of the page, as in `after`)."""
     query = select(Job).where(Job.tenant == tenant)
     if state:
         query = query.where(Job.state == state.value)
     if task:
         query = query.where(Job.task == task.value)
     if cursor:
-        created, job_id = _decode_cursor(cursor)
-        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+        last = load_owned(session, Job, cursor, tenant)
+        query = query.where(or_(Job.created_at < last.created_at, and_(Job.created_at == last.created_at,
+                                                                       Job.id < last.id)))  # fmt: skip
     rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return JobList(data=[job_out(j) for j in rows[:limit]], next_cursor=next_cursor)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, UploadFile
 
+from api import openapi
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES
@@ -14,7 +15,7 @@ from core.schema import Upload
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", status_code=201, response_model=UploadOut)
+@router.post("", status_code=201, response_model=UploadOut, openapi_extra={"requestBody": openapi.upload_request()})
 def create_upload(
     file: UploadFile,
     request: Request,

@@ -89,7 +89,7 @@ class CaptionRun:
         self.settings, self.sessions, self.storage, self.runner = settings, sessions, storage, runner
         self.options = options
         self.spec = get_task(options.task)
-        self.params = parse_params(options.task, options.params).model_dump(exclude_unset=True)
+        self.params = parse_params(options.task, options.params).model_dump(mode="json", exclude_unset=True)
         self.on_progress = on_progress or (lambda _p, _o: None)
         self.progress = Progress()
 

@@ -38,14 +38,14 @@ def resolve_input(
     """Check an input reference (upload id, upload:<id> or s3://bucket/key); return the normalised ref."""
     ref = ref.strip()
     if ref.startswith("s3://"):
-        if settings.storage_backend == "local":
-            raise InputError(Refusal.INVALID_INPUT, "this service keeps media in a local folder: give an upload id")
         try:
             bucket, key = parse_s3_uri(ref)
         except ValueError as exc:
             raise InputError(Refusal.INVALID_INPUT, str(exc)) from exc
-        # Not the tenant's to name, or missing: one answer, so a refusal tells nothing about other tenants' keys.
-        size = storage.size(key, bucket=bucket) if may_read(session, settings, tenant, bucket, key) else None
+        # Not the tenant's to name, or missing (a local-folder service has no buckets): one answer, so a refusal
+        # tells nothing about other tenants' keys.
+        readable = settings.storage_backend == "s3" and may_read(session, settings, tenant, bucket, key)
+        size = storage.size(key, bucket=bucket) if readable else None
         if size is None:
             raise InputError(Refusal.INPUT_NOT_FOUND, f"no object at {ref}")
         if size == 0:
@@ -91,7 +91,7 @@ def prepare_job(
 ) -> Job:
     """Validate and insert a queued job in the caller's transaction (a batch commits all its jobs at once)."""
     spec = get_task(task)
-    clean_params = parse_params(spec.name, params).model_dump(exclude_unset=True)
+    clean_params = parse_params(spec.name, params).model_dump(mode="json", exclude_unset=True)
     ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
     if webhook_url is not None:
         webhook_url = check_job_webhook(session, settings, tenant, webhook_url)

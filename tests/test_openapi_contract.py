@@ -1,0 +1,48 @@
+"""The OpenAPI contract holds: schemathesis (every check, bounded examples per operation, the exceptions in
+schemathesis.toml) against a real uvicorn API on the embedded default finds no server error and no conformance
+failure."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import migrate
+from tests.support import REPO, env_for, free_port, http_ok, stop, wait_for
+
+pytestmark = pytest.mark.slow
+ADMIN = "contract-admin-token"
+
+
+def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    migrate.upgrade(f"sqlite:///{data / 'omnimedia.db'}")
+    env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(tmp_path / "no-model"),
+                  OMNIMEDIA_ADMIN_TOKEN=ADMIN, OMNIMEDIA_ALLOW_ANONYMOUS="false")  # fmt: skip
+    key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", "contract"], env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
+    port = free_port()
+    log = (tmp_path / "api.log").open("wb")
+    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)], env=env,
+                           stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the API")
+        st = Path(sys.executable).parent / "st"
+        run = subprocess.run(
+            [str(st), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all", "--workers", "1",
+             "--seed", "1"],
+            env={**env, "OMNIMEDIA_ST_KEY": key, "OMNIMEDIA_ST_ADMIN_TOKEN": ADMIN}, cwd=REPO,
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        stop(api)
+        log.close()
+    summary = "\n".join(run.stdout.splitlines()[-25:])
+    print(summary)
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert re.search(r"Tested: 3\d", run.stdout) and re.search(r"(\d+) generated, \1 passed", run.stdout), summary
