@@ -27,6 +27,15 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _local_schema() -> None:
+    """Key, quota and grant commands work on a fresh embedded data folder too."""
+    migrate.prepare_local(get_settings().resolved_database_url())
+
+
+for _group in (keys_app, quotas_app, buckets_app):
+    _group.callback()(_local_schema)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Upgrade the database schema."""

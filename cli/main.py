@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from cli import admin
 from core import embedded, migrate
-from core.config import Settings, get_settings
+from core.config import get_settings
 from core.db import get_sessionmaker
 from core.errors import Refused
 from core.jobs.runner import run_until_settled
@@ -36,12 +36,6 @@ app.add_typer(admin.quotas_app, name="quotas")
 app.add_typer(admin.buckets_app, name="buckets")
 console = Console()
 err = Console(stderr=True)
-
-
-def _embedded_setup(settings: Settings) -> None:
-    """The no-server default: create the SQLite schema on first use."""
-    if settings.resolved_database_url().startswith("sqlite"):
-        migrate.upgrade(settings.resolved_database_url())
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -68,7 +62,7 @@ def submit(
     """Submit one file. On the embedded default the job runs in this process."""
     settings = get_settings()
     if settings.mode == "embedded":
-        _embedded_setup(settings)
+        migrate.prepare_local(settings.resolved_database_url())
     storage = get_storage()
     with get_sessionmaker()() as session, file.open("rb") as fh:
         try:
@@ -157,7 +151,7 @@ def caption(
                 if settings.mode != "embedded":
                     err.print("without --server, caption runs on the embedded default (OMNIMEDIA_MODE=embedded)")
                     raise typer.Exit(2)
-                _embedded_setup(settings)
+                migrate.prepare_local(settings.resolved_database_url())
                 runner = embedded.start(settings).worker.runner()
                 run = CaptionRun(settings, get_sessionmaker(), get_storage(), runner, options, view.update)
                 outcomes = run.run(folder.resolve())
@@ -207,7 +201,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     settings = get_settings()
     if settings.mode == "embedded":  # the app's start-up resumes what a previous run left queued or due
-        _embedded_setup(settings)
+        migrate.prepare_local(settings.resolved_database_url())
     with get_sessionmaker()() as session:
         anonymous = anonymous_allowed(session, settings)
     if anonymous and settings.allow_anonymous is None:

@@ -41,5 +41,7 @@ def record_gpu_memory() -> None:
     import sys
 
     torch = sys.modules.get("torch")  # only where the engine already imported it
-    if torch is not None and torch.cuda.is_available():
+    if torch is None or getattr(torch.__spec__, "_initializing", False):
+        return  # absent, or still being imported by another thread (a prefetching decoder): nothing to read yet
+    if torch.cuda.is_available():
         GPU_MEMORY.set(torch.cuda.memory_allocated())

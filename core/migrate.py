@@ -25,5 +25,12 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def prepare_local(url: str) -> None:
+    """On SQLite (the embedded default, no operator to run `omnimedia db upgrade`) create or upgrade the schema on
+    first use; a server database is left to its operator."""
+    if url.startswith("sqlite"):
+        upgrade(url)
+
+
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)

@@ -23,7 +23,12 @@ if ! psql -h 127.0.0.1 -U postgres -d test -c "select 1" >/dev/null 2>&1; then
 fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   command -v redis-server >/dev/null || as_root apt-get install -y -qq redis-server >/dev/null
-  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
+  # With the append-only file a restart keeps every queued message (without it a restart dropped them all).
+  redis_dir=/var/lib/redis
+  [ -d "$redis_dir" ] && [ -w "$redis_dir" ] || redis_dir="${ROOT:-$PWD}/.omnimedia/redis"
+  mkdir -p "$redis_dir"
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --appendonly yes --appendfsync everysec \
+    --dir "$redis_dir"
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 # Headless Chromium renders Flower and the stats page in the ops tests.

@@ -62,3 +62,14 @@ def test_no_default_secrets_in_deployment_files() -> None:
     assert "FLOWER_BASIC_AUTH" in compose["services"]["flower"]["environment"]
     for path in (REPO / "infra").iterdir():
         assert "change-me" not in path.read_text(errors="replace"), path
+
+
+def test_every_long_running_service_restarts_and_redis_keeps_its_queue() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name, service in services.items():
+        expected = "no" if name == "migrate" else "unless-stopped"
+        restart = service.get("restart") or compose.get("x-worker", {}).get("restart")
+        assert restart == expected, name
+    assert services["redis"]["command"][-4:] == ["--appendonly", "yes", "--appendfsync", "everysec"]
+    assert "--appendonly yes --appendfsync everysec" in (REPO / "infra" / "services.sh").read_text()

@@ -47,3 +47,14 @@ def test_cli_uploads_get_the_same_checks_as_the_api(tmp_path: Path) -> None:
         assert done.returncode == 2 and reason in done.stderr, done.stderr
     kept = [p for p in (tmp_path / "data" / "storage").rglob("uploads/*") if p.stat().st_size]
     assert kept == [], "nothing over the limit is stored"
+
+
+def test_operator_commands_work_on_a_fresh_data_folder(tmp_path: Path) -> None:
+    """`keys create` used to fail there with "unable to open database file"."""
+    env = env_for(OMNIMEDIA_DATA_DIR=str(tmp_path / "never-made" / "data"))
+    cli = [sys.executable, "-m", "cli"]
+    key = subprocess.run([*cli, "keys", "create", "--tenant", "first"], env=env, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert key.returncode == 0 and key.stdout.startswith("omk_"), key.stderr
+    listed = subprocess.run([*cli, "keys", "list"], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "first" in listed.stdout

@@ -68,3 +68,19 @@ def test_import_contracts_hold() -> None:
     done = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 kept, 0 broken" in done.stdout
+
+
+def test_gpu_memory_metric_ignores_a_torch_still_being_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prefetching decoder thread may be importing torch while a job finishes: the metric must not read the
+    half-made module (the first caption run on a fresh folder crashed with "partially initialized module")."""
+    import importlib.machinery
+    import types
+
+    from core import metrics
+
+    half = types.ModuleType("torch")
+    half.__spec__ = importlib.machinery.ModuleSpec("torch", None)
+    half.__spec__._initializing = True  # what the import system sets while the module body runs
+    monkeypatch.setitem(sys.modules, "torch", half)
+    metrics.record_gpu_memory()  # used to raise AttributeError: module 'torch' has no attribute 'cuda'
+    assert not hasattr(half, "cuda")
