@@ -25,10 +25,6 @@ class IdempotencyConflict(Refused):
     title = "Idempotency-Key reused with another body"
 
 
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
 def find(session: Session, tenant: str, key: str, digest: str, resource: str, ttl_s: float) -> str | None:
     """The id of the resource an earlier request with this key created, or None (a key past its lifetime is
     forgotten). Raises IdempotencyConflict when the earlier request had another body."""
@@ -46,10 +42,22 @@ def find(session: Session, tenant: str, key: str, digest: str, resource: str, tt
 
 
 def create_once(
-    session: Session, tenant: str, key: str, digest: str, resource: str, ttl_s: float, create: Callable[[], str]
+    session: Session,
+    tenant: str,
+    key: str | None,
+    request: bytes,
+    resource: str,
+    ttl_s: float,
+    create: Callable[[], str],
 ) -> tuple[str, bool]:
-    """Run `create` (it adds the resource to the session, uncommitted, and returns its id) and commit it with the
-    key; or return the resource the key already names. Returns (resource id, whether this call created it)."""
+    """Run `create` (it adds the resource to the session, uncommitted, and returns its id) and commit it, with the
+    Idempotency-Key when there is one; or return the resource the key already names for this `request` (its body).
+    Returns (resource id, whether this call created it)."""
+    if key is None:
+        resource_id = create()
+        session.commit()
+        return resource_id, True
+    digest = hashlib.sha256(request).hexdigest()
     existing = find(session, tenant, key, digest, resource, ttl_s)
     if existing is not None:
         return existing, False

@@ -29,7 +29,7 @@ from core.batches import (
     queued_jobs,
 )
 from core.config import Settings
-from core.idempotency import body_digest, create_once
+from core.idempotency import create_once
 from core.queue import enqueue
 from core.quotas import check_active_jobs
 from core.schema import Batch, BatchItem
@@ -86,13 +86,9 @@ def _create(
         check_active_jobs(session, settings, tenant, len(lines))
         return create_batch(session, storage, settings, lines, source, tenant, webhook_url)[0].id
 
-    if idempotency_key:
-        digest = body_digest(body + b"\0" + (webhook_url or "").encode())
-        ttl = settings.idempotency_ttl_s
-        batch_id, created = create_once(session, tenant, idempotency_key, digest, "batches", ttl, create)
-    else:
-        batch_id, created = create(), True
-        session.commit()
+    request = body + b"\0" + (webhook_url or "").encode()
+    ttl = settings.idempotency_ttl_s
+    batch_id, created = create_once(session, tenant, idempotency_key, request, "batches", ttl, create)
     batch = load_owned(session, Batch, batch_id, tenant)
     if created:
         for job in queued_jobs(session, batch.id):

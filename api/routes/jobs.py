@@ -13,7 +13,7 @@ from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
-from core.idempotency import body_digest, create_once
+from core.idempotency import create_once
 from core.jobs import machine
 from core.jobs.submit import prepare_job
 from core.queue import enqueue
@@ -60,13 +60,9 @@ def submit_job(
             session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url
         ).id
 
-    if idempotency_key:
-        digest = body_digest(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode())
-        ttl = settings.idempotency_ttl_s
-        job_id, created = create_once(session, tenant, idempotency_key, digest, "jobs", ttl, create)
-    else:
-        job_id, created = create(), True
-        session.commit()
+    request = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ttl = settings.idempotency_ttl_s
+    job_id, created = create_once(session, tenant, idempotency_key, request, "jobs", ttl, create)
     job = load_owned(session, Job, job_id, tenant)
     if created:
         enqueue(job.id, job.queue, settings)
