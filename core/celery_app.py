@@ -1,6 +1,11 @@
-"""The Celery app object. It lives in core so the API enqueues by task name without importing workers/."""
+"""The Celery app object. It lives in core so the API enqueues by task name without importing workers/.
+
+Its configuration is read from the settings when Celery first needs it (a publish, a worker start), not when this
+module is imported: importing the API or the publisher configures nothing."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -15,11 +20,11 @@ WEBHOOK_QUEUE = "webhooks"  # served by CPU workers, never by a GPU worker
 QUEUES = ("thinker", "talker", "maintenance", WEBHOOK_QUEUE)
 
 
-def make_celery() -> Celery:
+def celery_config() -> dict[str, Any]:
     settings = get_settings()
-    tasks = ["workers.tasks", "workers.webhooks"]
-    app = Celery("omnimedia", broker=settings.broker_url, backend=settings.result_backend, include=tasks)
-    app.conf.update(
+    return dict(
+        broker_url=settings.broker_url,
+        result_backend=settings.result_backend,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -48,7 +53,7 @@ def make_celery() -> Celery:
             },
         },
     )
-    return app
 
 
-app = make_celery()
+app = Celery("omnimedia", include=["workers.tasks", "workers.webhooks"])
+app.add_defaults(celery_config)  # evaluated lazily, on first use of app.conf
