@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     lease_s: float = 60.0  # a running job's heartbeat older than this is taken over
     queued_deadline_s: float = 3600.0  # a queued job older than this is re-sent by the reconciler
     visibility_timeout_s: int = 6 * 3600  # above the longest allowed job
-    reconcile_every_s: float = 60.0
+    reconcile_every_s: float = 15.0  # a dead worker's job is requeued within about a lease plus this
     worker_metrics_port: int = 0  # serve Prometheus /metrics from each worker on this port (0: off)
     worker_metrics_host: str = "127.0.0.1"
     worker_max_memory_mb: int = 0  # recycle a worker's pool process past this resident memory (0: never)

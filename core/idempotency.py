@@ -41,6 +41,12 @@ def find(session: Session, tenant: str, key: str, digest: str, resource: str, tt
     return row.resource_id
 
 
+def idempotent_job(session: Session, tenant: str, key: str) -> str | None:
+    """The id of the job a POST /v1/jobs with this key created (None: no such key, or it named a batch)."""
+    row = session.get(IdempotencyKey, (tenant, key))
+    return row.resource_id if row is not None and row.resource == "jobs" else None
+
+
 def create_once(
     session: Session,
     tenant: str,

@@ -275,3 +275,6 @@ def test_a_submit_that_fails_unexpectedly_leaves_its_idempotency_key_free(
     assert again.json()["id"] == first.json()["id"]
     other = client.post("/v1/jobs", json={**body, "params": {"language": "en"}}, headers=headers)
     assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
+    found = client.get("/v1/jobs", params={"idempotency_key": "order-7"}).json()["data"]
+    assert [job["id"] for job in found] == [first.json()["id"]], "a client that lost its 202 finds its job by key"
+    assert client.get("/v1/jobs", params={"idempotency_key": "never-sent"}).json()["data"] == []

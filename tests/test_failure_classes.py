@@ -165,3 +165,50 @@ def test_failure_reasons_carry_no_internals(env, media: dict[str, Path], tmp_pat
         for secret in ("db.internal", "10.0.0.5", "SELECT", "/var/lib", "/tmp", "omnimedia-"):
             assert secret not in text, (secret, text)
     assert "db.internal" in caplog.text and job_id in caplog.text, "operators get the detail, with the job id"
+
+
+class TakenOverEngine:
+    """The real engine; during its first generate call another worker takes the job over (the lease ran out)."""
+
+    def __init__(self, inner, sessions, job_id: str) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.sessions, self.job_id, self.done = inner, sessions, job_id, False
+
+    def generate(self, request):  # type: ignore[no-untyped-def]
+        if not self.done:
+            self.done = True
+            from core.jobs import machine
+
+            with self.sessions() as session:
+                assert machine.start(session, self.job_id, "worker-b", lease_s=0.0)
+        return self.inner.generate(request)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def test_a_run_that_lost_its_lease_writes_nothing_final(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    """Fencing: the run stops at the next boundary; the job's outputs come from the run that committed."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from core.schema import utcnow
+
+    settings, sessions, storage, engine = env
+    job_id = _submit(env, media["speech_wav"], segment_seconds=6)  # two segments
+    first = JobRunner(settings, sessions, storage, TakenOverEngine(engine, sessions, job_id), "worker-a")
+    assert first.run(job_id).reason.startswith("lease lost")
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.state == "running" and job.worker == "worker-b" and job.attempts == 2 and job.outputs is None
+    assert not [k for k in storage.list(f"tenants/local/jobs/{job_id}/") if "/result." in k]
+    with sessions() as session:  # worker-b died too: its lease runs out, and a third run takes over and finishes
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        session.commit()
+    third = JobRunner(settings, sessions, storage, engine, "worker-c")
+    assert run_until_settled(third, job_id).status is RunStatus.SUCCEEDED
+    with sessions() as session:
+        job = session.get(Job, job_id)
+    assert job.attempts == 3 and all("/attempt-3/" in key for key in job.outputs.values())
+    results = [k for k in storage.list(f"tenants/local/jobs/{job_id}/") if "/result." in k]
+    assert results and all("/attempt-3/" in k for k in results), "only the committing run wrote result files"

@@ -186,7 +186,7 @@ def test_reconciler_requeues_lost_workers_and_messages(pg_sessions) -> None:  # 
 
     from core.jobs.reconcile import reconcile_jobs as reconcile
 
-    settings = Settings(lease_s=1, queued_deadline_s=60)
+    settings = Settings(lease_s=10, queued_deadline_s=60)  # the lost ones are an hour old; the healthy one beat now
     lost_worker, lost_message, exhausted, healthy = (_queued_job(pg_sessions) for _ in range(4))
     long_ago = utcnow() - timedelta(hours=1)
     with pg_sessions() as session:

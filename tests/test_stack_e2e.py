@@ -92,7 +92,8 @@ def test_transcribe_to_srt_and_vtt(stack: Stack, worker: object, media: dict[str
         o["Key"]
         for o in stack.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"tenants/e2e/jobs/{job['id']}/")["Contents"]
     }
-    assert {f"tenants/e2e/jobs/{job['id']}/result.{ext}" for ext in ("json", "srt", "vtt", "txt")} <= keys
+    run = f"tenants/e2e/jobs/{job['id']}/attempt-{job['attempts']}"  # outputs are scoped by the committing run
+    assert {f"{run}/result.{ext}" for ext in ("json", "srt", "vtt", "txt")} <= keys
 
 
 def test_describe_video(stack: Stack, worker: object, media: dict[str, Path]) -> None:
@@ -108,7 +109,8 @@ def test_speech_job_writes_24k_wav_to_s3(stack: Stack, worker: object, media: di
     assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
     audio, rate = sf.read(io.BytesIO(wav.content))
     assert rate == 24_000 and audio.ndim == 1 and audio.size > 10_000
-    stored = stack.s3.client().get_object(Bucket=BUCKET, Key=f"tenants/e2e/jobs/{job['id']}/speech.wav")["Body"].read()
+    key = f"tenants/e2e/jobs/{job['id']}/attempt-{job['attempts']}/speech.wav"
+    stored = stack.s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert stored == wav.content
 
 

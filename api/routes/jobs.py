@@ -13,7 +13,7 @@ from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
-from core.idempotency import create_once
+from core.idempotency import create_once, idempotent_job
 from core.jobs import machine
 from core.jobs.submit import prepare_job
 from core.queue import enqueue
@@ -85,9 +85,15 @@ def list_jobs(
     cursor: Annotated[
         str | None, Query(pattern="^[0-9a-f]{32}$", description="next_cursor of the previous page (a job id)")
     ] = None,
+    idempotency_key: Annotated[
+        str | None, Query(max_length=255, description="the job a POST with this Idempotency-Key created, if any")
+    ] = None,
 ) -> JobList:
-    """Newest first; filter by state and task; page with next_cursor (the last job of the page, as in `after`)."""
+    """Newest first; filter by state and task; page with next_cursor (the last job of the page, as in `after`).
+    A client that lost its 202 finds its job by the Idempotency-Key it sent."""
     query = select(Job).where(Job.tenant == tenant)
+    if idempotency_key is not None:
+        query = query.where(Job.id == idempotent_job(session, tenant, idempotency_key))
     if state:
         query = query.where(Job.state == state.value)
     if task:

@@ -24,6 +24,7 @@ def write_outputs(
     storage: Storage,
     tenant: str,
     job_id: str,
+    attempt: int,
     spec: TaskSpec,
     info: MediaInfo,
     variant: Variant,
@@ -46,11 +47,11 @@ def write_outputs(
         files["vtt"] = ("result.vtt", to_vtt(timed), "text/vtt")
     outputs: dict[str, str] = {}
     for fmt, (name, body, content_type) in files.items():
-        outputs[fmt] = output_key(tenant, job_id, name)
+        outputs[fmt] = output_key(tenant, job_id, name, attempt)
         storage.put_bytes(outputs[fmt], body.encode("utf-8"), content_type)
     audio_keys = [s.audio_key for s in segments if s.audio_key]
     if audio_keys:
-        outputs["wav"] = output_key(tenant, job_id, "speech.wav")
+        outputs["wav"] = output_key(tenant, job_id, "speech.wav", attempt)
         storage.put_bytes(outputs["wav"], _join_wavs(storage, audio_keys), "audio/wav")
     result = {
         "text": join_text(timed),

@@ -16,7 +16,9 @@ from core.jobs.machine import Transition
 from core.schema import Job, JobEvent, utcnow
 from core.states import JobState
 
-WORKER_LOST_LEASES = 3  # a running job whose heartbeat is this many leases old has lost its worker
+# A running job whose heartbeat is a whole lease old has lost its worker (it renews every third of a lease); the
+# run itself stops at its next boundary once it cannot renew (core.jobs.runner), so taking over is safe.
+WORKER_LOST_LEASES = 1
 
 
 @dataclass

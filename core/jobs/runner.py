@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,26 +61,49 @@ class RunResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One claimed run of a job: its attempt number (which scopes its output keys) and its lease."""
+
+    attempt: int
+    lease: _Heartbeat
+
+
+LEASE_LOST = RunResult(RunStatus.SKIPPED, reason="lease lost: another worker holds the job now")
+
+
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential backoff with full jitter."""
     return random.uniform(0, min(max_s, base_s * 2 ** max(attempt - 1, 0)))
 
 
 class _Heartbeat:
-    """Keeps the job's lease fresh while a long segment runs."""
+    """Keeps the job's lease fresh while a long segment runs, and knows when it no longer holds it: another worker
+    took the job over, or no renewal has succeeded for a whole lease (the database is unreachable)."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: str, worker: str, every_s: float) -> None:
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, worker: str, lease_s: float) -> None:
         self._stop = threading.Event()
+        self._lease_s = lease_s
+        self._renewed = time.monotonic()
+        self._taken = False
+        every_s = max(lease_s / 3, 0.5)
         self._thread = threading.Thread(
             target=self._beat, args=(sessions, job_id, worker, every_s), daemon=True, name=f"heartbeat-{job_id}"
         )
+
+    @property
+    def lost(self) -> bool:
+        return self._taken or time.monotonic() - self._renewed > self._lease_s
 
     def _beat(self, sessions: sessionmaker[Session], job_id: str, worker: str, every_s: float) -> None:
         while not self._stop.wait(every_s):
             try:
                 with sessions() as session:
-                    machine.heartbeat(session, job_id, worker)
-            except Exception:  # a missed beat only shortens the lease
+                    if machine.heartbeat(session, job_id, worker):
+                        self._renewed = time.monotonic()
+                    else:
+                        self._taken = True
+            except Exception:  # a missed beat shortens the lease; a lease that runs out stops the run
                 log.warning("heartbeat failed for job %s", job_id, exc_info=True)
 
     def __enter__(self) -> _Heartbeat:
@@ -127,12 +150,13 @@ class JobRunner:
             session.refresh(job)
             if job.queued_at and job.started_at:
                 metrics.QUEUE_WAIT.labels(job.task).observe((job.started_at - job.queued_at).total_seconds())
-        with _Heartbeat(self.sessions, job_id, self.worker, max(self.settings.lease_s / 3, 0.5)):
-            return self._run_claimed(job_id)
+            attempt = job.attempts
+        with _Heartbeat(self.sessions, job_id, self.worker, self.settings.lease_s) as lease:
+            return self._run_claimed(job_id, _Run(attempt, lease))
 
-    def _run_claimed(self, job_id: str) -> RunResult:
+    def _run_claimed(self, job_id: str, run: _Run) -> RunResult:
         try:
-            return self._execute(job_id)
+            return self._execute(job_id, run)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
@@ -222,7 +246,15 @@ class JobRunner:
         else:
             self.storage.download(upload_key(job.tenant, job.input_ref.removeprefix("upload:")), dest)
 
-    def _execute(self, job_id: str) -> RunResult:
+    def _still_held(self, job_id: str, run: _Run) -> bool:
+        """Fencing, at every segment boundary and before anything final: this run still holds the job's lease."""
+        if run.lease.lost:
+            return False
+        with self.sessions() as session:
+            row = session.execute(select(Job.state, Job.worker, Job.attempts).where(Job.id == job_id)).one_or_none()
+        return row is not None and tuple(row) == (JobState.RUNNING.value, self.worker, run.attempt)
+
+    def _execute(self, job_id: str, run: _Run) -> RunResult:
         with self.sessions() as session:
             job = session.get(Job, job_id)
             assert job is not None
@@ -246,13 +278,17 @@ class JobRunner:
             for index, span in enumerate(plan):
                 if index in done:
                     continue
+                if not self._still_held(job_id, run):
+                    return LEASE_LOST
                 if self._cancel_requested(job_id):
                     with self.sessions() as session:
                         if machine.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
                             self._count_final(session, job_id)
                     return RunResult(RunStatus.CANCELED)
-                self._run_segment(tenant, job_id, index, span, local, info, spec, params)
-        return self._finish(tenant, job_id, spec, info)
+                self._run_segment(tenant, job_id, run, index, span, local, info, spec, params)
+        if not self._still_held(job_id, run):
+            return LEASE_LOST
+        return self._finish(tenant, job_id, run, spec, info)
 
     def _cancel_requested(self, job_id: str) -> bool:
         with self.sessions() as session:
@@ -262,6 +298,7 @@ class JobRunner:
         self,
         tenant: str,
         job_id: str,
+        run: _Run,
         index: int,
         span: Span,
         local: Path,
@@ -279,7 +316,7 @@ class JobRunner:
         elapsed = result.engine_seconds or (time.perf_counter() - started)
         audio_key = None
         if result.audio is not None:
-            audio_key = output_key(tenant, job_id, f"speech/{index:05d}.wav")
+            audio_key = output_key(tenant, job_id, f"speech/{index:05d}.wav", run.attempt)
             self.storage.put_bytes(audio_key, wav_bytes(result.audio), "audio/wav")
         with self.sessions() as session:
             session.add(
@@ -301,16 +338,19 @@ class JobRunner:
             )
             session.commit()
 
-    def _finish(self, tenant: str, job_id: str, spec: TaskSpec, info: MediaInfo) -> RunResult:
+    def _finish(self, tenant: str, job_id: str, run: _Run, spec: TaskSpec, info: MediaInfo) -> RunResult:
         with self.sessions() as session:
             segments = list(
                 session.scalars(select(JobSegment).where(JobSegment.job_id == job_id).order_by(JobSegment.index))
             )
-        outputs, result = write_outputs(self.storage, tenant, job_id, spec, info, self.engine.variant, segments)
+        outputs, result = write_outputs(
+            self.storage, tenant, job_id, run.attempt, spec, info, self.engine.variant, segments
+        )
         with self.sessions() as session:
             applied = machine.transition(
                 session, job_id, Transition.SUCCEED, "succeeded", self.worker,
-                extra_where=Job.worker == self.worker, result=result, outputs=outputs,
+                extra_where=and_(Job.worker == self.worker, Job.attempts == run.attempt), result=result,
+                outputs=outputs,
                 failure_class=None, failure_reason=None,
             )  # fmt: skip
             if applied:

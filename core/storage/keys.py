@@ -12,8 +12,10 @@ def upload_key(tenant: str, upload_id: str) -> str:
     return f"{tenant_prefix(tenant)}uploads/{upload_id}"
 
 
-def output_key(tenant: str, job_id: str, name: str) -> str:
-    return f"{tenant_prefix(tenant)}jobs/{job_id}/{name}"
+def output_key(tenant: str, job_id: str, name: str, attempt: int) -> str:
+    """Outputs are scoped by the run's attempt, so a run that lost its lease never overwrites the winner's files;
+    the job row points at the keys of the run that committed its success."""
+    return f"{tenant_prefix(tenant)}jobs/{job_id}/attempt-{attempt}/{name}"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
