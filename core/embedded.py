@@ -111,9 +111,11 @@ class EmbeddedExecutor:
         with get_sessionmaker()() as session:
             waiting = [JobState.QUEUED.value, JobState.RETRYING.value]
             pending = session.scalars(select(Job.id).where(Job.state.in_(waiting)).order_by(Job.created_at)).all()
+            retries_due = bool(due_ids(session, utcnow(), limit=1))
         for job_id in pending:
             self.worker.submit(job_id)
-        self.webhooks.wake()
+        if retries_due:  # the sender's thread starts with the first delivery otherwise
+            self.webhooks.wake()
 
     def stop(self) -> None:
         self.worker.stop()
