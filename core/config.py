@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     webhook_secret_grace_s: float = 86400.0  # a rotated-out secret keeps signing this long
     webhook_redispatch_s: float = 300.0  # delays up to this ride a Celery countdown; the sweeper sends the rest
     webhook_sweep_every_s: float = 5.0
+    webhook_handoff_grace_s: float = 20.0  # a first attempt not claimed this long after its hand-off is re-sent
     webhook_retention_s: float = 30 * 86400.0  # events, deliveries and attempts older than this are purged
 
     # Operators.

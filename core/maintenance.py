@@ -44,7 +44,8 @@ def purge_expired(session: Session, settings: Settings) -> tuple[int, int]:
 def run_maintenance(
     session: Session, settings: Settings, send: Callable[[str, str], None] = queue.enqueue
 ) -> MaintenanceReport:
-    report = MaintenanceReport(reconcile_jobs(session, settings, send))
+    broker_reset = settings.mode == "celery" and queue.broker_was_reset(settings)
+    report = MaintenanceReport(reconcile_jobs(session, settings, send, broker_reset))
     report.batches_completed = complete_missed_batches(session)
     report.idempotency_keys_purged, report.events_purged = purge_expired(session, settings)
     report.abandoned_uploads_purged = purge_abandoned(session, get_storage(), settings)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+import redis
+
 from core.celery_app import DELIVER_WEBHOOK, RUN_JOB, WEBHOOK_QUEUE, app
 from core.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
+BROKER_MARKER = "omnimedia:broker-marker"  # never expires: its absence means the broker's data is gone
 
 
 class InProcessExecutor(Protocol):
@@ -30,6 +33,21 @@ def use_in_process(executor: InProcessExecutor | None) -> None:
     """Route embedded-mode work of this process to `executor` (None: leave it in the database)."""
     global _in_process
     _in_process = executor
+
+
+def broker_was_reset(settings: Settings) -> bool:
+    """Whether the broker lost its data since the last call (a restart without persistence, a failover): the marker
+    this service keeps in it is gone. Puts the marker back. A Redis broker only; True on the very first call."""
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return False
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return bool(client.set(BROKER_MARKER, "omnimedia", nx=True))
+    except redis.RedisError:  # unreachable now: nothing can be re-sent anyway; the next pass asks again
+        log.warning("broker unreachable while checking its marker", exc_info=True)
+        return False
+    finally:
+        client.close()
 
 
 def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:

@@ -229,3 +229,28 @@ def test_abandoned_presigned_uploads_are_purged(pg_sessions, tmp_path: Path) -> 
         left = session.scalars(select(Upload).where(Upload.tenant == "p")).all()
     assert len(left) == 1 and storage.size(left[0].storage_key) == len(b"partial")
     assert len(list(storage.list("tenants/p/uploads/"))) == 1
+
+
+def test_a_broker_reset_re_sends_every_waiting_job_at_once(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    """Redis lost its data (restart without persistence, failover): the waiting jobs' messages are gone. The marker
+    the service keeps in the broker is gone too, so the next pass re-sends them all, not after the queued deadline."""
+    import redis
+
+    from core import queue
+    from core.jobs.reconcile import reconcile_jobs
+
+    settings = Settings(broker_url="redis://127.0.0.1:6379/12", queued_deadline_s=3600)
+    broker = redis.Redis.from_url(settings.broker_url)
+    broker.delete(queue.BROKER_MARKER)
+    waiting = sorted(_queued_job(pg_sessions) for _ in range(3))
+    sent: list[str] = []
+    with pg_sessions() as session:
+        assert queue.broker_was_reset(settings), "no marker yet"
+        assert not queue.broker_was_reset(settings), "the marker is back"
+        healthy = reconcile_jobs(session, settings, lambda job_id, _q: sent.append(job_id), broker_reset=False)
+        assert healthy.resent == [] and sent == [], "a healthy backlog is not sent twice"
+        broker.delete(queue.BROKER_MARKER)  # what a restart without persistence does
+        reset = queue.broker_was_reset(settings)
+        report = reconcile_jobs(session, settings, lambda job_id, _q: sent.append(job_id), broker_reset=reset)
+    assert reset and set(waiting) <= set(report.resent) and set(waiting) <= set(sent)
+    broker.delete(queue.BROKER_MARKER)

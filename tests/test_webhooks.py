@@ -456,6 +456,36 @@ def test_outbox_event_commits_with_the_final_state(api: Client, monkeypatch: pyt
         assert report.sent == [pending.id] == sent
 
 
+def test_a_lost_hand_off_is_swept_within_seconds(api: Client, monkeypatch: pytest.MonkeyPatch,
+                                                  receiver: Receiver, media: dict[str, Path]) -> None:  # fmt: skip
+    """A first attempt whose message never reached the broker is re-sent once its hand-off grace has passed, not
+    after the 5-minute countdown horizon that retries use."""
+    from core.config import get_settings
+    from core.db import get_sessionmaker
+    from core.jobs import machine
+    from core.jobs.machine import Transition
+    from core.schema import WebhookDelivery
+    from core.webhooks.sweeper import sweep
+
+    client, keys = api
+    register(client, keys["alpha"], receiver)
+    monkeypatch.setenv("OMNIMEDIA_MODE", "celery")  # no worker and no broker: the hand-off fails
+    monkeypatch.setenv("OMNIMEDIA_BROKER_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    job = submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
+    with get_sessionmaker()() as session:
+        assert machine.transition(session, job["id"], Transition.CANCEL, "test")
+        (pending,) = session.scalars(select(WebhookDelivery)).all()
+        assert pending.state == "pending" and pending.attempts == 0
+        settings = get_settings().model_copy(update={"webhook_redispatch_s": 300.0})
+        sent: list[str] = []
+        early = settings.model_copy(update={"webhook_handoff_grace_s": 60.0})
+        assert sweep(session, early, sent.extend).sent == [], "within the grace the message may still arrive"
+        time.sleep(0.3)
+        late = settings.model_copy(update={"webhook_handoff_grace_s": 0.2})
+        assert sweep(session, late, sent.extend).sent == [pending.id] == sent
+
+
 def test_production_schedule_jitter_and_retry_after_parsing() -> None:
     from email.utils import format_datetime
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -28,14 +29,39 @@ class ReconcileReport:
     failed: list[str] = field(default_factory=list)
 
 
+MAX_PAGES = 200  # of 500 jobs each: a broker reset re-sends at most 100,000 waiting jobs in one pass
+
+
 def reconcile_jobs(
-    session: Session, settings: Settings, send: Callable[[str, str], None] = queue.enqueue
+    session: Session,
+    settings: Settings,
+    send: Callable[[str, str], None] = queue.enqueue,
+    broker_reset: bool = False,
 ) -> ReconcileReport:
-    """One pass. `send(job_id, queue)` publishes a job again (the publisher, core.queue, unless a test listens)."""
+    """One pass. `send(job_id, queue)` publishes a job again (the publisher, core.queue, unless a test listens).
+    After a broker reset every waiting job's message is gone: all of them are re-sent now, not after the queued
+    deadline (which otherwise keeps a healthy backlog from being sent twice)."""
     report = ReconcileReport()
     now = utcnow()
+    deadline_s = 0.0 if broker_reset else settings.queued_deadline_s
+    for _ in range(MAX_PAGES):  # a handled job leaves the selection (new state, or queued_at after `now`)
+        page = machine.stale_jobs(session, now, settings.lease_s * WORKER_LOST_LEASES, deadline_s)
+        if not page:
+            break
+        _reconcile_page(session, settings, send, page, now, report)
+    return report
+
+
+def _reconcile_page(
+    session: Session,
+    settings: Settings,
+    send: Callable[[str, str], None],
+    page: list[Job],
+    now: datetime,
+    report: ReconcileReport,
+) -> None:
     worker_lost_s = settings.lease_s * WORKER_LOST_LEASES
-    for job in machine.stale_jobs(session, now, worker_lost_s, settings.queued_deadline_s):
+    for job in page:
         if job.attempts >= job.max_attempts:
             reason = f"worker lost or message lost after {job.attempts} attempts"
             if machine.transition(
@@ -59,4 +85,3 @@ def reconcile_jobs(
             session.commit()
             send(job.id, job.queue)
             report.resent.append(job.id)
-    return report

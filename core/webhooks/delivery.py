@@ -19,7 +19,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -304,11 +304,20 @@ def disable(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
     log.warning("webhook endpoint %s of tenant %s disabled: %s", endpoint.id, endpoint.tenant, reason)
 
 
-def due_ids(session: Session, now: datetime, limit: int = 500, dispatched_before: datetime | None = None) -> list[str]:
-    """Pending deliveries whose next attempt is due (and, for the sweeper, not sent recently)."""
+def due_ids(
+    session: Session,
+    now: datetime,
+    limit: int = 500,
+    dispatched_before: datetime | None = None,
+    first_dispatched_before: datetime | None = None,
+) -> list[str]:
+    """Pending deliveries whose next attempt is due; for the sweeper, only those whose message looks lost: sent
+    before `dispatched_before` (a retry rides a countdown up to that horizon), or, for a first attempt, which is
+    claimed within seconds of its hand-off, sent before `first_dispatched_before`."""
     pending = WebhookDelivery.state == DeliveryState.PENDING.value
     query = select(WebhookDelivery.id).where(pending, WebhookDelivery.next_attempt_at <= now)
     if dispatched_before is not None:
         sent = WebhookDelivery.dispatched_at
-        query = query.where(or_(sent.is_(None), sent < dispatched_before))
+        first = and_(WebhookDelivery.attempts == 0, sent < (first_dispatched_before or dispatched_before))
+        query = query.where(or_(sent.is_(None), sent < dispatched_before, first))
     return list(session.scalars(query.order_by(WebhookDelivery.next_attempt_at).limit(limit)))

@@ -1,5 +1,6 @@
 """The sweeper (Celery beat, every few seconds): sends deliveries that are due but whose message never went out
-or was lost (retries beyond the countdown horizon, a broker outage at commit, a worker killed mid-attempt)."""
+or was lost (retries beyond the countdown horizon, a broker outage at commit: within `webhook_handoff_grace_s`,
+a worker killed mid-attempt)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ def sweep(session: Session, settings: Settings, send: Callable[[list[str]], None
     )
     report.released = released.rowcount  # type: ignore[attr-defined]
     session.commit()
-    ids = due_ids(session, now, dispatched_before=now - timedelta(seconds=settings.webhook_redispatch_s))
+    ids = due_ids(
+        session,
+        now,
+        dispatched_before=now - timedelta(seconds=settings.webhook_redispatch_s),
+        first_dispatched_before=now - timedelta(seconds=settings.webhook_handoff_grace_s),
+    )
     if ids:
         session.execute(
             update(WebhookDelivery)
