@@ -10,11 +10,13 @@ from fastapi import Depends, FastAPI, Request, Response
 
 from api import openapi as api_openapi
 from api import problems
+from api.deps import SessionDep, SettingsDep
 from api.guard import CallerGuard
 from api.routes import admin, batches, health, jobs, tasks, uploads, webhooks
 from api.routes.admin import require_admin
 from core import embedded, metrics
 from core.config import get_settings
+from core.health import publish_gauges, service_health
 
 
 @asynccontextmanager
@@ -69,8 +71,10 @@ def install_metrics(app: FastAPI) -> None:
         return response
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_admin)])
-    def _metrics() -> Response:
-        """Prometheus exposition, for the admin token only (request counts by route tell a lot about tenants)."""
+    def _metrics(session: SessionDep, settings: SettingsDep) -> Response:
+        """Prometheus exposition, for the admin token only (request counts by route tell a lot about tenants),
+        with the queue and webhook gauges taken now."""
+        publish_gauges(service_health(session, settings))
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import queue
 from core.config import Settings
+from core.health import record_maintenance
 from core.jobs.finished import complete_missed_batches
 from core.jobs.reconcile import ReconcileReport, reconcile_jobs
 from core.schema import IdempotencyKey, WebhookEvent, utcnow
@@ -49,4 +50,5 @@ def run_maintenance(
     report.batches_completed = complete_missed_batches(session)
     report.idempotency_keys_purged, report.events_purged = purge_expired(session, settings)
     report.abandoned_uploads_purged = purge_abandoned(session, get_storage(), settings)
+    record_maintenance(settings)
     return report

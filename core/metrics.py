@@ -25,6 +25,11 @@ WEBHOOK_SECONDS = Histogram(
     "omnimedia_webhook_attempt_seconds", "Webhook attempt latency",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, float("inf")),
 )  # fmt: skip
+QUEUE_CONSUMERS = Gauge("omnimedia_queue_consumers", "Workers consuming each queue (-1: unknown)", ["queue"])
+QUEUE_DEPTH = Gauge("omnimedia_queue_depth", "Messages waiting in the broker per queue", ["queue"])
+QUEUE_OLDEST_SECONDS = Gauge("omnimedia_queue_oldest_job_seconds", "Age of the oldest queued job", ["queue"])
+WEBHOOKS_PENDING = Gauge("omnimedia_webhooks_pending", "Webhook deliveries due and not yet delivered")
+MAINTENANCE_AGE_SECONDS = Gauge("omnimedia_maintenance_age_seconds", "Seconds since the last maintenance pass")
 GPU_MEMORY = Gauge("omnimedia_gpu_memory_bytes", "GPU memory allocated by this worker", multiprocess_mode="max")
 
 

@@ -254,3 +254,18 @@ def test_a_broker_reset_re_sends_every_waiting_job_at_once(pg_sessions) -> None:
         report = reconcile_jobs(session, settings, lambda job_id, _q: sent.append(job_id), broker_reset=reset)
     assert reset and set(waiting) <= set(report.resent) and set(waiting) <= set(sent)
     broker.delete(queue.BROKER_MARKER)
+
+
+def test_the_last_maintenance_pass_is_in_the_health_view(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    from core.health import MAINTENANCE_MARKER, record_maintenance, service_health
+
+    settings = Settings(mode="celery", broker_url="redis://127.0.0.1:6379/12")
+    with pg_sessions() as session:
+        import redis
+
+        redis.Redis.from_url(settings.broker_url).delete(MAINTENANCE_MARKER)
+        assert service_health(session, settings).maintenance_age_s is None
+        record_maintenance(settings)
+        view = service_health(session, settings)
+    assert view.maintenance_age_s is not None and 0 <= view.maintenance_age_s < 30
+    assert set(view.queues) == {"thinker", "talker", "maintenance", "webhooks"}

@@ -375,3 +375,27 @@ def test_idempotent_submits(stack: Stack, worker: object, media: dict[str, Path]
     first = stack.api.post("/v1/batches", content=jsonl, headers=batch_headers)
     again = stack.api.post("/v1/batches", content=jsonl, headers=batch_headers)
     assert first.status_code == 202 and again.json()["id"] == first.json()["id"]
+
+
+def test_health_view_shows_consumers_backlog_and_a_queue_nobody_serves(stack: Stack, worker: object) -> None:
+    from tests.stack import ADMIN_TOKEN
+
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert stack.api.get("/v1/admin/health").status_code == 401, "a tenant's key does not open it"
+
+    def served() -> dict | None:
+        view = stack.api.get("/v1/admin/health", headers=admin).json()
+        return view if view["queues"]["thinker"]["consumers"] else None
+
+    view = wait_for(served, 60, "the worker to answer Celery's broadcast", 1.0)
+    queues = view["queues"]
+    assert queues["thinker"]["consumers"] >= 1 and queues["talker"]["consumers"] >= 1
+    assert queues["webhooks"]["consumers"] == 0, "this stack runs no webhooks worker: the view says so"
+    assert all(isinstance(q["depth"], int) for q in queues.values()) and view["webhooks_pending"] >= 0
+
+    def gauges() -> dict | None:  # a broadcast reply can miss its second on a loaded machine: ask again
+        consumers = _samples(stack.api.get("/metrics", headers=admin).text, "omnimedia_queue_consumers")
+        return consumers if consumers.get((("queue", "thinker"),), 0) >= 1 else None
+
+    consumers = wait_for(gauges, 60, "the consumer gauges", 1.0)
+    assert consumers[(("queue", "webhooks"),)] == 0

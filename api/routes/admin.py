@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep, SettingsDep
 from api.problems import PROBLEM_RESPONSES, Problem
+from core.health import service_health
 from core.stats import job_stats
 
 router = APIRouter(tags=["admin"], responses=PROBLEM_RESPONSES)
@@ -39,6 +40,12 @@ def require_admin(request: Request, settings: SettingsDep) -> None:
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
+@router.get("/v1/admin/health")
+def health_view(session: SessionDep, settings: SettingsDep, _admin: AdminDep) -> dict[str, Any]:
+    """Per queue: live consumers, broker depth, oldest queued job; the webhook backlog; the last maintenance pass."""
+    return service_health(session, settings).as_dict()
+
+
 @router.get("/v1/admin/jobs/stats")
 def stats(session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     """Counts by state and task over 1 h / 24 h / 7 d, p50/p95 engine seconds, top failure reasons."""
@@ -46,8 +53,9 @@ def stats(session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
 
 
 @router.get("/admin/stats", response_class=HTMLResponse, include_in_schema=False)
-def stats_page(session: SessionDep, _admin: AdminDep) -> HTMLResponse:
+def stats_page(session: SessionDep, settings: SettingsDep, _admin: AdminDep) -> HTMLResponse:
     data = job_stats(session)
+    now = service_health(session, settings).as_dict()
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>omnimedia job stats</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
@@ -55,7 +63,13 @@ def stats_page(session: SessionDep, _admin: AdminDep) -> HTMLResponse:
              f"<h1>omnimedia job stats</h1><p>generated {esc(data['generated_at'])}</p>",
              "<h2>now</h2><table><tr><th>state</th><th>jobs</th></tr>"]  # fmt: skip
     parts += [f"<tr><td>{esc(s)}</td><td>{n}</td></tr>" for s, n in sorted(data["states_now"].items())]
-    parts.append("</table>")
+    parts.append("</table><h2>queues</h2><table><tr><th>queue</th><th>consumers</th><th>depth</th>"
+                 "<th>oldest queued job (s)</th></tr>")  # fmt: skip
+    for name, queue in now["queues"].items():
+        cells = [queue["consumers"], queue["depth"], queue["oldest_queued_s"]]
+        parts.append(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+    parts.append(f"</table><p>webhooks due and undelivered: {now['webhooks_pending']}; last maintenance pass: "
+                 f"{esc(str(now['maintenance_age_s']))} s ago</p>")  # fmt: skip
     for name, window in data["windows"].items():
         p50, p95 = window["engine_seconds_p50"], window["engine_seconds_p95"]
         parts.append(f"<h2>last {esc(name)}: {window['total']} jobs</h2>")
