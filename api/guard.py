@@ -13,7 +13,7 @@ import anyio
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import BodyLimit, BodyTooLarge, Problem, problem_response, refusal_problem
+from api.problems import BodyLimit, BodyTooLarge, Problem, refusal_problem
 from core.batches import MAX_BATCH_BYTES
 from core.config import get_settings
 from core.db import get_sessionmaker
@@ -105,8 +105,4 @@ class CallerGuard:
 
     @staticmethod
     async def _answer(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            problem.status, problem.kind, problem.title, problem.detail, scope.get("path", ""), problem.headers,
-            **problem.extra,
-        )  # fmt: skip
-        await response(scope, receive, send)
+        await problem.response(scope.get("path", ""))(scope, receive, send)

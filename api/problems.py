@@ -29,6 +29,10 @@ class Problem(Exception):
         self.status, self.kind, self.title, self.detail, self.extra = status, kind, title, detail, extra
         self.headers: dict[str, str] = {}
 
+    def response(self, instance: str) -> JSONResponse:
+        """The problem+json response, for a route's exception handler or a middleware answering on its own."""
+        return problem_response(self.status, self.kind, self.title, self.detail, instance, self.headers, **self.extra)
+
 
 @dataclass(frozen=True)
 class BodyLimit:
@@ -111,7 +115,7 @@ def _allowed_methods(request: Request) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.kind, exc.title, exc.detail, request.url.path, exc.headers, **exc.extra)
+        return exc.response(request.url.path)
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:

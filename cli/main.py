@@ -20,7 +20,7 @@ from core.config import get_settings
 from core.db import get_sessionmaker
 from core.errors import Refused
 from core.jobs.runner import run_until_settled
-from core.jobs.submit import create_job
+from core.jobs.submit import prepare_job
 from core.keys import anonymous_allowed
 from core.queue import enqueue
 from core.schema import LOCAL_TENANT, Job
@@ -67,7 +67,8 @@ def submit(
     with get_sessionmaker()() as session, file.open("rb") as fh:
         try:
             upload = store_upload(session, storage, settings, LOCAL_TENANT, file.name, None, fh)
-            job = create_job(session, storage, settings, task, _parse_params(param), upload.id)
+            job = prepare_job(session, storage, settings, task, _parse_params(param), upload.id)
+            session.commit()
         except (Refused, TaskInputError) as exc:
             err.print(f"[red]error:[/red] {exc.reason}")
             raise typer.Exit(2) from exc

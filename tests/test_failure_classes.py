@@ -64,14 +64,16 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # t
 
 
 def _submit(env, path: Path, **params: object) -> str:  # type: ignore[no-untyped-def]
-    from core.jobs.submit import create_job
+    from core.jobs.submit import prepare_job
     from core.schema import LOCAL_TENANT
     from core.uploads import store_upload
 
     settings, sessions, storage, _ = env
     with sessions() as session, path.open("rb") as fh:
         upload = store_upload(session, storage, settings, LOCAL_TENANT, path.name, None, fh)
-        return create_job(session, storage, settings, "transcribe", dict(params), upload.id).id
+        job = prepare_job(session, storage, settings, "transcribe", dict(params), upload.id)
+        session.commit()
+        return job.id
 
 
 def _events(env, job_id: str) -> list[str]:  # type: ignore[no-untyped-def]

@@ -246,13 +246,18 @@ class JobRunner:
         else:
             self.storage.download(upload_key(job.tenant, job.input_ref.removeprefix("upload:")), dest)
 
-    def _still_held(self, job_id: str, run: _Run) -> bool:
-        """Fencing, at every segment boundary and before anything final: this run still holds the job's lease."""
+    def _boundary(self, job_id: str, run: _Run) -> tuple[bool, bool]:
+        """At every segment boundary and before anything final, one read of the job: whether this run still holds
+        its lease (fencing), and whether a cancel was requested."""
         if run.lease.lost:
-            return False
+            return False, False
+        query = select(Job.state, Job.worker, Job.attempts, Job.cancel_requested).where(Job.id == job_id)
         with self.sessions() as session:
-            row = session.execute(select(Job.state, Job.worker, Job.attempts).where(Job.id == job_id)).one_or_none()
-        return row is not None and tuple(row) == (JobState.RUNNING.value, self.worker, run.attempt)
+            row = session.execute(query).one_or_none()
+        if row is None:
+            return False, False
+        held = (row.state, row.worker, row.attempts) == (JobState.RUNNING.value, self.worker, run.attempt)
+        return held, bool(row.cancel_requested)
 
     def _execute(self, job_id: str, run: _Run) -> RunResult:
         with self.sessions() as session:
@@ -278,21 +283,18 @@ class JobRunner:
             for index, span in enumerate(plan):
                 if index in done:
                     continue
-                if not self._still_held(job_id, run):
+                held, cancel = self._boundary(job_id, run)
+                if not held:
                     return LEASE_LOST
-                if self._cancel_requested(job_id):
+                if cancel:
                     with self.sessions() as session:
                         if machine.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
                             self._count_final(session, job_id)
                     return RunResult(RunStatus.CANCELED)
                 self._run_segment(tenant, job_id, run, index, span, local, info, spec, params)
-        if not self._still_held(job_id, run):
+        if not self._boundary(job_id, run)[0]:
             return LEASE_LOST
         return self._finish(tenant, job_id, run, spec, info)
-
-    def _cancel_requested(self, job_id: str) -> bool:
-        with self.sessions() as session:
-            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
     def _run_segment(
         self,

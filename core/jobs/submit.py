@@ -62,23 +62,6 @@ def resolve_input(
     return f"upload:{upload.id}", upload
 
 
-def create_job(
-    session: Session,
-    storage: Storage,
-    settings: Settings,
-    task: str,
-    params: dict[str, Any] | None,
-    input_ref: str,
-    tenant: str = LOCAL_TENANT,
-    webhook_url: str | None = None,
-) -> Job:
-    """Validate, insert and commit a queued job (not yet enqueued). Raises TaskInputError, InputError or
-    WebhookError."""
-    job = prepare_job(session, storage, settings, task, params, input_ref, tenant, webhook_url)
-    session.commit()
-    return job
-
-
 def prepare_job(
     session: Session,
     storage: Storage,
@@ -89,7 +72,8 @@ def prepare_job(
     tenant: str = LOCAL_TENANT,
     webhook_url: str | None = None,
 ) -> Job:
-    """Validate and insert a queued job in the caller's transaction (a batch commits all its jobs at once)."""
+    """Validate and insert a queued job in the caller's transaction, which commits it (a batch commits all its jobs
+    at once). Raises TaskInputError, InputError or WebhookError."""
     spec = get_task(task)
     clean_params = parse_params(spec.name, params).model_dump(mode="json", exclude_unset=True)
     ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
