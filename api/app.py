@@ -6,12 +6,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import Depends, FastAPI, Request, Response
 
 from api import openapi as api_openapi
 from api import problems
 from api.deps import SessionDep, SettingsDep
 from api.guard import CallerGuard
+from api.overload import LoadShedder
 from api.routes import admin, batches, health, jobs, tasks, uploads, webhooks
 from api.routes.admin import require_admin
 from core import embedded, metrics
@@ -24,6 +26,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     """On the embedded default the API process also runs the jobs and sends the webhooks: start that executor,
     resume what an earlier run left queued or due, and stop it on shutdown. In celery mode there is nothing to do."""
     settings = get_settings()
+    # Blocking route work (database, storage) runs on this many threads, sized with the database pool.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.resolved_api_threads()
     if settings.mode != "embedded":
         yield
         return
@@ -43,7 +47,9 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(CallerGuard)  # added before the metrics middleware, so that one stays outermost
+    # Middleware added last runs first: metrics (counts everything), then load shedding, then the caller guard.
+    app.add_middleware(CallerGuard)
+    app.add_middleware(LoadShedder, max_in_flight=get_settings().api_max_in_flight)
     install_metrics(app)
     for module in (health, tasks, uploads, jobs, batches, webhooks, admin):
         app.include_router(module.router)

@@ -13,7 +13,7 @@ import anyio
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import BodyLimit, BodyTooLarge, Problem, refusal_problem
+from api.problems import UNAVAILABLE, BodyLimit, BodyTooLarge, Problem, refusal_problem, unavailable_problem
 from core.batches import MAX_BATCH_BYTES
 from core.config import get_settings
 from core.db import get_sessionmaker
@@ -95,6 +95,9 @@ class CallerGuard:
             return
         except Problem as problem:
             await self._answer(problem, scope, receive, send)
+            return
+        except UNAVAILABLE as exc:  # the key lookup met a database that is down or has no connection free
+            await self._answer(unavailable_problem(exc), scope, receive, send)
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > caller.body_limit.bytes:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -83,6 +84,28 @@ def refusal_problem(exc: Refused) -> Problem:
     return problem
 
 
+UNAVAILABLE = (StorageError, OperationalError, PoolTimeout)
+
+
+def unavailable_problem(exc: Exception) -> Problem:
+    """503 + Retry-After for a dependency that is down (storage, database) or busy (no pooled connection free in
+    db_pool_timeout_s): the client retries; it never sees a 500 for a fault that passes."""
+    if isinstance(exc, PoolTimeout):
+        problem = Problem(503, "database-busy", "The service is busy", "no database connection came free in time")
+        problem.headers["Retry-After"] = "1"
+        return problem
+    what = "storage" if isinstance(exc, StorageError) else "database"
+    problem = Problem(503, f"{what}-unavailable", f"{what.capitalize()} is unavailable", "try again shortly")
+    problem.headers["Retry-After"] = "5"
+    return problem
+
+
+def overloaded_problem() -> Problem:
+    problem = Problem(503, "overloaded", "The service is overloaded", "too many requests in flight; retry shortly")
+    problem.headers["Retry-After"] = "1"
+    return problem
+
+
 def problem_response(
     status: int,
     kind: str,
@@ -150,13 +173,11 @@ def install(app: FastAPI) -> None:
         return problem_response(exc.status_code, kind, str(exc.detail), None, request.url.path, headers)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        what = "storage" if isinstance(exc, StorageError) else "database"
-        log.warning("%s unavailable on %s: %s", what, request.url.path, exc)
-        return problem_response(503, f"{what}-unavailable", f"{what.capitalize()} is unavailable",
-                                "try again shortly", request.url.path, {"Retry-After": "5"})  # fmt: skip
+        log.warning("answering 503 on %s: %s: %s", request.url.path, type(exc).__name__, exc)
+        return unavailable_problem(exc).response(request.url.path)
 
-    app.add_exception_handler(StorageError, _unavailable)
-    app.add_exception_handler(OperationalError, _unavailable)
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -169,7 +190,7 @@ _ERRORS = (
     (403, "Not allowed"), (404, "Not found"), (409, "Conflict with the resource's state"),
     (413, "Body over the route's limit, or over the tenant's storage"), (415, "Unsupported content type"),
     (422, "Invalid request"), (429, "Over a tenant limit: retry after Retry-After"),
-    (503, "Storage or database briefly unavailable: retry after Retry-After"),
+    (503, "Overloaded, or storage or database briefly unavailable: retry after Retry-After"),
 )  # fmt: skip
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}}

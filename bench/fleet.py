@@ -12,7 +12,7 @@ from pathlib import Path
 
 from models.tiny import build
 from tests.stack import running_stack
-from tests.support import ffmpeg, postgres_database, seaweedfs, wait_for
+from tests.support import ffmpeg, postgres_database, private_redis, seaweedfs, wait_for
 
 JOBS = int(os.environ.get("BENCH_JOBS", "64"))
 
@@ -42,7 +42,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name, postgres_database() as db_url:
         tmp = Path(tmp_name)
         model = build(tmp / "tiny")
-        with seaweedfs(tmp / "s3") as s3, running_stack(tmp, db_url, s3, model, 11, "bench-fleet") as stack:
+        with (
+            seaweedfs(tmp / "s3") as s3,
+            private_redis(tmp / "redis") as broker,
+            running_stack(tmp, db_url, s3, model, broker.url(), "bench-fleet") as stack,
+        ):
             uploads = []
             for i in range(8):
                 path = tmp / f"a{i}.wav"

@@ -61,26 +61,28 @@ def set_limits(
 
 
 def _lock_tenant(session: Session, tenant: str, purpose: str) -> None:
-    """Serialise a tenant's check-then-insert on Postgres until the transaction ends (SQLite serialises writes)."""
+    """Serialise a tenant's check-then-commit on Postgres until the transaction ends (SQLite serialises writers)."""
     if session.get_bind().dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(f"{purpose}:{tenant}".encode()).digest()[:8], "big", signed=True)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def check_active_jobs(session: Session, settings: Settings, tenant: str, new_jobs: int = 1) -> None:
-    """Refuse work beyond the tenant's limit of active (queued, running, retrying) jobs. Call in the transaction
-    that inserts the jobs: the tenant stays locked until it commits, so racing submits cannot both squeeze in."""
+def enforce_active_jobs(session: Session, settings: Settings, tenant: str) -> None:
+    """Refuse the transaction's new jobs when they take the tenant past its limit of active (queued, running,
+    retrying) jobs. Call it last, after the jobs are inserted and just before the commit: the tenant is locked
+    from here to the commit only (one count), so a tenant's submissions validate inputs, look at storage and
+    check webhooks in parallel, and racing submits still cannot both squeeze in."""
     _lock_tenant(session, tenant, "jobs")
     limit = limits_for(session, settings, tenant).max_active_jobs
     active = session.scalar(
         select(func.count())
         .select_from(Job)
         .where(Job.tenant == tenant, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
-    )
-    if (active or 0) + new_jobs > limit:
+    )  # counts this transaction's own new jobs too
+    if (active or 0) > limit:
         raise QuotaExceeded(
             Refusal.QUOTA_EXCEEDED,
-            f"tenant {tenant} has {active} active jobs; the limit is {limit}",
+            f"tenant {tenant} would have {active} active jobs with this request; the limit is {limit}",
             retry_after_s=ACTIVE_JOBS_RETRY_AFTER_S,
         )
 

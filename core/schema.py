@@ -65,6 +65,7 @@ class Job(Base):
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_task_created", "task", "created_at"),
         Index("ix_jobs_sha", "content_sha256", "task"),
+        Index("ix_jobs_tenant_state", "tenant", "state"),  # the active-jobs quota counts by these
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -10,7 +10,7 @@ import pytest
 
 from models.variants import Variant
 from tests.media_corpus import good_media
-from tests.support import SeaweedS3, postgres_database, seaweedfs
+from tests.support import PrivateRedis, SeaweedS3, postgres_database, private_redis, seaweedfs
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -51,3 +51,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 def pg_url() -> Iterator[str]:
     with postgres_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A redis-server of this test run's own on a free port: two runs on one machine never share a broker."""
+    with private_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server

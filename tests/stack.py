@@ -1,4 +1,5 @@
-"""The service on real parts for tests: a uvicorn API subprocess against Postgres, Redis and SeaweedFS."""
+"""The service on real parts for tests: a uvicorn API subprocess on a free port against Postgres, the test run's
+own Redis (a database of it per stack) and SeaweedFS."""
 
 from __future__ import annotations
 
@@ -39,12 +40,11 @@ def running_stack(
     pg_url: str,
     s3: SeaweedS3,
     tiny_model: Path,
-    redis_db: int,
+    broker: str,
     bucket: str,
     tenant: str = "e2e",
     **extra_env: str,
 ) -> Iterator[Stack]:
-    broker = f"redis://127.0.0.1:6379/{redis_db}"
     redis.Redis.from_url(broker).flushdb()
     migrate.upgrade(pg_url)
     env = env_for(

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,6 +134,104 @@ def postgres_database(admin_url: str = "postgresql+psycopg://postgres@127.0.0.1:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server of our own on a free loopback port, without persistence: a test may kill it (its queued
+    messages vanish, as on a restart without AOF) and start it again on the same port."""
+
+    workdir: Path
+    port: int = field(default_factory=lambda: free_port())
+    proc: subprocess.Popen | None = None  # type: ignore[type-arg]
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        import redis
+
+        log = (self.workdir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+
+        def up() -> bool:
+            try:
+                return bool(redis.Redis(port=self.port, socket_timeout=1).ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(up, 20, "the private redis-server")
+
+    def kill(self) -> None:
+        """kill -9: every key is gone."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@contextmanager
+def private_redis(workdir: Path) -> Iterator[PrivateRedis]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = PrivateRedis(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            stop(server.proc)
+
+
+@dataclass
+class PrivatePostgres:
+    """A Postgres cluster of our own (initdb) on a free loopback port, so a test may crash and restart it."""
+
+    data: Path
+    port: int = field(default_factory=lambda: free_port())
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pg_ctl(self, *args: str) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        run([*_as_postgres(), "pg_ctl", "-D", str(self.data), "-o", options, "-w", "-l", str(self.data / "log"),
+             *args])  # fmt: skip
+
+    def crash_restart(self) -> None:
+        """`pg_ctl -m immediate restart`: every backend dies at once and the server recovers from its WAL."""
+        self.pg_ctl("-m", "immediate", "restart")
+
+
+def _as_postgres() -> list[str]:
+    """initdb and the server refuse to run as root: run them as the postgres user there."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="omnimedia-pg-"))  # outside pytest's root-only tmp tree
+    data = root / "data"
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres")
+        run([*_as_postgres(), "initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"])
+        server = PrivatePostgres(data)
+        server.pg_ctl("start")
+        try:
+            yield server
+        finally:
+            subprocess.run([*_as_postgres(), "pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
+                           capture_output=True, timeout=60)  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run(cmd: list[str] | str, **kwargs) -> None:  # type: ignore[no-untyped-def]

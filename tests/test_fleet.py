@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from tests.stack import Stack, running_stack
-from tests.support import SeaweedS3, stop, wait_for
+from tests.support import PrivateRedis, SeaweedS3, stop, wait_for
 from workers.fleet import gpu_slots
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,12 @@ def test_gpu_slots() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("fleet"), pg_url, s3, tiny_model, 8, "omnimedia-fleet") as api:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_server: PrivateRedis
+) -> Iterator[Stack]:
+    with running_stack(
+        tmp_path_factory.mktemp("fleet"), pg_url, s3, tiny_model, redis_server.url(8), "omnimedia-fleet"
+    ) as api:
         yield api
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.stack import Stack, running_stack
-from tests.support import SeaweedS3
+from tests.support import PrivateRedis, SeaweedS3
 
 pytestmark = pytest.mark.slow
 BUCKET = "omnimedia-iso"
@@ -27,7 +27,12 @@ REDIS_DB = 5
 
 @pytest.fixture(scope="module")
 def stacks(
-    tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path, media: dict[str, Path]
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_url: str,
+    s3: SeaweedS3,
+    tiny_model: Path,
+    media: dict[str, Path],
+    redis_server: PrivateRedis,
 ) -> Iterator[tuple[Stack, httpx.Client]]:
     client = s3.client()
     for bucket in (EXTERNAL, SECRET):
@@ -36,7 +41,7 @@ def stacks(
     for bucket, key in ((EXTERNAL, "tapes/a.wav"), (EXTERNAL, "other/a.wav"), (SECRET, "a.wav")):
         client.put_object(Bucket=bucket, Key=key, Body=body)
     logs = tmp_path_factory.mktemp("isolation-logs")
-    with running_stack(logs, pg_url, s3, tiny_model, REDIS_DB, BUCKET, tenant="iso-a") as stack:
+    with running_stack(logs, pg_url, s3, tiny_model, redis_server.url(REDIS_DB), BUCKET, tenant="iso-a") as stack:
         cli = [sys.executable, "-m", "cli"]
         key_b = subprocess.run([*cli, "keys", "create", "--tenant", "iso-b"], env=stack.env, capture_output=True,
                                text=True, timeout=120, check=True).stdout.strip()  # fmt: skip

@@ -231,7 +231,7 @@ def test_abandoned_presigned_uploads_are_purged(pg_sessions, tmp_path: Path) -> 
     assert len(list(storage.list("tenants/p/uploads/"))) == 1
 
 
-def test_a_broker_reset_re_sends_every_waiting_job_at_once(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_a_broker_reset_re_sends_every_waiting_job_at_once(pg_sessions, redis_server) -> None:  # type: ignore[no-untyped-def]
     """Redis lost its data (restart without persistence, failover): the waiting jobs' messages are gone. The marker
     the service keeps in the broker is gone too, so the next pass re-sends them all, not after the queued deadline."""
     import redis
@@ -239,7 +239,7 @@ def test_a_broker_reset_re_sends_every_waiting_job_at_once(pg_sessions) -> None:
     from core import queue
     from core.jobs.reconcile import reconcile_jobs
 
-    settings = Settings(broker_url="redis://127.0.0.1:6379/12", queued_deadline_s=3600)
+    settings = Settings(broker_url=redis_server.url(12), queued_deadline_s=3600)
     broker = redis.Redis.from_url(settings.broker_url)
     broker.delete(queue.BROKER_MARKER)
     waiting = sorted(_queued_job(pg_sessions) for _ in range(3))
@@ -256,10 +256,10 @@ def test_a_broker_reset_re_sends_every_waiting_job_at_once(pg_sessions) -> None:
     broker.delete(queue.BROKER_MARKER)
 
 
-def test_the_last_maintenance_pass_is_in_the_health_view(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_the_last_maintenance_pass_is_in_the_health_view(pg_sessions, redis_server) -> None:  # type: ignore[no-untyped-def]
     from core.health import MAINTENANCE_MARKER, record_maintenance, service_health
 
-    settings = Settings(mode="celery", broker_url="redis://127.0.0.1:6379/12")
+    settings = Settings(mode="celery", broker_url=redis_server.url(12))
     with pg_sessions() as session:
         import redis
 

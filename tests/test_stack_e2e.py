@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from core.schema import JobEvent, JobSegment
 from tests.stack import Stack, running_stack
-from tests.support import SeaweedS3, free_port, http_ok, stop, wait_for
+from tests.support import PrivateRedis, SeaweedS3, free_port, http_ok, stop, wait_for
 
 pytestmark = pytest.mark.slow
 BUCKET = "omnimedia-e2e"
@@ -30,8 +30,12 @@ METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack-logs"), pg_url, s3, tiny_model, REDIS_DB, BUCKET) as api:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_server: PrivateRedis
+) -> Iterator[Stack]:
+    with running_stack(
+        tmp_path_factory.mktemp("stack-logs"), pg_url, s3, tiny_model, redis_server.url(REDIS_DB), BUCKET
+    ) as api:
         yield api
 
 

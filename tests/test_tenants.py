@@ -120,7 +120,8 @@ def test_per_tenant_size_and_storage_quotas_are_413(setup, media: dict[str, Path
 
 
 def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str) -> None:
-    """Twenty sessions check the quota and insert at once; the per-tenant lock lets exactly the limit through."""
+    """Twenty sessions insert a job and check the quota at once; the per-tenant lock, taken after the insert,
+    lets exactly the limit through."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy import create_engine, func
@@ -128,7 +129,7 @@ def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str
 
     from core import migrate
     from core.config import Settings
-    from core.quotas import QuotaExceeded, check_active_jobs
+    from core.quotas import QuotaExceeded, enforce_active_jobs
     from core.schema import Job, new_id
 
     migrate.upgrade(pg_url)
@@ -138,12 +139,13 @@ def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str
 
     def submit(_: int) -> bool:
         with Session(engine) as session:
+            session.add(Job(id=new_id(), tenant=tenant, task="ocr", input_ref="upload:x", state="queued"))
+            session.flush()
             try:
-                check_active_jobs(session, settings, tenant)
+                enforce_active_jobs(session, settings, tenant)
             except QuotaExceeded:
                 session.rollback()
                 return False
-            session.add(Job(id=new_id(), tenant=tenant, task="ocr", input_ref="upload:x", state="queued"))
             session.commit()
             return True
 

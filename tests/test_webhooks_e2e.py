@@ -16,7 +16,7 @@ from sqlalchemy import select
 from core.schema import WebhookAttempt, WebhookDelivery
 from tests.receiver import Receiver
 from tests.stack import Stack, running_stack
-from tests.support import SeaweedS3, free_port, stop, wait_for
+from tests.support import PrivateRedis, SeaweedS3, free_port, stop, wait_for
 
 pytestmark = pytest.mark.slow
 REDIS_DB = 7
@@ -25,14 +25,16 @@ SCHEDULE = "[0, 1, 2, 3, 5, 8, 10, 15, 20, 30]"  # production: [0, 5, 300, 1800,
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_server: PrivateRedis
+) -> Iterator[Stack]:
     env = {
         "OMNIMEDIA_ALLOW_LOOPBACK_URLS": "true", "OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S": SCHEDULE,
         "OMNIMEDIA_WEBHOOK_REDISPATCH_S": "20", "OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S": "1",
         "OMNIMEDIA_RECONCILE_EVERY_S": "3600",
     }  # fmt: skip
     logs = tmp_path_factory.mktemp("hooks-logs")
-    with running_stack(logs, pg_url, s3, tiny_model, REDIS_DB, BUCKET, tenant="hooks", **env) as api:
+    with running_stack(logs, pg_url, s3, tiny_model, redis_server.url(REDIS_DB), BUCKET, tenant="hooks", **env) as api:
         yield api
 
 

@@ -31,7 +31,7 @@ from core.batches import (
 from core.config import Settings
 from core.idempotency import create_once
 from core.queue import enqueue
-from core.quotas import check_active_jobs
+from core.quotas import enforce_active_jobs
 from core.schema import Batch, BatchItem
 from core.storage import Storage
 from core.webhooks.endpoints import check_job_webhook
@@ -83,8 +83,9 @@ def _create(
             lines, source = _lines_from_json(body, session, storage, settings, tenant)
         else:
             raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
-        check_active_jobs(session, settings, tenant, len(lines))
-        return create_batch(session, storage, settings, lines, source, tenant, webhook_url)[0].id
+        batch = create_batch(session, storage, settings, lines, source, tenant, webhook_url)[0]
+        enforce_active_jobs(session, settings, tenant)  # last: the tenant's lock lasts one count and the commit
+        return batch.id
 
     request = body + b"\0" + (webhook_url or "").encode()
     ttl = settings.idempotency_ttl_s

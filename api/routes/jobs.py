@@ -17,7 +17,7 @@ from core.idempotency import create_once, idempotent_job
 from core.jobs import machine
 from core.jobs.submit import prepare_job
 from core.queue import enqueue
-from core.quotas import check_active_jobs
+from core.quotas import enforce_active_jobs
 from core.schema import Job, JobEvent
 from core.states import JobState
 from core.storage import ObjectNotFound
@@ -55,10 +55,11 @@ def submit_job(
     key and body return the same job (no second job, no second enqueue)."""
 
     def create() -> str:
-        check_active_jobs(session, settings, tenant)
-        return prepare_job(
+        job = prepare_job(
             session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url
-        ).id
+        )
+        enforce_active_jobs(session, settings, tenant)  # last: the tenant's lock lasts one count and the commit
+        return job.id
 
     request = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ttl = settings.idempotency_ttl_s
