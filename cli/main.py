@@ -215,11 +215,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     uvicorn.run("api.app:app", host=host, port=port, log_level="info")
 
 
-@app.command()
+worker_app = typer.Typer(help="Celery workers on this node: start them (supervised) or drain them.")
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.callback(invoke_without_command=True)
 def worker(
+    ctx: typer.Context,
     gpu: Annotated[str | None, typer.Option(help="one GPU id (or ids) for a single worker; omit for CPU")] = None,
     gpus: Annotated[
-        str | None, typer.Option(help="'all' or 0,1,...: one supervised worker per slot on this node")
+        str | None, typer.Option(help="'all' or 0,1,...: one worker per slot on this node (default: one CPU worker)")
     ] = None,
     gpus_per_worker: Annotated[int, typer.Option(help="GPUs per worker slot (2 for the BF16 model on 80 GB)")] = 1,
     queues: Annotated[str, typer.Option(help="thinker, talker; webhooks, maintenance on CPU (comma-separated)")] = (
@@ -227,18 +232,40 @@ def worker(
     ),
     pool: str = "prefork",
     concurrency: Annotated[int, typer.Option(help="pool size (1 per GPU; 16+ for a threads webhooks worker)")] = 1,
+    name: Annotated[str | None, typer.Option(help="node name (one slot; default gpuN@host, QUEUES@host)")] = None,
     beat: Annotated[bool, typer.Option(help="also run the reconciler schedule (once per cluster)")] = False,
 ) -> None:
-    """Start Celery worker processes pinned to GPUs (or the CPU). Every node runs the same command."""
+    """Start supervised Celery worker processes pinned to GPUs (or the CPU). Every node runs the same command.
+    A worker that dies is restarted; SIGTERM (or `omnimedia worker drain`) lets each finish its job and exit."""
+    if ctx.invoked_subcommand is not None:
+        return
     args = [f"--queues={queues}", f"--pool={pool}", f"--concurrency={concurrency}"]
     if beat:
         args.append("--beat")
-    if gpus is not None:  # the supervisor lives in workers/
-        cmd = [sys.executable, "-m", "workers.fleet", f"--gpus={gpus}", f"--gpus-per-worker={gpus_per_worker}", *args]
-    else:
-        cmd = [sys.executable, "-m", "workers.main", *args, *([f"--gpu={gpu}"] if gpu is not None else [])]
-    # exec, not a child: signals (SIGTERM from systemd, docker or a test) reach the worker directly
+    if name:
+        args.append(f"--name={name}")
+    if gpu is not None:  # one slot of these GPU(s)
+        gpus, gpus_per_worker = gpu, len([g for g in gpu.split(",") if g.strip()]) or 1
+    cmd = [sys.executable, "-m", "workers.fleet", f"--gpus={gpus or 'none'}", f"--gpus-per-worker={gpus_per_worker}",
+           *args]  # fmt: skip
+    # exec, not a child: signals (SIGTERM from systemd, docker or a test) reach the supervisor directly
     os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery"})
+
+
+@worker_app.command("drain")
+def worker_drain(
+    names: Annotated[list[str] | None, typer.Argument(help="node names (default: every worker on this host)")] = None,
+) -> None:
+    """Stop workers from taking new jobs; each exits when its current job ends and is not restarted (a rolling
+    restart: drain, then start the new version). Same as SIGTERM to `omnimedia worker`, from any machine."""
+    from core import control
+
+    asked = control.drain(names)
+    if not asked:
+        err.print("no live worker answered on this host (give node names: `omnimedia worker drain gpu0@node1`)")
+        raise typer.Exit(1)
+    for node in asked:
+        print(node)
 
 
 @app.command()

@@ -122,12 +122,12 @@ def test_backoff_grows_and_is_bounded() -> None:
 
 
 def test_gpu_pinning_happens_before_torch() -> None:
-    code = ("import os; from workers.gpu import pin; name = pin('3'); import torch; "
+    code = ("import os; from workers.gpu import pin; name = pin('3', ['thinker']); import torch; "
             "print(name.split('@')[0], os.environ['CUDA_VISIBLE_DEVICES'])")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
     assert out.stdout.split() == ["gpu3", "3"], out.stderr
-    late = "import torch; from workers.gpu import pin; pin('0')"
+    late = "import torch; from workers.gpu import pin; pin('0', ['thinker'])"
     failed = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
     assert failed.returncode != 0 and "before GPU pinning" in failed.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,4 +127,54 @@ def test_sixteen_jobs_batch_across_jobs(stack: Stack, media: dict[str, Path], tm
         assert calls < 16, f"{calls} engine calls for 16 jobs (+1 warm-up)"
     finally:
         stop(proc, 60)
+        log.close()
+
+
+def _workers_of(supervisor: subprocess.Popen) -> list[int]:  # type: ignore[type-arg]
+    """Pids of the supervisor's children that run workers.main."""
+    found = []
+    for proc in psutil.Process(supervisor.pid).children():
+        try:
+            if "workers.main" in " ".join(proc.cmdline()):
+                found.append(proc.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def test_a_killed_worker_is_restarted_and_a_drained_one_finishes_its_job(stack: Stack, tmp_path: Path) -> None:
+    """`omnimedia worker` on the CPU is supervised: SIGKILL its worker and a new one takes over. `omnimedia worker
+    drain NAME` lets the running job finish (succeeded, not redelivered), takes no new job, and the supervisor exits
+    0 without restarting it."""
+    import os
+    import signal
+
+    from tests.support import ffmpeg
+
+    name = "drain-me@localhost"
+    env = {**stack.env, "OMNIMEDIA_SEGMENT_SECONDS": "4"}  # 40 s of audio: ten segments, a job of a few seconds
+    log = (stack.logs / "supervised.log").open("wb")
+    supervisor = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--queues", "thinker", "--name", name],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        first = wait_for(lambda: _workers_of(supervisor), 60, "the supervised worker")[0]
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: [p for p in _workers_of(supervisor) if p != first], 60, "a restarted worker")
+        path = tmp_path / "long.wav"
+        ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=40", "-ar", "16000", str(path))
+        upload = stack.api.post("/v1/uploads", files={"file": (path.name, path.read_bytes())}).json()["id"]
+        job = stack.api.post("/v1/jobs", json={"task": "transcribe", "input": upload}).json()["id"]
+        wait_for(lambda: stack.api.get(f"/v1/jobs/{job}").json()["segments_done"] >= 1, 120, "the job under way", 0.05)
+        drained = subprocess.run([sys.executable, "-m", "cli", "worker", "drain", name], env=env,
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert drained.returncode == 0 and name in drained.stdout, drained.stderr
+        assert supervisor.wait(timeout=120) == 0, "the supervisor exits once its drained worker has"
+        after = stack.api.get(f"/v1/jobs/{job}").json()
+        assert after["state"] == "succeeded" and after["attempts"] == 1, after
+        late = stack.api.post("/v1/jobs", json={"task": "transcribe", "input": upload}).json()["id"]
+        time.sleep(2)
+        assert stack.api.get(f"/v1/jobs/{late}").json()["state"] == "queued", "a drained worker takes no new job"
+    finally:
+        if supervisor.poll() is None:
+            stop(supervisor, 60)
         log.close()

@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
 
-    name = pin(args.gpu)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    name = pin(args.gpu, queues)
     if "talker" in queues:
         os.environ["OMNIMEDIA_ENABLE_TALKER"] = "true"
     os.environ.setdefault("OMNIMEDIA_MODE", "celery")
