@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi as api_openapi
 from api import problems
@@ -64,17 +65,37 @@ def create_app() -> FastAPI:
     return app
 
 
-def install_metrics(app: FastAPI) -> None:
-    """Requests by route template and status, latency histogram, and GET /metrics."""
+class RequestMetrics:
+    """Requests by route template and status, and their latency (a plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware costs a task group and a stream per request)."""
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        metrics.HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
-        return response
+        status = 500  # what the server answers if the app raises before it starts a response
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            metrics.HTTP_SECONDS.labels(route, scope["method"]).observe(time.perf_counter() - started)
+
+
+def install_metrics(app: FastAPI) -> None:
+    """Request metrics on every request, and GET /metrics."""
+    app.add_middleware(RequestMetrics)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_admin)])
     def _metrics(session: SessionDep, settings: SettingsDep) -> Response:

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -19,7 +19,7 @@ from core.errors import Refusal, Refused
 from core.grants import may_read
 from core.jobs import machine
 from core.jobs.finished import complete_batch_if_done
-from core.jobs.submit import InputError, prepare_job
+from core.jobs.submit import InputError, add_jobs, validated_job
 from core.owned import get_owned
 from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, Upload, as_utc, new_id, utcnow
 from core.states import FINAL_JOB_STATES, BatchState, JobState
@@ -150,28 +150,31 @@ def create_batch(
     """Validate every line as a job; add the valid jobs and the batch to the caller's transaction, to be committed
     at once (a rejected batch is rolled back here). Does not enqueue."""
     batch = Batch(id=new_id(), tenant=tenant, source=source, created_at=utcnow(), webhook_url=webhook_url)
-    session.add(batch)
-    session.flush()
     created: list[Job] = []
+    items: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for item in lines:
         error = item.error
         job_id = None
         if error is None:
             try:
-                job = prepare_job(session, storage, settings, item.task or "", item.params, item.input or "", tenant)
+                job = validated_job(session, storage, settings, item.task or "", item.params, item.input or "", tenant)
                 created.append(job)
                 job_id = job.id
             except (TaskInputError, InputError) as exc:
                 error = f"line {item.line}: {exc.reason}"
         if error:
             errors.append({"line": item.line, "custom_id": item.custom_id, "error": error})
-        session.add(BatchItem(batch_id=batch.id, custom_id=item.custom_id, line=item.line, job_id=job_id, error=error))
+        items.append({"batch_id": batch.id, "custom_id": item.custom_id, "line": item.line, "job_id": job_id,
+                      "error": error})  # fmt: skip
     if not created:
         session.rollback()
         raise BatchRejected("no line of the batch is valid", errors)
     batch.total, batch.invalid = len(lines), len(errors)
+    session.add(batch)
     session.flush()
+    add_jobs(session, created)  # one statement for all the jobs, then one for all the items that name them
+    session.execute(insert(BatchItem), items)
     return batch, created
 
 

@@ -40,8 +40,8 @@ def celery_config() -> dict[str, Any]:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=True,  # Flower sees jobs from received on; a "task-sent" event per publish would
+        task_send_sent_event=False,  # double every submit's broker writes (the history of record is Postgres)
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         beat_schedule={

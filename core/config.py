@@ -78,12 +78,13 @@ class Settings(BaseSettings):
     webhook_handoff_grace_s: float = 20.0  # a first attempt not claimed this long after its hand-off is re-sent
     webhook_retention_s: float = 30 * 86400.0  # events, deliveries and attempts older than this are purged
 
-    # Capacity. Database connections and the API's request threads are sized together; a request that finds no
-    # thread waits its turn, one that finds no connection in db_pool_timeout_s, or no room in flight, gets a 503.
+    # Capacity. Database connections and the API's request threads are sized together: at most pool + overflow -
+    # threads request sessions are open at once, so no thread waits for a connection; past api_max_in_flight
+    # requests, or when the database answers no connection in db_pool_timeout_s, the API answers 503.
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout_s: float = 5.0
-    api_threads: int = 0  # blocking request work run at once (0: db_pool_size; overflow covers the teardowns)
+    api_threads: int = 0  # blocking request work run at once (0: db_pool_size)
     api_max_in_flight: int = 512  # requests past this many at once are answered 503 + Retry-After at once
 
     # Operators.
@@ -109,6 +110,11 @@ class Settings(BaseSettings):
 
     def resolved_api_threads(self) -> int:
         return self.api_threads or self.db_pool_size
+
+    def resolved_api_sessions(self) -> int:
+        """Request sessions open at once in the API: the pool's connections less one per route thread (the
+        caller guard's key lookup), so neither ever waits for a connection (api.deps)."""
+        return max(1, self.db_pool_size + self.db_max_overflow - self.resolved_api_threads())
 
     def resolved_storage_root(self) -> Path:
         return self.storage_root or self.data_dir / "storage"

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import Refusal, Refused
-from core.schema import Job, TenantQuota, Upload, utcnow
-from core.states import ACTIVE_JOB_STATES
+from core.jobs import active
+from core.schema import TenantQuota, Upload, utcnow
 
 ACTIVE_JOBS_RETRY_AFTER_S = 30
 
@@ -69,20 +69,16 @@ def _lock_tenant(session: Session, tenant: str, purpose: str) -> None:
 
 def enforce_active_jobs(session: Session, settings: Settings, tenant: str) -> None:
     """Refuse the transaction's new jobs when they take the tenant past its limit of active (queued, running,
-    retrying) jobs. Call it last, after the jobs are inserted and just before the commit: the tenant is locked
-    from here to the commit only (one count), so a tenant's submissions validate inputs, look at storage and
-    check webhooks in parallel, and racing submits still cannot both squeeze in."""
-    _lock_tenant(session, tenant, "jobs")
-    limit = limits_for(session, settings, tenant).max_active_jobs
-    active = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.tenant == tenant, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
-    )  # counts this transaction's own new jobs too
-    if (active or 0) > limit:
+    retrying) jobs. Call it last, after the jobs are inserted and just before the commit: one conditional update
+    of the tenant's counter (core.jobs.active), whose row stays locked only until the commit, so a tenant's
+    submissions validate inputs, look at storage and check webhooks in parallel, and racing submits still
+    cannot both squeeze in."""
+    over = active.reserve(session, tenant, settings.tenant_max_active_jobs)
+    if over is not None:
+        limit = limits_for(session, settings, tenant).max_active_jobs
         raise QuotaExceeded(
             Refusal.QUOTA_EXCEEDED,
-            f"tenant {tenant} would have {active} active jobs with this request; the limit is {limit}",
+            f"tenant {tenant} would have {over} active jobs with this request; the limit is {limit}",
             retry_after_s=ACTIVE_JOBS_RETRY_AFTER_S,
         )
 

@@ -180,6 +180,15 @@ class TenantQuota(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TenantUsage(Base):
+    """A tenant's number of active (queued, running, retrying) jobs, kept by core.jobs.active."""
+
+    __tablename__ = "tenant_usage"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active_jobs: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class TenantBucket(Base):
     """A grant: the tenant may name objects of an external bucket (under `prefix`; "" is the whole bucket) as job
     and batch inputs. The service bucket needs no grant: a tenant reads its own `tenants/<name>/` keys there."""

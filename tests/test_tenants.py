@@ -120,8 +120,8 @@ def test_per_tenant_size_and_storage_quotas_are_413(setup, media: dict[str, Path
 
 
 def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str) -> None:
-    """Twenty sessions insert a job and check the quota at once; the per-tenant lock, taken after the insert,
-    lets exactly the limit through."""
+    """Twenty sessions insert a job and check the quota at once; the tenant's counter, updated conditionally just
+    before each commit, lets exactly the limit through (the first submits also race to create the counter)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy import create_engine, func
@@ -129,6 +129,8 @@ def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str
 
     from core import migrate
     from core.config import Settings
+    from core.jobs import active
+    from core.jobs.submit import add_jobs, queued_job
     from core.quotas import QuotaExceeded, enforce_active_jobs
     from core.schema import Job, new_id
 
@@ -139,8 +141,7 @@ def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str
 
     def submit(_: int) -> bool:
         with Session(engine) as session:
-            session.add(Job(id=new_id(), tenant=tenant, task="ocr", input_ref="upload:x", state="queued"))
-            session.flush()
+            add_jobs(session, [queued_job(settings, tenant, "ocr", {}, "upload:x")])
             try:
                 enforce_active_jobs(session, settings, tenant)
             except QuotaExceeded:
@@ -153,5 +154,77 @@ def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str
         accepted = sum(pool.map(submit, range(20)))
     with Session(engine) as session:
         stored = session.scalar(select(func.count()).select_from(Job).where(Job.tenant == tenant))
+        counted = active.count_of(session, tenant)
     engine.dispose()
-    assert accepted == stored == 5
+    assert accepted == stored == counted == 5
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_active_job_counter_follows_every_state_change(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The counter the quota reads is the number of the tenant's queued, running and retrying jobs after every
+    kind of change: inserts (one and many), start, take-over, retry later, success, failure, cancel, user retry,
+    reclaim, a refused submit and a rolled-back one."""
+    from sqlalchemy import create_engine, func
+    from sqlalchemy.orm import Session
+
+    from core import migrate
+    from core.config import Settings
+    from core.jobs import active, machine
+    from core.jobs.machine import Transition
+    from core.jobs.submit import add_jobs, queued_job
+    from core.quotas import QuotaExceeded, enforce_active_jobs
+    from core.schema import Job, new_id
+    from core.states import ACTIVE_JOB_STATES
+
+    url = f"sqlite:///{tmp_path / 'c.db'}" if database == "sqlite" else request.getfixturevalue("pg_url")
+    migrate.upgrade(url)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    settings = Settings(tenant_max_active_jobs=4)
+    tenant = f"count-{new_id()[:8]}"
+
+    def check(session: Session) -> int:
+        really = session.scalar(
+            select(func.count()).select_from(Job)
+            .where(Job.tenant == tenant, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
+        )  # fmt: skip
+        assert active.count_of(session, tenant) == really
+        return int(really or 0)
+
+    def new(session: Session, count: int) -> list[str]:
+        jobs = [queued_job(settings, tenant, "ocr", {}, "upload:x") for _ in range(count)]
+        add_jobs(session, jobs)
+        return [job.id for job in jobs]
+
+    with Session(engine, expire_on_commit=False) as session:
+        a, b, c = new(session, 3)
+        session.commit()
+        assert check(session) == 3
+        new(session, 1)
+        session.rollback()  # a submit that failed after its insert
+        assert check(session) == 3
+        new(session, 2)
+        with pytest.raises(QuotaExceeded):  # 3 + 2 > 4
+            enforce_active_jobs(session, settings, tenant)
+        session.rollback()
+        assert check(session) == 3
+        assert machine.start(session, a, "w1", 60)
+        assert machine.transition(session, a, Transition.TAKE_OVER, "taken over", "w2")
+        assert machine.transition(session, a, Transition.RETRY_LATER, "later", "w2")
+        assert check(session) == 3
+        assert machine.start(session, a, "w2", 60) and machine.transition(session, a, Transition.SUCCEED)
+        assert check(session) == 2
+        assert machine.transition(session, b, Transition.FAIL, "bad")
+        assert machine.request_cancel(session, c) is not None
+        assert check(session) == 0
+        assert machine.requeue(session, b)
+        assert check(session) == 1
+        assert machine.start(session, b, "w1", 60)
+        assert machine.transition(session, b, Transition.RECLAIM, "worker lost", "reconciler")
+        assert check(session) == 1
+        new(session, 3)
+        enforce_active_jobs(session, settings, tenant)  # 1 + 3 fits
+        session.commit()
+        assert check(session) == 4
+    engine.dispose()

@@ -6,13 +6,16 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
 from api import openapi
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
+from core.config import Settings
 from core.idempotency import create_once, idempotent_job
 from core.jobs import machine
 from core.jobs.submit import prepare_job
@@ -20,7 +23,7 @@ from core.queue import enqueue
 from core.quotas import enforce_active_jobs
 from core.schema import Job, JobEvent
 from core.states import JobState
-from core.storage import ObjectNotFound
+from core.storage import ObjectNotFound, Storage
 from models.tasks import TaskName
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -42,7 +45,7 @@ def job_out(job: Job) -> JobOut:
 
 
 @router.post("", status_code=202, response_model=JobOut, openapi_extra={"requestBody": openapi.job_request()})
-def submit_job(
+async def submit_job(
     body: JobCreate,
     response: Response,
     session: SessionDep,
@@ -53,21 +56,31 @@ def submit_job(
 ) -> JobOut:
     """Validate and queue a job. 202 with the job and a Location header. With an Idempotency-Key, the same
     key and body return the same job (no second job, no second enqueue)."""
+    # The busiest route: its database and broker work runs in one worker thread, and the answer is serialised
+    # on the event loop (a sync route would take a second thread for that).
+    job = await run_in_threadpool(_submit, body, session, storage, settings, tenant, idempotency_key)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job
+
+
+def _submit(
+    body: JobCreate, session: Session, storage: Storage, settings: Settings, tenant: str, idempotency_key: str | None
+) -> JobOut:
+    new: list[Job] = []
 
     def create() -> str:
-        job = prepare_job(
-            session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url
+        new.append(
+            prepare_job(session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url)
         )
-        enforce_active_jobs(session, settings, tenant)  # last: the tenant's lock lasts one count and the commit
-        return job.id
+        enforce_active_jobs(session, settings, tenant)  # last: the tenant's counter row is locked until the commit
+        return new[0].id
 
     request = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ttl = settings.idempotency_ttl_s
     job_id, created = create_once(session, tenant, idempotency_key, request, "jobs", ttl, create)
-    job = load_owned(session, Job, job_id, tenant)
+    job = new[0] if created else load_owned(session, Job, job_id, tenant)
     if created:
         enqueue(job.id, job.queue, settings)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_out(job)
 
 

@@ -25,7 +25,7 @@ from core.jobs import machine
 from core.jobs.failures import FailureClass
 from core.jobs.machine import Transition
 from core.jobs.runner import JobRunner, run_until_settled
-from core.jobs.submit import add_job, queued_job
+from core.jobs.submit import add_jobs, queued_job
 from core.schema import LOCAL_TENANT, Job
 from core.states import JobState
 from core.storage import Storage
@@ -105,7 +105,7 @@ class CaptionRun:
                 return job
         job = queued_job(self.settings, LOCAL_TENANT, self.spec.name.value, self.params, f"file://{entry.path}",
                          content_sha256=entry.sha256)  # fmt: skip
-        add_job(session, job)
+        add_jobs(session, [job])
         session.commit()
         return job
 

@@ -13,9 +13,9 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.jobs import finished
+from core.jobs import active, finished
 from core.schema import Job, JobEvent, utcnow
-from core.states import JobState
+from core.states import ACTIVE_JOB_STATES, JobState
 
 Q, R, RT, S, F, C = (
     JobState.QUEUED,
@@ -84,13 +84,18 @@ def transition(
     )
     if step.target.final:
         finished.job_finished(session, job_id)  # its webhook event commits with the final state, or not at all
+    was_active, is_active = JobState(from_state) in ACTIVE_JOB_STATES, step.target in ACTIVE_JOB_STATES
+    if was_active != is_active:
+        session.flush()  # the counter row is locked from its update to the commit: everything else goes first
+        active.changed(session, current.tenant, 1 if is_active else -1)
     session.commit()
     session.expire(current)
     return True
 
 
-def record_created(session: Session, job: Job) -> None:
-    session.add(JobEvent(job_id=job.id, at=job.created_at, from_state=None, to_state=job.state, reason="created"))
+def created_event(job: Job) -> dict[str, Any]:
+    """The first event of a new job, as the row core.jobs.submit.add_jobs inserts."""
+    return {"job_id": job.id, "at": job.created_at, "from_state": None, "to_state": job.state, "reason": "created"}
 
 
 def lease_expired(now: datetime, lease_s: float) -> ColumnElement[bool]:

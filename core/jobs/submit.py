@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from core.config import Settings
 from core.errors import Refusal, Refused
 from core.grants import may_read
-from core.jobs import machine
+from core.jobs import active, machine
 from core.owned import get_owned
-from core.schema import LOCAL_TENANT, Job, Upload, new_id, utcnow
+from core.schema import LOCAL_TENANT, Job, JobEvent, Upload, new_id, utcnow
 from core.states import JobState, UploadState
 from core.storage import Storage
 from core.storage.keys import parse_s3_uri
@@ -72,16 +74,30 @@ def prepare_job(
     tenant: str = LOCAL_TENANT,
     webhook_url: str | None = None,
 ) -> Job:
-    """Validate and insert a queued job in the caller's transaction, which commits it (a batch commits all its jobs
-    at once). Raises TaskInputError, InputError or WebhookError."""
+    """Validate and insert a queued job in the caller's transaction, which commits it. Raises TaskInputError,
+    InputError or WebhookError."""
+    job = validated_job(session, storage, settings, task, params, input_ref, tenant, webhook_url)
+    add_jobs(session, [job])
+    return job
+
+
+def validated_job(
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    task: str,
+    params: dict[str, Any] | None,
+    input_ref: str,
+    tenant: str = LOCAL_TENANT,
+    webhook_url: str | None = None,
+) -> Job:
+    """A queued job for this request, checked but not yet inserted (a batch inserts all its jobs at once)."""
     spec = get_task(task)
     clean_params = parse_params(spec.name, params).model_dump(mode="json", exclude_unset=True)
     ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
     if webhook_url is not None:
         webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
-    job = queued_job(settings, tenant, spec.name.value, clean_params, ref, upload=upload, webhook_url=webhook_url)
-    add_job(session, job)
-    return job
+    return queued_job(settings, tenant, spec.name.value, clean_params, ref, upload=upload, webhook_url=webhook_url)
 
 
 def queued_job(
@@ -94,18 +110,34 @@ def queued_job(
     content_sha256: str | None = None,
     webhook_url: str | None = None,
 ) -> Job:
-    """A new queued job row for already validated parameters; its queue follows from them (speech: talker)."""
+    """A new queued job row for already validated parameters (every column set: add_jobs inserts it as it is);
+    its queue follows from them (speech: talker)."""
     now = utcnow()
     return Job(
         id=new_id(), tenant=tenant, task=task, params=params, input_ref=input_ref,
         upload_id=upload.id if upload else None, content_sha256=upload.sha256 if upload else content_sha256,
-        queue=queue_for(params), state=JobState.QUEUED.value, max_attempts=settings.max_attempts,
-        created_at=now, queued_at=now, webhook_url=webhook_url,
+        queue=queue_for(params), state=JobState.QUEUED.value, attempts=0, max_attempts=settings.max_attempts,
+        oom_retries=0, segment_seconds=None, cancel_requested=False, failure_class=None, failure_reason=None,
+        segments_planned=None, segments_done=0, media_seconds=None, engine_seconds=0.0, worker=None, result=None,
+        outputs=None, webhook_url=webhook_url, created_at=now, queued_at=now, started_at=None, heartbeat_at=None,
+        finished_at=None,
     )  # fmt: skip
 
 
-def add_job(session: Session, job: Job) -> None:
-    """Insert a queued job with its "created" event (in the caller's transaction)."""
-    session.add(job)
-    session.flush()
-    machine.record_created(session, job)
+_JOB_COLUMNS = [column.key for column in Job.__table__.columns]
+
+
+def add_jobs(session: Session, jobs: list[Job]) -> None:
+    """Insert queued jobs and their "created" events in the caller's transaction: one statement for all the jobs
+    and one for their events, however many there are (no unit-of-work flush per job). The jobs join the session
+    as persistent objects, and count among their tenants' active jobs when it commits (or earlier, under the
+    quota: core.quotas.enforce_active_jobs)."""
+    if not jobs:
+        return
+    session.execute(insert(Job), [{key: getattr(job, key) for key in _JOB_COLUMNS} for job in jobs])
+    session.execute(insert(JobEvent), [machine.created_event(job) for job in jobs])
+    for job in jobs:
+        make_transient_to_detached(job)
+        session.add(job)
+    for tenant, count in Counter(job.tenant for job in jobs).items():
+        active.added(session, tenant, count)
