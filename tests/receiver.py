@@ -29,6 +29,7 @@ class Received:
     payload: dict[str, Any]
     status: int
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
