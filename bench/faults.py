@@ -18,8 +18,9 @@ JOBS = int(os.environ.get("BENCH_JOBS", "1000"))
 
 
 def main() -> None:
+    keep = os.environ.get("BENCH_KEEP")  # a folder to keep the services' logs in
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = Path(keep or tmp_name)
         model = build(tmp / "tiny")
         image = tmp / "page.png"
         ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1", str(image))

@@ -47,6 +47,8 @@ def run_maintenance(
 ) -> MaintenanceReport:
     broker_reset = settings.mode == "celery" and queue.broker_was_reset(settings)
     report = MaintenanceReport(reconcile_jobs(session, settings, send, broker_reset))
+    if broker_reset:  # only once every waiting job was sent again: a pass that failed half-way is repeated
+        queue.mark_broker(settings)
     report.batches_completed = complete_missed_batches(session)
     report.idempotency_keys_purged, report.events_purged = purge_expired(session, settings)
     report.abandoned_uploads_purged = purge_abandoned(session, get_storage(), settings)

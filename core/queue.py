@@ -35,19 +35,36 @@ def use_in_process(executor: InProcessExecutor | None) -> None:
     _in_process = executor
 
 
-def broker_was_reset(settings: Settings) -> bool:
-    """Whether the broker lost its data since the last call (a restart without persistence, a failover): the marker
-    this service keeps in it is gone. Puts the marker back. A Redis broker only; True on the very first call."""
+def _broker(settings: Settings) -> redis.Redis | None:
     if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return None
+    return redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def broker_was_reset(settings: Settings) -> bool:
+    """Whether the broker lost its data (a restart without persistence, a failover): the marker this service keeps
+    in it is gone. A Redis broker only; True before the first `mark_broker`. The caller re-sends what waited and
+    then puts the marker back, so a pass that fails half-way is repeated by the next one."""
+    client = _broker(settings)
+    if client is None:
         return False
-    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        return bool(client.set(BROKER_MARKER, "omnimedia", nx=True))
+        return not client.exists(BROKER_MARKER)
     except redis.RedisError:  # unreachable now: nothing can be re-sent anyway; the next pass asks again
         log.warning("broker unreachable while checking its marker", exc_info=True)
         return False
     finally:
         client.close()
+
+
+def mark_broker(settings: Settings) -> None:
+    """Put the marker in the broker: every message that waited before this moment has been sent again."""
+    client = _broker(settings)
+    if client is not None:
+        try:
+            client.set(BROKER_MARKER, "omnimedia")
+        finally:
+            client.close()
 
 
 def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:

@@ -278,3 +278,25 @@ def test_a_submit_that_fails_unexpectedly_leaves_its_idempotency_key_free(
     found = client.get("/v1/jobs", params={"idempotency_key": "order-7"}).json()["data"]
     assert [job["id"] for job in found] == [first.json()["id"]], "a client that lost its 202 finds its job by key"
     assert client.get("/v1/jobs", params={"idempotency_key": "never-sent"}).json()["data"] == []
+
+
+def test_a_replayed_submit_publishes_a_job_that_is_still_queued_again(
+    client: TestClient, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that lost its 202 (the API died between the commit and the publish) sends the same request again:
+    the job it created is published again while it is still queued, and not once a worker has it."""
+    from api.routes import jobs as route
+    from core.db import get_sessionmaker
+    from core.jobs import machine
+
+    sent: list[str] = []
+    monkeypatch.setattr(route, "enqueue", lambda job_id, _queue, _settings: sent.append(job_id))
+    body = {"task": "transcribe", "input": upload(client, media["speech_wav"])}
+    headers = {"Idempotency-Key": "lost-202"}
+    job_id = client.post("/v1/jobs", json=body, headers=headers).json()["id"]
+    assert client.post("/v1/jobs", json=body, headers=headers).json()["id"] == job_id
+    assert sent == [job_id, job_id]
+    with get_sessionmaker()() as session:
+        assert machine.start(session, job_id, "worker-1", 60)
+    assert client.post("/v1/jobs", json=body, headers=headers).json()["id"] == job_id
+    assert sent == [job_id, job_id], "a job a worker holds is not published again"

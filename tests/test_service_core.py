@@ -246,6 +246,8 @@ def test_a_broker_reset_re_sends_every_waiting_job_at_once(pg_sessions, redis_se
     sent: list[str] = []
     with pg_sessions() as session:
         assert queue.broker_was_reset(settings), "no marker yet"
+        assert queue.broker_was_reset(settings), "still none: a pass that failed before marking is repeated"
+        queue.mark_broker(settings)
         assert not queue.broker_was_reset(settings), "the marker is back"
         healthy = reconcile_jobs(session, settings, lambda job_id, _q: sent.append(job_id), broker_reset=False)
         assert healthy.resent == [] and sent == [], "a healthy backlog is not sent twice"
@@ -269,3 +271,55 @@ def test_the_last_maintenance_pass_is_in_the_health_view(pg_sessions, redis_serv
         view = service_health(session, settings)
     assert view.maintenance_age_s is not None and 0 <= view.maintenance_age_s < 30
     assert set(view.queues) == {"thinker", "talker", "maintenance", "webhooks"}
+
+
+def test_a_maintenance_pass_that_fails_half_way_through_a_broker_reset_is_repeated(pg_sessions, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """The marker goes back only once every waiting job was sent again: a pass that died half-way (Postgres
+    restarted under it) leaves it missing, so the next pass sends the rest instead of leaving them for an hour."""
+    import redis
+
+    from core import queue
+    from core.maintenance import run_maintenance
+
+    settings = Settings(mode="celery", broker_url=redis_server.url(12), queued_deadline_s=3600)
+    broker = redis.Redis.from_url(settings.broker_url)
+    broker.delete(queue.BROKER_MARKER)
+    waiting = {_queued_job(pg_sessions) for _ in range(3)}
+    sent: list[str] = []
+
+    def dies_on_the_second(job_id: str, _queue: str) -> None:
+        if sent:
+            raise ConnectionError("database went away")
+        sent.append(job_id)
+
+    with pg_sessions() as session, pytest.raises(ConnectionError):
+        run_maintenance(session, settings, dies_on_the_second)
+    assert queue.broker_was_reset(settings), "the marker is still missing"
+    with pg_sessions() as session:
+        run_maintenance(session, settings, lambda job_id, _q: sent.append(job_id))
+    assert waiting <= set(sent) and not queue.broker_was_reset(settings)
+    broker.delete(queue.BROKER_MARKER)
+
+
+def test_a_retry_due_a_lease_ago_that_nobody_started_is_sent_again(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    """A retry waits in a delayed message held by the worker that scheduled it; when that worker is killed the
+    message is gone for the broker's visibility timeout (hours). A retry due for a whole lease is sent again;
+    one not yet due, and a plain queued backlog, are not."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from core.jobs.reconcile import reconcile_jobs
+
+    settings = Settings(lease_s=30, queued_deadline_s=3600)
+    overdue, not_due, backlog = (_queued_job(pg_sessions) for _ in range(3))
+    with pg_sessions() as session:
+        now = utcnow()
+        for job_id, due in ((overdue, now - timedelta(seconds=45)), (not_due, now + timedelta(seconds=20))):
+            session.execute(update(Job).where(Job.id == job_id).values(state="retrying", attempts=1, queued_at=due))
+        session.execute(update(Job).where(Job.id == backlog).values(queued_at=now - timedelta(seconds=600)))
+        session.commit()
+        sent: list[str] = []
+        report = reconcile_jobs(session, settings, lambda job_id, _q: sent.append(job_id))
+    assert overdue in sent and overdue in report.resent
+    assert not_due not in sent and backlog not in sent

@@ -55,7 +55,8 @@ async def submit_job(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
     """Validate and queue a job. 202 with the job and a Location header. With an Idempotency-Key, the same
-    key and body return the same job (no second job, no second enqueue)."""
+    key and body return the same job (no second job; one still queued is published again, in case the request
+    that created it died before publishing it)."""
     # The busiest route: its database and broker work runs in one worker thread, and the answer is serialised
     # on the event loop (a sync route would take a second thread for that).
     job = await run_in_threadpool(_submit, body, session, storage, settings, tenant, idempotency_key)
@@ -79,8 +80,8 @@ def _submit(
     ttl = settings.idempotency_ttl_s
     job_id, created = create_once(session, tenant, idempotency_key, request, "jobs", ttl, create)
     job = new[0] if created else load_owned(session, Job, job_id, tenant)
-    if created:
-        enqueue(job.id, job.queue, settings)
+    if created or job.state == JobState.QUEUED.value:  # a replay: the first request may have died before it
+        enqueue(job.id, job.queue, settings)  # published; a second message for a queued job is harmless
     return job_out(job)
 
 

@@ -148,8 +148,11 @@ def request_cancel(session: Session, job_id: str) -> JobState | None:
 
 
 def stale_jobs(session: Session, now: datetime, worker_lost_s: float, queued_deadline_s: float) -> list[Job]:
-    """Jobs whose worker stopped heart-beating, or queued so long their message was probably lost."""
+    """Jobs whose worker stopped heart-beating; retries due for a whole lease that nobody started (their delayed
+    message died with the worker that held it); and jobs queued so long their message was probably lost (a
+    healthy backlog waits longer than a lease, so plain queued jobs wait for the deadline)."""
     lost_worker = and_(Job.state == JobState.RUNNING.value, lease_expired(now, worker_lost_s))
+    lost_retry = and_(Job.state == JobState.RETRYING.value, Job.queued_at < now - timedelta(seconds=worker_lost_s))
     waiting = Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value])
     lost_message = and_(waiting, Job.queued_at < now - timedelta(seconds=queued_deadline_s))
-    return list(session.query(Job).filter(or_(lost_worker, lost_message)).limit(500))
+    return list(session.query(Job).filter(or_(lost_worker, lost_retry, lost_message)).limit(500))
