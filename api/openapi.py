@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api.schemas import BatchFromFile, BatchFromPrefix, ProblemDetails
+from api.schemas import FORMATS_DOC, BatchFromFile, BatchFromPrefix, ProblemDetails
 from models.tasks import CATALOGUE
 
 REF = "#/components/schemas/{model}"
@@ -24,6 +24,14 @@ WEBHOOK_URL = {
     "maxLength": 2048,
     "pattern": "^https?://",
     "description": "called when the job ends; signed with the POST /v1/webhooks/secret secret",
+}
+
+
+FORMATS = {
+    "type": "array",
+    "items": {"enum": ["json", "txt", "srt", "vtt"]},
+    "maxItems": 4,
+    "description": FORMATS_DOC,
 }
 
 
@@ -44,7 +52,7 @@ def job_request() -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "properties": {"task": {"const": spec.name.value}, "input": INPUT, "params": params,
-                           "webhook_url": WEBHOOK_URL},
+                           "webhook_url": WEBHOOK_URL, "formats": FORMATS},
             "required": ["task", "input", *(["params"] if params.get("required") else [])],
         })  # fmt: skip
     return {"required": True, "content": {"application/json": {"schema": {"oneOf": variants}}}}

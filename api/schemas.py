@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -23,6 +23,13 @@ class ProblemDetails(BaseModel):
     instance: str | None = None
 
 
+ResultFormat = Literal["json", "txt", "srt", "vtt"]
+FORMATS_DOC = (
+    "result files to write to storage when the job succeeds (default: json); every format can be fetched from "
+    "GET /v1/jobs/{id}/result either way, rendered from the stored result"
+)
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +39,7 @@ class JobCreate(BaseModel):
     webhook_url: str | None = Field(
         None, max_length=2048, description="called when the job ends; signed with the POST /v1/webhooks/secret secret"
     )
+    formats: list[ResultFormat] | None = Field(None, max_length=4, description=FORMATS_DOC)
 
 
 class JobOut(BaseModel):
@@ -58,7 +66,8 @@ class JobOut(BaseModel):
     started_at: Timestamp | None
     finished_at: Timestamp | None
     webhook_url: str | None = None
-    result_formats: list[str] = Field(default_factory=list)
+    formats: list[str] | None = None
+    result_formats: list[str] = Field(default_factory=list, description="the formats GET .../result can return")
 
 
 class JobList(BaseModel):

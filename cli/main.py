@@ -19,6 +19,7 @@ from core import embedded, migrate
 from core.config import get_settings
 from core.db import get_sessionmaker
 from core.errors import Refused
+from core.jobs.outputs import formats_for, render
 from core.jobs.runner import run_until_settled
 from core.jobs.submit import prepare_job
 from core.keys import anonymous_allowed
@@ -67,7 +68,7 @@ def submit(
     with get_sessionmaker()() as session, file.open("rb") as fh:
         try:
             upload = store_upload(session, storage, settings, LOCAL_TENANT, file.name, None, fh)
-            job = prepare_job(session, storage, settings, task, _parse_params(param), upload.id)
+            job = prepare_job(session, storage, settings, task, _parse_params(param), upload.id, formats=[])
             session.commit()
         except (Refused, TaskInputError) as exc:
             err.print(f"[red]error:[/red] {exc.reason}")
@@ -97,12 +98,18 @@ def _print_result(job: Job, fmt: str) -> None:
     if job.state != JobState.SUCCEEDED.value:
         err.print(f"[red]job {job.id} {job.state}[/red]: {job.failure_reason or ''}")
         raise typer.Exit(1)
-    key = (job.outputs or {}).get(fmt)
-    if key is None:
-        err.print(f"no {fmt} output; available: {', '.join(sorted(job.outputs or {}))}")
+    result = job.result or {}
+    if fmt not in formats_for(result):
+        err.print(f"no {fmt} output; available: {', '.join(formats_for(result))}")
         raise typer.Exit(1)
-    sys.stdout.write(get_storage().get_bytes(key).decode("utf-8"))
-    err.print(f"job {job.id} succeeded; outputs: {', '.join(sorted(job.outputs or {}))}")
+    sys.stdout.write(render(job.id, job.task, result, fmt).decode("utf-8"))
+    for warning in result.get("warnings") or []:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+    stored = f"; files in storage: {', '.join(sorted(job.outputs))}" if job.outputs else ""
+    err.print(f"job {job.id} succeeded{stored}")
+
+
+JOB_WORKER_CONCURRENCY = 2
 
 
 @app.command()
@@ -230,8 +237,12 @@ def worker(
     queues: Annotated[str, typer.Option(help="thinker, talker; webhooks, maintenance on CPU (comma-separated)")] = (
         "thinker"
     ),
-    pool: str = "prefork",
-    concurrency: Annotated[int, typer.Option(help="pool size (1 per GPU; 16+ for a threads webhooks worker)")] = 1,
+    pool: Annotated[
+        str | None, typer.Option(help="prefork, threads or solo (default: threads for job queues, else prefork)")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="jobs at once (default: 2 for job queues, else 1; 16+ for webhooks)")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="node name (one slot; default gpuN@host, QUEUES@host)")] = None,
     beat: Annotated[bool, typer.Option(help="also run the reconciler schedule (once per cluster)")] = False,
 ) -> None:
@@ -239,6 +250,11 @@ def worker(
     A worker that dies is restarted; SIGTERM (or `omnimedia worker drain`) lets each finish its job and exit."""
     if ctx.invoked_subcommand is not None:
         return
+    # A job worker runs two jobs at once on its one engine: while one is in the engine (which serialises them),
+    # the next is fetched and decoded, so the accelerator does not wait for storage, media or the database.
+    jobs = bool({"thinker", "talker"} & {q.strip() for q in queues.split(",")})
+    pool = pool or ("threads" if jobs else "prefork")
+    concurrency = concurrency or (JOB_WORKER_CONCURRENCY if jobs and pool == "threads" else 1)
     args = [f"--queues={queues}", f"--pool={pool}", f"--concurrency={concurrency}"]
     if beat:
         args.append("--beat")

@@ -27,7 +27,7 @@ def new_id() -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
 
 
 LOCAL_TENANT = "local"
@@ -91,6 +91,8 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # format -> storage key
+    formats: Mapped[list[str] | None] = mapped_column(JSON)  # result formats to write to storage as files
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # models.segments.Plan, once made
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column()
@@ -123,6 +125,7 @@ class JobSegment(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     reasoning: Mapped[str | None] = mapped_column(Text)
     audio_key: Mapped[str | None] = mapped_column(String(1024))
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)  # what its decode found (a truncated file, damage)
     engine_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -2,7 +2,8 @@
 # The test command: install, start Postgres/Redis if down (SeaweedFS is started by the test fixtures),
 # then ruff, mypy, import-linter (the layers and no cycles) and pytest (slow end-to-end tests included).
 set -euo pipefail
-source "$(dirname "$0")/bootstrap.sh"
+# The tests make their media with the ffmpeg and sox command-line tools; the service itself needs neither.
+SYSTEM_TOOLS="ffmpeg espeak-ng sox openssl" source "$(dirname "$0")/bootstrap.sh"
 source "$ROOT/infra/services.sh"
 cd "$ROOT"
 echo "== ruff"; ruff check . && ruff format --check .

@@ -5,7 +5,9 @@ and re-plan identically after a restart."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,30 +73,86 @@ def check_coverage(segments: list[Span], duration_s: float) -> None:
 
 
 _VAD_MODEL = None
+_VAD_LOCK = threading.Lock()
 
 
-def find_pauses(audio: np.ndarray, min_pause_s: float = 0.3) -> list[Span]:
-    """Pauses between speech regions found by silero-vad (its model ships inside the wheel)."""
-    global _VAD_MODEL
+def speech_regions(audio: np.ndarray, offset_s: float = 0.0, min_pause_s: float = 0.3) -> list[Span]:
+    """Speech regions silero-vad finds in 16 kHz mono audio (its model ships inside the wheel), in seconds."""
     import torch
-    from silero_vad import get_speech_timestamps, load_silero_vad
+    from silero_vad import get_speech_timestamps
 
+    if audio.size < SAMPLE_RATE // 10:
+        return []
+    with _VAD_LOCK:  # the JIT model keeps state between calls: one caller at a time
+        found = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), _vad_model(),
+            sampling_rate=SAMPLE_RATE, return_seconds=True, min_silence_duration_ms=int(min_pause_s * 1000),
+        )  # fmt: skip
+    return [Span(round(offset_s + float(r["start"]), 3), round(offset_s + float(r["end"]), 3)) for r in found]
+
+
+def _vad_model() -> Any:
+    """silero-vad's model, loaded on first use (call with _VAD_LOCK held)."""
+    global _VAD_MODEL
     if _VAD_MODEL is None:
+        from silero_vad import load_silero_vad
+
         _VAD_MODEL = load_silero_vad()
-    duration = len(audio) / SAMPLE_RATE
-    speech = get_speech_timestamps(
-        torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-        _VAD_MODEL,
-        sampling_rate=SAMPLE_RATE,
-        return_seconds=True,
-        min_silence_duration_ms=int(min_pause_s * 1000),
-    )
+    return _VAD_MODEL
+
+
+class SpeechFinder:
+    """Finds speech in a stream of 16 kHz audio chunks, one window at a time, so a long file is never held whole:
+    memory stays one window (30 s: 2 MB) however long the file. A region cut by a window edge is joined again."""
+
+    def __init__(self, window_s: float = 30.0, min_pause_s: float = 0.3) -> None:
+        self.window = int(window_s * SAMPLE_RATE)
+        self.min_pause_s = min_pause_s
+        self.regions: list[Span] = []
+        self.samples = 0  # fed so far
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+
+    def feed(self, chunk: np.ndarray) -> None:
+        self._buffer.append(chunk)
+        self._buffered += chunk.size
+        if self._buffered >= self.window:
+            self._flush(final=False)
+
+    def finish(self) -> list[Span]:
+        self._flush(final=True)
+        return self.regions
+
+    def _flush(self, final: bool) -> None:
+        if not self._buffer:
+            return
+        audio = np.concatenate(self._buffer)
+        keep = 0 if final else audio.size - self.window * (audio.size // self.window)
+        body, rest = (audio, audio[:0]) if keep == 0 else (audio[:-keep], audio[-keep:])
+        offset_s = self.samples / SAMPLE_RATE
+        for region in speech_regions(body, offset_s, self.min_pause_s):
+            last = self.regions[-1] if self.regions else None
+            if last is not None and region.start - last.end < self.min_pause_s:
+                self.regions[-1] = Span(last.start, region.end)
+            else:
+                self.regions.append(region)
+        self.samples += body.size
+        self._buffer, self._buffered = ([rest], rest.size) if rest.size else ([], 0)
+
+
+def pauses_between(speech: list[Span], duration_s: float, min_pause_s: float = 0.3) -> list[Span]:
+    """The silences around and between speech regions, each at least min_pause_s long."""
     pauses: list[Span] = []
     cursor = 0.0
     for region in speech:
-        if region["start"] - cursor >= min_pause_s:
-            pauses.append(Span(cursor, float(region["start"])))
-        cursor = float(region["end"])
-    if duration - cursor >= min_pause_s:
-        pauses.append(Span(cursor, duration))
+        if region.start - cursor >= min_pause_s:
+            pauses.append(Span(cursor, region.start))
+        cursor = max(cursor, region.end)
+    if duration_s - cursor >= min_pause_s:
+        pauses.append(Span(cursor, duration_s))
     return pauses
+
+
+def find_pauses(audio: np.ndarray, min_pause_s: float = 0.3) -> list[Span]:
+    """Pauses between speech regions found by silero-vad in a whole 16 kHz track."""
+    return pauses_between(speech_regions(audio, 0.0, min_pause_s), len(audio) / SAMPLE_RATE, min_pause_s)

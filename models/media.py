@@ -1,48 +1,34 @@
-"""Media probing and decoding with ffmpeg: audio to 16 kHz mono float32, video to 2 fps frames plus its
-own audio track, images with EXIF rotation applied. The media kind is decided by probing, never by name."""
+"""Media probing and model-ready decoding, in-process through FFmpeg's libraries (PyAV; models.containers opens,
+models.decoding decodes): audio to 16 kHz mono float32, video to 2 fps frames plus its own audio track, images with
+EXIF rotation applied. The kind is decided by probing, never by name.
+
+The header's duration is a claim: what counts is what decodes. A window that decodes to less than it should
+carries a warning and its real end (`DecodedMedia.end_s`), so no cue is ever placed past the decoded media."""
 
 from __future__ import annotations
 
 import enum
-import json
 import math
-import re
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
-import ffmpeg
+import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from models.containers import Deadline, open_media
+from models.decoding import SAMPLE_RATE, VIDEO_FPS, DecodeReport, decode_audio, decode_video
 from models.errors import MediaError
 
-SAMPLE_RATE = 16_000
-VIDEO_FPS = 2.0  # the model card's evaluation setting
+__all__ = ["SAMPLE_RATE", "VIDEO_FPS"]
+
 # Frame sides are multiples of patch (16) x merge (2) so no patch is padded.
 FRAME_ALIGN = 32
 IMAGE_CODECS = {"png", "mjpeg", "jpeg2000", "webp", "tiff", "bmp", "gif", "jpegls"}
-IMAGE_FORMATS = {
-    "image2",
-    "png_pipe",
-    "jpeg_pipe",
-    "webp_pipe",
-    "tiff_pipe",
-    "bmp_pipe",
-    "gif",
-    "jpegls_pipe",
-}
+IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe", "gif", "jpegls_pipe"}
 MAX_PLAUSIBLE_SECONDS = 7 * 24 * 3600.0
-# Only self-contained containers are opened, and only through the file protocol: never a demuxer that reads other
-# files or URLs named inside the upload (hls, dash, concat, ...), whatever the file is called.
-ALLOWED_FORMATS = (
-    "mov", "matroska", "avi", "mpegts", "mpeg", "flv", "asf", "ogg", "wav", "w64", "aiff", "caf", "au", "mp3",
-    "flac", "aac", "ac3", "eac3", "amr", "wv", "ape", "gif", "image2", "png_pipe", "jpeg_pipe", "webp_pipe",
-    "tiff_pipe", "bmp_pipe", "jpegls_pipe",
-)  # fmt: skip
-INPUT_GUARD = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
-_NOT_ALLOWED = re.compile(r"\[(\w+) @ [^\]]*\] Format not on whitelist")
+SHORT_BY_S = 0.5  # a window that decodes this much short of its end is reported (a frame's or packet's slack)
 
 
 class MediaKind(str, enum.Enum):
@@ -65,7 +51,7 @@ class MediaLimits:
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """What ffprobe says about a file."""
+    """What the container says about a file (its duration is the header's claim)."""
 
     kind: MediaKind
     duration_s: float  # 0.0 for images
@@ -85,45 +71,19 @@ class DecodedMedia:
     image: Image.Image | None = None
     fps: float = VIDEO_FPS
     start_s: float = 0.0
-    end_s: float = 0.0
-    extra: dict[str, str] = field(default_factory=dict)
+    end_s: float = 0.0  # where the decoded media of this window really ends
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> MediaKind:
         return self.info.kind
 
 
-def _run(cmd: list[str], timeout_s: float, what: str) -> bytes:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(f"{what} took longer than {timeout_s:.0f} s and was stopped") from exc
-    if proc.returncode != 0:
-        refused = _NOT_ALLOWED.search(proc.stderr.decode("utf-8", "replace"))
-        if refused:
-            raise MediaError(
-                f"it is a {refused.group(1)} playlist or script that refers to other files or URLs; "
-                "only self-contained media files are accepted"
-            )
-        raise MediaError(f"{what} failed: {_last_line(proc.stderr)}")
-    return proc.stdout
-
-
-_DIRECTORIES = re.compile(r"/(?:[^/\s:'\"]+/)+(?=[^/\s:'\"]+)")
-
-
-def _last_line(stderr: bytes) -> str:
-    """ffmpeg's last message, with the folders of any path removed: reasons reach tenants, server paths must not."""
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return _DIRECTORIES.sub("", lines[-1])[:300] if lines else "no error message"
-
-
-def _float(value: object) -> float | None:
-    try:
-        result = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+def _seconds(value: int | None, base: Fraction | None) -> float | None:
+    if value is None or base is None:
         return None
-    return result if math.isfinite(result) else None
+    seconds = float(value * base)
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def probe(path: str | Path, limits: MediaLimits | None = None) -> MediaInfo:
@@ -134,43 +94,29 @@ def probe(path: str | Path, limits: MediaLimits | None = None) -> MediaInfo:
         raise MediaError(f"{path.name}: file not found")
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: the file is empty (0 bytes)")
-    guard = [arg for option, value in INPUT_GUARD.items() for arg in (f"-{option}", value)]
-    cmd = ["ffprobe", "-v", "error", *guard, "-show_format", "-show_streams", "-of", "json", str(path)]
-    try:
-        raw = _run(cmd, limits.timeout_s, "ffprobe")
-        data = json.loads(raw or b"{}")
-    except MediaError as exc:
-        raise MediaError(f"{path.name}: not a media file ffmpeg can read ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise MediaError(f"{path.name}: ffprobe returned unreadable output") from exc
-    return _classify(path.name, data, limits)
+    with open_media(path) as container:
+        return _classify(path.name, container, limits)
 
 
-def _classify(name: str, data: dict, limits: MediaLimits) -> MediaInfo:
-    fmt = data.get("format", {})
-    streams = data.get("streams", [])
-    format_name = str(fmt.get("format_name", ""))
-    audio = [s for s in streams if s.get("codec_type") == "audio" and s.get("codec_name")]
-    video = [s for s in streams if s.get("codec_type") == "video" and s.get("codec_name")]
+def _classify(name: str, container: av.container.InputContainer, limits: MediaLimits) -> MediaInfo:
+    format_name = container.format.name
+    audio = [s for s in container.streams.audio if s.codec_context is not None]
+    video = [s for s in container.streams.video if s.codec_context is not None]
     if not audio and not video:
         raise MediaError(f"{name}: no decodable audio or video stream (format {format_name or 'unknown'})")
-    is_image = (
-        bool(video)
-        and not audio
-        and video[0].get("codec_name") in IMAGE_CODECS
-        and (format_name in IMAGE_FORMATS or _single_frame(video[0], fmt))
-    )
-    if is_image:
-        v = video[0]
-        width, height = int(v.get("width", 0)), int(v.get("height", 0))
+    single_frame = bool(video) and video[0].frames in (0, 1) and not container.duration
+    still = bool(video) and not audio and video[0].codec_context.name in IMAGE_CODECS
+    if still and (set(format_name.split(",")) & IMAGE_FORMATS or single_frame):
+        width, height = video[0].codec_context.width, video[0].codec_context.height
         _check_pixels(name, width, height, limits)
         return MediaInfo(MediaKind.IMAGE, 0.0, False, width, height, format_name)
-    durations = [_float(fmt.get("duration"))] + [_float(s.get("duration")) for s in streams]
+    durations = [_seconds(container.duration, Fraction(1, av.time_base))]
+    durations += [_seconds(s.duration, s.time_base) for s in [*audio, *video]]
     known = [d for d in durations if d is not None]
     if not known:
         raise MediaError(f"{name}: the file has no readable duration")
     duration = max(known)
-    if duration > MAX_PLAUSIBLE_SECONDS or duration <= 0:
+    if duration > MAX_PLAUSIBLE_SECONDS:
         raise MediaError(f"{name}: implausible duration in the header ({duration:.0f} s)")
     if duration < limits.min_duration_s:
         raise MediaError(f"{name}: too short ({duration:.2f} s; at least {limits.min_duration_s:.1f} s needed)")
@@ -178,50 +124,12 @@ def _classify(name: str, data: dict, limits: MediaLimits) -> MediaInfo:
         raise MediaError(
             f"{name}: too long ({duration / 60:.1f} min; the limit is {limits.max_duration_s / 60:.0f} min)"
         )
-    real_video = [s for s in video if s.get("disposition", {}).get("attached_pic") != 1]
+    real_video = [s for s in video if not s.disposition & av.stream.Disposition.attached_pic]
     if real_video:
-        v = real_video[0]
-        return MediaInfo(
-            MediaKind.VIDEO,
-            duration,
-            bool(audio),
-            int(v.get("width", 0)),
-            int(v.get("height", 0)),
-            format_name,
-        )
+        v = real_video[0].codec_context
+        _check_frame(name, v.width, v.height, limits)
+        return MediaInfo(MediaKind.VIDEO, duration, bool(audio), v.width, v.height, format_name)
     return MediaInfo(MediaKind.AUDIO, duration, True, format_name=format_name)
-
-
-def _single_frame(stream: dict, fmt: dict) -> bool:
-    frames = stream.get("nb_frames")
-    return frames in ("1", 1) or (fmt.get("duration") is None and stream.get("codec_name") in IMAGE_CODECS)
-
-
-def _input_options(start_s: float, end_s: float | None) -> dict[str, float | str]:
-    """ffmpeg input options: the guard (self-contained containers, the file protocol only) and the time window."""
-    options: dict[str, float | str] = dict(INPUT_GUARD)
-    if start_s > 0:
-        options["ss"] = start_s
-    if end_s is not None:
-        options["t"] = max(end_s - start_s, 0.0)
-    return options
-
-
-def decode_audio(
-    path: str | Path, start_s: float = 0.0, end_s: float | None = None, timeout_s: float = 120.0
-) -> np.ndarray:
-    """Decode the first audio stream to 16 kHz mono float32 (optionally a [start, end) window)."""
-    cmd = (
-        ffmpeg.input(str(path), **_input_options(start_s, end_s))
-        .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE, map="0:a:0")
-        .global_args("-v", "error", "-nostdin")
-        .compile()
-    )
-    raw = _run(cmd, timeout_s, "audio decoding")
-    audio = np.frombuffer(raw, dtype=np.float32).copy()
-    if audio.size == 0:
-        raise MediaError(f"{Path(path).name}: the audio stream decoded to no samples")
-    return audio
 
 
 def frame_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
@@ -234,40 +142,17 @@ def frame_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     return w, h
 
 
-def decode_frames(
-    path: str | Path,
-    info: MediaInfo,
-    limits: MediaLimits,
-    start_s: float = 0.0,
-    end_s: float | None = None,
-    fps: float = VIDEO_FPS,
-) -> np.ndarray:
-    """Decode frames at `fps` into uint8 [T, H, W, 3] with bounded pixels and an even T."""
-    w, h = frame_size(info.width, info.height, limits.max_frame_pixels)
-    cmd = (
-        ffmpeg.input(str(path), **_input_options(start_s, end_s))
-        .video.filter("fps", fps=fps)
-        .filter("scale", w, h)
-        .output("pipe:", format="rawvideo", pix_fmt="rgb24")
-        .global_args("-v", "error", "-nostdin")
-        .compile()
-    )
-    raw = _run(cmd, limits.timeout_s, "video decoding")
-    frame_bytes = w * h * 3
-    count = len(raw) // frame_bytes
-    if count == 0:
-        raise MediaError(f"{Path(path).name}: the video stream decoded to no frames")
-    frames = np.frombuffer(bytearray(raw[: count * frame_bytes]), dtype=np.uint8).reshape(count, h, w, 3)
-    if count % 2:  # the vision tower groups frames in pairs
-        frames = np.concatenate([frames, frames[-1:]], axis=0)
-    return frames
-
-
 def _check_pixels(name: str, width: int, height: int, limits: MediaLimits) -> None:
     if width * height > limits.max_decoded_image_pixels:
         raise MediaError(
             f"{name}: the image is {width}x{height}; at most {limits.max_decoded_image_pixels} pixels are accepted"
         )
+
+
+def _check_frame(name: str, width: int, height: int, limits: MediaLimits) -> None:
+    if width <= 0 or height <= 0:
+        raise MediaError(f"{name}: the video stream has no frame size")
+    _check_pixels(name, width, height, limits)
 
 
 def decode_image(path: str | Path, limits: MediaLimits) -> Image.Image:
@@ -288,6 +173,17 @@ def decode_image(path: str | Path, limits: MediaLimits) -> Image.Image:
     return image
 
 
+def window_warnings(name: str, report: DecodeReport, start_s: float, end_s: float) -> list[str]:
+    """What a tenant should know about a window that did not decode whole (its result still stands)."""
+    found: list[str] = []
+    if report.damaged_at_s is not None:
+        found.append(f"{name}: the stream is damaged at {report.damaged_at_s:.1f} s ({report.damage}); "
+                     "FFmpeg decoded past it")  # fmt: skip
+    if end_s - report.end_s > SHORT_BY_S:
+        found.append(f"{name}: decoded {report.end_s:.1f} s of {end_s:.1f} s: the file is truncated or damaged")
+    return found
+
+
 def load_media(
     path: str | Path,
     limits: MediaLimits | None = None,
@@ -296,23 +192,27 @@ def load_media(
     with_video_audio: bool = True,
     info: MediaInfo | None = None,
 ) -> DecodedMedia:
-    """Probe and decode a file (or one [start, end) window of it) into model-ready arrays."""
+    """Probe and decode a file (or one [start, end) window of it) into model-ready arrays. Raises MediaError when
+    the window decodes to nothing; a window that decodes short of its end carries a warning and its real end."""
     limits = limits or MediaLimits()
+    path = Path(path)
     info = info or probe(path, limits)
-    end = info.duration_s if end_s is None else min(end_s, info.duration_s)
     if info.kind is MediaKind.IMAGE:
         return DecodedMedia(info, image=decode_image(path, limits))
+    end = info.duration_s if end_s is None else min(end_s, info.duration_s)
     if info.kind is MediaKind.AUDIO:
-        audio = decode_audio(path, start_s, end, limits.timeout_s)
-        return DecodedMedia(info, audio=audio, start_s=start_s, end_s=end)
-    # Video: frames and the audio track decode in parallel ffmpeg processes.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        frames_f = pool.submit(decode_frames, path, info, limits, start_s, end)
-        audio_f = (
-            pool.submit(decode_audio, path, start_s, end, limits.timeout_s)
-            if info.has_audio and with_video_audio
-            else None
-        )
-        frames = frames_f.result()
-        track = audio_f.result() if audio_f is not None else None
-    return DecodedMedia(info, audio=track, frames=frames, start_s=start_s, end_s=end)
+        audio, report = decode_audio(path, start_s, end, Deadline(limits.timeout_s, "audio decoding"))
+        if audio.size == 0:
+            raise MediaError(f"{path.name}: the audio stream decoded to no samples")
+        media = DecodedMedia(info, audio=audio, start_s=start_s, end_s=report.end_s)
+    else:
+        size = frame_size(info.width, info.height, limits.max_frame_pixels)
+        with_audio = info.has_audio and with_video_audio
+        window = decode_video(path, size, start_s, end, VIDEO_FPS, with_audio, Deadline(limits.timeout_s))
+        track = window.audio if window.audio is not None and window.audio.size else None
+        if with_audio and track is None:
+            raise MediaError(f"{path.name}: the audio track decoded to no samples")
+        media = DecodedMedia(info, audio=track, frames=window.frames, start_s=start_s, end_s=window.report.end_s)
+        report = window.report
+    media.warnings = window_warnings(path.name, report, start_s, end)
+    return media

@@ -70,3 +70,33 @@ def bad_media(root: Path, good: dict[str, Path]) -> dict[str, Path]:
     write("html_named.webm", b"<html><body>not media</body></html>" * 30)
     write("zeros.mp3", bytes(8192))
     return bad
+
+
+def damaged_media(root: Path) -> dict[str, Path]:
+    """Files that decode to less than their headers say: a fast-start MP4 cut at two thirds (its header still
+    says 5 s), an MP3 with 3 KB of garbage in the middle, and a WAV whose header claims 10 hours around 1 s of
+    samples."""
+    root.mkdir(parents=True, exist_ok=True)
+    full = root / "full.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=5", "-f", "lavfi", "-i",
+           "sine=frequency=300:duration=5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+           "-movflags", "+faststart", str(full))  # fmt: skip
+    data = full.read_bytes()
+    files = {"truncated_mp4": root / "truncated.mp4", "damaged_mp3": root / "damaged.mp3",
+             "lying_wav": root / "lying.wav"}  # fmt: skip
+    files["truncated_mp4"].write_bytes(data[: len(data) * 2 // 3])
+    clean = root / "clean.mp3"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=6", "-c:a", "libmp3lame", "-b:a", "64k", str(clean))
+    mp3 = bytearray(clean.read_bytes())
+    middle = len(mp3) // 2
+    mp3[middle : middle + 3000] = bytes((i * 7919) % 251 for i in range(3000))
+    files["damaged_mp3"].write_bytes(bytes(mp3))
+    wav = root / "one.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=500:duration=1", "-ar", "16000", "-ac", "1", str(wav))
+    body = bytearray(wav.read_bytes())
+    claimed = 16_000 * 2 * 36_000  # ten hours of 16-bit mono at 16 kHz
+    at = body.find(b"data")
+    body[at + 4 : at + 8] = struct.pack("<I", claimed)
+    body[4:8] = struct.pack("<I", claimed + at + 4)
+    files["lying_wav"].write_bytes(bytes(body))
+    return files

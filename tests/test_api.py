@@ -112,6 +112,8 @@ def test_bad_uploads_and_lookups(client: TestClient, tmp_path: Path) -> None:
     assert empty.status_code == 422 and empty.json()["type"] == "/problems/empty-upload"
     big = client.post("/v1/uploads", files={"file": ("big.bin", b"x" * (3 * 1024**2), "audio/wav")})
     assert big.status_code == 413 and big.headers["content-type"].startswith(PROBLEM)
+    no_file = client.post("/v1/uploads", files={"other": ("a.wav", b"RIFF", "audio/wav")}, data={"x": "1"})
+    assert no_file.status_code == 422 and no_file.headers["content-type"].startswith(PROBLEM)
     assert (
         client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
     )

@@ -47,7 +47,9 @@ def twenty_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_plan_cuts_at_pauses_and_covers_20_minutes(twenty_minutes: Path) -> None:
     info = probe(twenty_minutes)
     assert abs(info.duration_s - 1200) < 1
-    plan = plan_file(twenty_minutes, info, MAX_SEG, MediaLimits())
+    planned = plan_file(twenty_minutes, info, MAX_SEG, MediaLimits())
+    assert planned.decoded and abs(planned.duration_s - info.duration_s) < 0.1
+    plan = planned.segments(MAX_SEG)
     assert len(plan) >= 20
     assert all(s.duration <= MAX_SEG + 1e-6 for s in plan)
     assert plan[0].start == 0 and abs(plan[-1].end - info.duration_s) < 0.01

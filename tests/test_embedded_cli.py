@@ -23,7 +23,8 @@ def test_submit_runs_without_servers(tmp_path: Path, tiny_model: Path, media: di
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("WEBVTT") and "-->" in done.stdout
     assert (tmp_path / "data" / "omnimedia.db").is_file()
-    assert list((tmp_path / "data" / "storage" / "tenants" / "local" / "jobs").glob("*/attempt-1/result.vtt"))
+    # the result is rendered from the job's record: a CLI submit writes no result files to storage
+    assert not list((tmp_path / "data" / "storage" / "tenants" / "local").glob("jobs/*/attempt-*/result.*"))
 
     bad = subprocess.run([*cli, "submit", str(media["speech_wav"]), "--task", "ocr"],
                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -82,3 +82,27 @@ def test_bad_media_reasons_are_specific(bad: dict[str, Path]) -> None:
 def test_ffmpeg_timeout_stops_a_hang(media: dict[str, Path]) -> None:
     with pytest.raises(MediaError, match="longer than"):
         load_media(media["video_av"], MediaLimits(timeout_s=0.001))
+
+
+def test_sparse_sampling_falls_back_to_every_frame_when_it_would_leave_gaps(
+    media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames nothing refers to are skipped when only one in many is kept; should that leave gaps longer than
+    MAX_FRAME_GAP_S between decoded frames, the window is decoded again with every frame."""
+    from models import decoding
+
+    calls: list[bool] = []
+    original = decoding._decode_video
+
+    def spy(*args, skip: bool, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(skip)
+        return original(*args, skip=skip, **kwargs)
+
+    monkeypatch.setattr(decoding, "_decode_video", spy)
+    normal = load_media(media["video_av"])
+    assert calls == [True]
+    monkeypatch.setattr(decoding, "MAX_FRAME_GAP_S", 0.0)  # any gap now counts as too long
+    fallback = load_media(media["video_av"])
+    assert calls == [True, True, False]
+    assert normal.frames is not None and fallback.frames is not None
+    assert fallback.frames.shape == normal.frames.shape

@@ -34,9 +34,9 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the API")
         st = Path(sys.executable).parent / "st"
         run = subprocess.run(
-            [str(st), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all", "--workers", "1",
-             "--seed", "1"],
-            env={**env, "OMNIMEDIA_ST_KEY": key, "OMNIMEDIA_ST_ADMIN_TOKEN": ADMIN}, cwd=REPO,
+            [str(st), "--config-file", str(REPO / "schemathesis.toml"), "run", f"http://127.0.0.1:{port}/openapi.json",
+             "--checks", "all", "--workers", "1", "--seed", "1"],
+            env={**env, "OMNIMEDIA_ST_KEY": key, "OMNIMEDIA_ST_ADMIN_TOKEN": ADMIN}, cwd=tmp_path,  # its cache too
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
     finally:

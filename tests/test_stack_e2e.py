@@ -60,8 +60,9 @@ def upload(stack: Stack, path: Path) -> str:
     return str(response.json()["id"])
 
 
-def submit(stack: Stack, task: str, path: Path, **params: object) -> str:
-    response = stack.api.post("/v1/jobs", json={"task": task, "input": upload(stack, path), "params": params})
+def submit(stack: Stack, task: str, path: Path, formats: list[str] | None = None, **params: object) -> str:
+    body = {"task": task, "input": upload(stack, path), "params": params}
+    response = stack.api.post("/v1/jobs", json=body if formats is None else {**body, "formats": formats})
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -85,19 +86,26 @@ def test_cancel_queued_job(stack: Stack, media: dict[str, Path]) -> None:
     stack.__dict__["canceled_job"] = job_id
 
 
+def stored(stack: Stack, job: dict) -> set[str]:
+    """The result files a job wrote to S3, as names under its committing run's prefix."""
+    listing = stack.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"tenants/e2e/jobs/{job['id']}/")
+    run = f"tenants/e2e/jobs/{job['id']}/attempt-{job['attempts']}/"  # outputs are scoped by the committing run
+    return {o["Key"].removeprefix(run) for o in listing.get("Contents", []) if o["Key"].startswith(run)}
+
+
 def test_transcribe_to_srt_and_vtt(stack: Stack, worker: object, media: dict[str, Path]) -> None:
+    """Every format is rendered on request; storage gets the formats the job asked for (by default JSON only)."""
     job = final(stack, submit(stack, "transcribe", media["speech_wav"]))
     assert job["state"] == "succeeded", job
     srt = stack.api.get(f"/v1/jobs/{job['id']}/result", params={"format": "srt"})
     vtt = stack.api.get(f"/v1/jobs/{job['id']}/result", params={"format": "vtt"})
     assert srt.status_code == 200 and "00:00:00,000 -->" in srt.text
     assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
-    keys = {
-        o["Key"]
-        for o in stack.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"tenants/e2e/jobs/{job['id']}/")["Contents"]
-    }
-    run = f"tenants/e2e/jobs/{job['id']}/attempt-{job['attempts']}"  # outputs are scoped by the committing run
-    assert {f"{run}/result.{ext}" for ext in ("json", "srt", "vtt", "txt")} <= keys
+    assert stored(stack, job) == {"result.json"}
+    asked = final(stack, submit(stack, "transcribe", media["speech_wav"], formats=["srt", "vtt"]))
+    assert stored(stack, asked) == {"result.srt", "result.vtt"}
+    file = stack.s3.client().get_object(Bucket=BUCKET, Key=f"tenants/e2e/jobs/{asked['id']}/attempt-1/result.srt")
+    assert file["Body"].read().decode() == stack.api.get(f"/v1/jobs/{asked['id']}/result?format=srt").text
 
 
 def test_describe_video(stack: Stack, worker: object, media: dict[str, Path]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -18,6 +18,7 @@ from api.schemas import JobCreate, JobEventOut, JobList, JobOut
 from core.config import Settings
 from core.idempotency import create_once, idempotent_job
 from core.jobs import machine
+from core.jobs.outputs import CONTENT_TYPES, TEXT_FORMATS, formats_for, render
 from core.jobs.submit import prepare_job
 from core.queue import enqueue
 from core.quotas import enforce_active_jobs
@@ -28,19 +29,15 @@ from models.tasks import TaskName
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
-RESULT_TYPES = {
-    "json": "application/json",
-    "txt": "text/plain; charset=utf-8",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
-}
+RESULT_TYPES = {fmt: CONTENT_TYPES[fmt] for fmt in TEXT_FORMATS}
 
 
 def job_out(job: Job) -> JobOut:
     out = JobOut.model_validate(job)
     if job.segments_planned:
         out.progress = round(job.segments_done / job.segments_planned, 4)
-    out.result_formats = sorted((job.outputs or {}).keys())
+    if job.state == JobState.SUCCEEDED.value and job.result is not None:
+        out.result_formats = sorted({*formats_for(job.result), *(job.outputs or {})})
     return out
 
 
@@ -70,9 +67,9 @@ def _submit(
     new: list[Job] = []
 
     def create() -> str:
-        new.append(
-            prepare_job(session, storage, settings, body.task.value, body.params, body.input, tenant, body.webhook_url)
-        )
+        formats = None if body.formats is None else [str(f) for f in dict.fromkeys(body.formats)]
+        new.append(prepare_job(session, storage, settings, body.task.value, body.params, body.input, tenant,
+                               body.webhook_url, formats))  # fmt: skip
         enforce_active_jobs(session, settings, tenant)  # last: the tenant's counter row is locked until the commit
         return new[0].id
 
@@ -152,13 +149,14 @@ def retry_job(job_id: str, response: Response, session: SessionDep, settings: Se
     return job_out(job)
 
 
-def _output(job: Job, fmt: str) -> str:
-    if job.state != JobState.SUCCEEDED.value:
+def _finished(job: Job) -> dict[str, Any]:
+    if job.state != JobState.SUCCEEDED.value or job.result is None:
         raise Problem(409, "job-not-finished", "Job has no result yet", f"job is {job.state}")
-    key = (job.outputs or {}).get(fmt)
-    if not key:
-        raise Problem(404, "format-not-available", "Format not available", f"job {job.id} has no {fmt} output")
-    return str(key)
+    return job.result
+
+
+def _not_available(job: Job, fmt: str) -> Problem:
+    return Problem(404, "format-not-available", "Format not available", f"job {job.id} has no {fmt} output")
 
 
 @router.get(
@@ -168,16 +166,16 @@ def _output(job: Job, fmt: str) -> str:
 def get_result(
     job_id: str,
     session: SessionDep,
-    storage: StorageDep,
     tenant: TenantDep,
     format: str = Query("json", pattern="^(json|srt|vtt|txt)$"),
 ) -> Response:
+    """The result in any text format, rendered from the job's stored result (whether or not the job also wrote
+    that format to storage)."""
     job = load_owned(session, Job, job_id, tenant)
-    key = _output(job, format)
     try:
-        body = storage.get_bytes(key)
-    except ObjectNotFound as exc:
-        raise Problem(404, "output-missing", "Output missing from storage", key) from exc
+        body = render(job.id, job.task, _finished(job), format)
+    except KeyError as exc:
+        raise _not_available(job, format) from exc
     headers = {"Content-Disposition": f'inline; filename="{job.id}.{format}"'}
     return Response(body, media_type=RESULT_TYPES[format], headers=headers)
 
@@ -185,7 +183,10 @@ def get_result(
 @router.get("/{job_id}/audio", responses={200: {"content": {"audio/wav": {}}, "description": "24 kHz WAV"}})
 def get_audio(job_id: str, session: SessionDep, storage: StorageDep, tenant: TenantDep) -> Response:
     job = load_owned(session, Job, job_id, tenant)
-    key = _output(job, "wav")
+    _finished(job)
+    key = (job.outputs or {}).get("wav")
+    if not key:
+        raise _not_available(job, "wav")
     try:
         body = storage.get_bytes(key)
     except ObjectNotFound as exc:

@@ -24,6 +24,7 @@ from core.config import Settings
 from core.jobs import machine
 from core.jobs.failures import FailureClass
 from core.jobs.machine import Transition
+from core.jobs.outputs import formats_for, render
 from core.jobs.runner import JobRunner, run_until_settled
 from core.jobs.submit import add_jobs, queued_job
 from core.schema import LOCAL_TENANT, Job
@@ -104,7 +105,7 @@ class CaptionRun:
             if job.params == self.params:
                 return job
         job = queued_job(self.settings, LOCAL_TENANT, self.spec.name.value, self.params, f"file://{entry.path}",
-                         content_sha256=entry.sha256)  # fmt: skip
+                         content_sha256=entry.sha256, formats=[])  # fmt: skip
         add_jobs(session, [job])
         session.commit()
         return job
@@ -198,14 +199,11 @@ class CaptionRun:
         return results
 
     def _write_sidecars(self, entry: ArchiveEntry, job: Job) -> list[str]:
+        """Each format asked for, rendered from the job's result (the job itself writes nothing to storage)."""
         written = []
-        for fmt in self.options.formats:
-            key = (job.outputs or {}).get(fmt)
-            if key is None:
-                continue
-            body = self.storage.get_bytes(key)
-            if fmt == "json":
-                body = self._sidecar_json(entry, job)
+        result = job.result or {}
+        for fmt in (f for f in self.options.formats if f in formats_for(result)):
+            body = self._sidecar_json(entry, job) if fmt == "json" else render(job.id, job.task, result, fmt)
             written.append(write_sidecar(self.options.out_dir, entry.rel, fmt, body))
         return written
 

@@ -1,23 +1,72 @@
-"""A finished job's outputs: result files rendered from its segments and written to storage (keys from
-core.storage.keys), and the result record stored on the job."""
+"""A finished job's result: the record stored on the job (text, timed segments, warnings), every result format
+rendered from it on request (JSON, text, SRT, WebVTT), and the files written to storage: the formats the job
+asked for, and its speech (keys from core.storage.keys)."""
 
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from core.schema import JobSegment
 from core.storage import Storage
 from core.storage.keys import output_key
-from models.captions import TimedText, join_text, to_json, to_srt, to_vtt
+from models.captions import TimedText, join_text, to_srt, to_vtt
 from models.engine import TALKER_SAMPLE_RATE
-from models.media import MediaInfo, MediaKind
+from models.media import MediaKind
 from models.speech import wav_bytes
-from models.tasks import TaskSpec
-from models.variants import Variant
+
+TEXT_FORMATS = ("json", "txt", "srt", "vtt")
+TIMED_FORMATS = ("srt", "vtt")  # only for media with a timeline
+CONTENT_TYPES = {
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "wav": "audio/wav",
+}
+DEFAULT_FORMATS = ("json",)  # written to storage unless the job asks otherwise
+
+
+def result_record(
+    media_kind: MediaKind,
+    duration_s: float,
+    variant: str,
+    segments: list[TimedText],
+    reasoning: list[str],
+    warnings: list[str],
+) -> dict[str, Any]:
+    """What a finished job's result is, stored on the job; every format is rendered from it."""
+    return {
+        "text": join_text(segments),
+        "reasoning": "\n\n".join(r for r in reasoning if r) or None,
+        "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in segments],
+        "media_kind": media_kind.value,
+        "duration_s": duration_s,
+        "variant": variant,
+        "warnings": warnings,
+    }
+
+
+def formats_for(result: dict[str, Any]) -> list[str]:
+    """The text formats a result can be rendered in (no subtitles for an image)."""
+    timed = result.get("media_kind") != MediaKind.IMAGE.value
+    return [fmt for fmt in TEXT_FORMATS if timed or fmt not in TIMED_FORMATS]
+
+
+def render(job_id: str, task: str, result: dict[str, Any], fmt: str) -> bytes:
+    """One format of a result. Raises KeyError for a format the result has not (subtitles of an image)."""
+    if fmt not in formats_for(result):
+        raise KeyError(fmt)
+    timed = [TimedText(s["start"], s["end"], s["text"]) for s in result.get("segments", [])]
+    if fmt == "json":
+        body = {"job_id": job_id, "task": task, **{k: v for k, v in result.items() if v is not None}}
+        return json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8")
+    if fmt == "txt":
+        return (result.get("text", "") + "\n").encode("utf-8")
+    return (to_srt(timed) if fmt == "srt" else to_vtt(timed)).encode("utf-8")
 
 
 def write_outputs(
@@ -25,45 +74,24 @@ def write_outputs(
     tenant: str,
     job_id: str,
     attempt: int,
-    spec: TaskSpec,
-    info: MediaInfo,
-    variant: Variant,
-    segments: list[JobSegment],
-) -> tuple[dict[str, str], dict[str, Any]]:
-    """Write JSON, text, and for timed media SRT and VTT (and the joined speech WAV, if any); return the storage
-    key of each format and the job's result record."""
-    timed = [TimedText(s.start_s, s.end_s, s.text) for s in segments]
-    reasoning = "\n\n".join(s.reasoning for s in segments if s.reasoning) or None
-    meta: dict[str, Any] = {"job_id": job_id, "task": spec.name.value, "media_kind": info.kind.value,
-                            "duration_s": info.duration_s, "variant": variant.value}  # fmt: skip
-    if reasoning:
-        meta["reasoning"] = reasoning
-    files = {
-        "json": ("result.json", to_json(timed, **meta), "application/json"),
-        "txt": ("result.txt", join_text(timed) + "\n", "text/plain; charset=utf-8"),
-    }
-    if info.kind is not MediaKind.IMAGE:
-        files["srt"] = ("result.srt", to_srt(timed), "application/x-subrip")
-        files["vtt"] = ("result.vtt", to_vtt(timed), "text/vtt")
+    task: str,
+    result: dict[str, Any],
+    formats: list[str],
+    speech: list[bytes | str],
+) -> dict[str, str]:
+    """Write the formats the job asked for, and its speech as one WAV (each segment's WAV, or the storage key it
+    was written to); return the storage key of each file."""
     outputs: dict[str, str] = {}
-    for fmt, (name, body, content_type) in files.items():
-        outputs[fmt] = output_key(tenant, job_id, name, attempt)
-        storage.put_bytes(outputs[fmt], body.encode("utf-8"), content_type)
-    audio_keys = [s.audio_key for s in segments if s.audio_key]
-    if audio_keys:
+    for fmt in (f for f in formats if f in formats_for(result)):
+        outputs[fmt] = output_key(tenant, job_id, f"result.{fmt}", attempt)
+        storage.put_bytes(outputs[fmt], render(job_id, task, result, fmt), CONTENT_TYPES[fmt])
+    if speech:
         outputs["wav"] = output_key(tenant, job_id, "speech.wav", attempt)
-        storage.put_bytes(outputs["wav"], _join_wavs(storage, audio_keys), "audio/wav")
-    result = {
-        "text": join_text(timed),
-        "reasoning": reasoning,
-        "segments": [{"start": t.start, "end": t.end, "text": t.text} for t in timed],
-        "media_kind": info.kind.value,
-        "duration_s": info.duration_s,
-        "variant": variant.value,
-    }
-    return outputs, result
+        parts = [part if isinstance(part, bytes) else storage.get_bytes(part) for part in speech]
+        storage.put_bytes(outputs["wav"], parts[0] if len(parts) == 1 else _join_wavs(parts), CONTENT_TYPES["wav"])
+    return outputs
 
 
-def _join_wavs(storage: Storage, keys: list[str]) -> bytes:
-    parts = [sf.read(io.BytesIO(storage.get_bytes(k)), dtype="float32")[0] for k in keys]
-    return wav_bytes(np.concatenate(parts), TALKER_SAMPLE_RATE)
+def _join_wavs(parts: list[bytes]) -> bytes:
+    audio = [sf.read(io.BytesIO(part), dtype="float32")[0] for part in parts]
+    return wav_bytes(np.concatenate(audio), TALKER_SAMPLE_RATE)

@@ -1,9 +1,13 @@
-"""Run one job by id: fetch input, plan segments, run the engine per segment (checkpointed), write outputs.
+"""Run one job by id: fetch input, plan segments (once per job), run the engine per segment (checkpointed), write
+outputs, and settle the job.
 
 Shared by the Celery task (workers/), the embedded in-process worker and archive runs; `build_runner` makes the
-one runner (and engine) of a process. Failures are classified by type (core.jobs.failures): bad media and
-invalid input fail at once; transient errors retry with backoff; out-of-memory retries once with smaller
-segments; attempts are capped in the database."""
+one runner (and engine) of a process. Failures are classified by type (core.jobs.failures): bad media and invalid
+input fail at once; transient errors retry with backoff; out-of-memory retries once with smaller segments;
+attempts are capped in the database.
+
+Few transactions per job: the claim, one per segment but the last, and the success, which also writes the last
+segment. Every write after the claim is conditional on this run still holding the job (worker and attempt)."""
 
 from __future__ import annotations
 
@@ -11,14 +15,15 @@ import enum
 import logging
 import random
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from core import metrics
 from core.config import Settings
@@ -26,19 +31,22 @@ from core.db import get_sessionmaker
 from core.grants import may_read
 from core.jobs import machine
 from core.jobs.failures import FailureClass, classify, public_reason
+from core.jobs.lease import Heartbeat
 from core.jobs.machine import Transition
-from core.jobs.outputs import write_outputs
+from core.jobs.outputs import DEFAULT_FORMATS, result_record, write_outputs
+from core.jobs.work import Segment, Work
 from core.schema import Job, JobSegment, utcnow
 from core.states import JobState
 from core.storage import Storage, get_storage
 from core.storage.keys import output_key, parse_s3_uri, upload_key
 from models.batcher import BatchingEngine
+from models.captions import TimedText
 from models.chunking import Span
 from models.engine import Engine, GenerationRequest
 from models.errors import MediaError, TaskInputError
 from models.loader import load_engine
-from models.media import MediaInfo, probe
-from models.segments import load_segment, plan_file
+from models.media import DecodedMedia, MediaInfo, MediaKind, probe
+from models.segments import Plan, load_segment, plan_file
 from models.speech import wav_bytes
 from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
 
@@ -61,58 +69,21 @@ class RunResult:
     reason: str | None = None
 
 
+LEASE_LOST = RunResult(RunStatus.SKIPPED, reason="lease lost: another worker holds the job now")
+
+
 @dataclass(frozen=True)
 class _Run:
-    """One claimed run of a job: its attempt number (which scopes its output keys) and its lease."""
+    """One claimed run of a job: the row as claimed, its attempt (which scopes its output keys) and its lease."""
 
+    job: Job
     attempt: int
-    lease: _Heartbeat
-
-
-LEASE_LOST = RunResult(RunStatus.SKIPPED, reason="lease lost: another worker holds the job now")
+    lease: Heartbeat
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential backoff with full jitter."""
     return random.uniform(0, min(max_s, base_s * 2 ** max(attempt - 1, 0)))
-
-
-class _Heartbeat:
-    """Keeps the job's lease fresh while a long segment runs, and knows when it no longer holds it: another worker
-    took the job over, or no renewal has succeeded for a whole lease (the database is unreachable)."""
-
-    def __init__(self, sessions: sessionmaker[Session], job_id: str, worker: str, lease_s: float) -> None:
-        self._stop = threading.Event()
-        self._lease_s = lease_s
-        self._renewed = time.monotonic()
-        self._taken = False
-        every_s = max(lease_s / 3, 0.5)
-        self._thread = threading.Thread(
-            target=self._beat, args=(sessions, job_id, worker, every_s), daemon=True, name=f"heartbeat-{job_id}"
-        )
-
-    @property
-    def lost(self) -> bool:
-        return self._taken or time.monotonic() - self._renewed > self._lease_s
-
-    def _beat(self, sessions: sessionmaker[Session], job_id: str, worker: str, every_s: float) -> None:
-        while not self._stop.wait(every_s):
-            try:
-                with sessions() as session:
-                    if machine.heartbeat(session, job_id, worker):
-                        self._renewed = time.monotonic()
-                    else:
-                        self._taken = True
-            except Exception:  # a missed beat shortens the lease; a lease that runs out stops the run
-                log.warning("heartbeat failed for job %s", job_id, exc_info=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 class JobRunner:
@@ -148,15 +119,16 @@ class JobRunner:
                     return RunResult(RunStatus.BUSY, self.settings.lease_s, "held by a live worker")
                 return RunResult(RunStatus.SKIPPED, reason=f"job is {job.state}")
             session.refresh(job)
-            if job.queued_at and job.started_at:
-                metrics.QUEUE_WAIT.labels(job.task).observe((job.started_at - job.queued_at).total_seconds())
-            attempt = job.attempts
-        with _Heartbeat(self.sessions, job_id, self.worker, self.settings.lease_s) as lease:
-            return self._run_claimed(job_id, _Run(attempt, lease))
+            session.expunge(job)  # the claimed row travels with the run, read once
+        if job.queued_at and job.started_at:
+            metrics.QUEUE_WAIT.labels(job.task).observe((job.started_at - job.queued_at).total_seconds())
+        with Heartbeat(self.sessions, job_id, self.worker, self.settings.lease_s) as lease:
+            return self._run_claimed(_Run(job, job.attempts, lease))
 
-    def _run_claimed(self, job_id: str, run: _Run) -> RunResult:
+    def _run_claimed(self, run: _Run) -> RunResult:
+        job_id = run.job.id
         try:
-            return self._execute(job_id, run)
+            return self._execute(run)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
@@ -200,11 +172,14 @@ class JobRunner:
             delay = backoff_s(attempts, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s)
             machine.transition(
                 session, job_id, Transition.RETRY_LATER, f"{reason}; retry in {delay:.1f} s", self.worker,
-                failure_class=failure_class.value, failure_reason=reason, queued_at=utcnow(),
+                failure_class=failure_class.value, failure_reason=reason,
+                queued_at=utcnow() + timedelta(seconds=delay),  # when it is due: the reconciler goes by it
             )  # fmt: skip
         return RunResult(RunStatus.RETRY, delay, reason)
 
     def _retry_smaller(self, job_id: str, reason: str) -> RunResult:
+        """Out of memory: drop the finished segments and run again with half-length ones (re-planned from the
+        stored plan, without decoding the file again)."""
         with self.sessions() as session:
             job = session.get(Job, job_id)
             if job is None or job.oom_retries >= 1:
@@ -233,10 +208,6 @@ class JobRunner:
                 raise MediaError(f"{path.name}: the source file is gone")
             return path
         dest = tmp / "input"
-        self._fetch_input(job, dest)
-        return dest
-
-    def _fetch_input(self, job: Job, dest: Path) -> None:
         if job.input_ref.startswith("s3://"):
             bucket, key = parse_s3_uri(job.input_ref)
             with self.sessions() as session:  # checked at submit; checked again in case a grant was revoked since
@@ -245,10 +216,11 @@ class JobRunner:
             self.storage.download(key, dest, bucket=bucket)
         else:
             self.storage.download(upload_key(job.tenant, job.input_ref.removeprefix("upload:")), dest)
+        return dest
 
     def _boundary(self, job_id: str, run: _Run) -> tuple[bool, bool]:
-        """At every segment boundary and before anything final, one read of the job: whether this run still holds
-        its lease (fencing), and whether a cancel was requested."""
+        """Between segments, one read of the job: whether this run still holds its lease (fencing), and whether a
+        cancel was requested."""
         if run.lease.lost:
             return False, False
         query = select(Job.state, Job.worker, Job.attempts, Job.cancel_requested).where(Job.id == job_id)
@@ -259,105 +231,139 @@ class JobRunner:
         held = (row.state, row.worker, row.attempts) == (JobState.RUNNING.value, self.worker, run.attempt)
         return held, bool(row.cancel_requested)
 
-    def _execute(self, job_id: str, run: _Run) -> RunResult:
-        with self.sessions() as session:
-            job = session.get(Job, job_id)
-            assert job is not None
-            spec = get_task(job.task)
-            params = parse_params(job.task, job.params)
-            tenant = job.tenant
-            segment_s = self._segment_seconds(job, params)
+    def _execute(self, run: _Run) -> RunResult:
+        job = run.job
+        spec = get_task(job.task)
+        params = parse_params(job.task, job.params)
+        segment_s = self._segment_seconds(job, params)
+        limits = self.settings.media_limits()
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
             local = self._local_input(job, Path(tmp))
-            info = probe(local, self.settings.media_limits())
+            info = probe(local, limits)
             check_media(spec, info.kind, info.has_audio)
-            plan = plan_file(local, info, segment_s, self.settings.media_limits())
-            with self.sessions() as session:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id)
-                    .values(segments_planned=len(plan), media_seconds=info.duration_s)
-                )
-                session.commit()
-                done = {s.index for s in session.scalars(select(JobSegment).where(JobSegment.job_id == job_id))}
-            for index, span in enumerate(plan):
-                if index in done:
+            plan = Plan.from_json(job.plan) if job.plan else plan_file(local, info, segment_s, limits)
+            work = Work(plan, plan.segments(segment_s), self._done_segments(job))
+            finished = {s.index for s in work.done}
+            for index, span in enumerate(work.spans):
+                if index in finished:
                     continue
-                held, cancel = self._boundary(job_id, run)
-                if not held:
-                    return LEASE_LOST
-                if cancel:
-                    with self.sessions() as session:
-                        if machine.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
-                            self._count_final(session, job_id)
-                    return RunResult(RunStatus.CANCELED)
-                self._run_segment(tenant, job_id, run, index, span, local, info, spec, params)
-        if not self._boundary(job_id, run)[0]:
+                if work.committed:  # not before this run's first segment: the job was just claimed
+                    held, cancel = self._boundary(job.id, run)
+                    if not held:
+                        return LEASE_LOST
+                    if cancel:
+                        return self._cancel(job.id)
+                try:
+                    media = load_segment(local, info, span, limits)
+                except MediaError as exc:
+                    if not work.segments():
+                        raise
+                    work.warnings.append(f"decoding stopped at {span.start:.1f} s: {exc.reason}")
+                    break
+                segment, speech = self._generate(index, span, media, spec, params)
+                if index < len(work.spans) - 1:
+                    if not self._commit_segment(run, work, segment, speech):
+                        return LEASE_LOST
+                else:
+                    work.last, work.last_speech = segment, speech
+        if run.lease.lost:
             return LEASE_LOST
-        return self._finish(tenant, job_id, run, spec, info)
+        return self._finish(run, info, work)
 
-    def _run_segment(
-        self,
-        tenant: str,
-        job_id: str,
-        run: _Run,
-        index: int,
-        span: Span,
-        local: Path,
-        info: MediaInfo,
-        spec: TaskSpec,
-        params: TaskParams,
-    ) -> None:
-        media = load_segment(local, info, span, self.settings.media_limits())
+    def _done_segments(self, job: Job) -> list[Segment]:
+        if not job.segments_done:
+            return []
+        with self.sessions() as session:
+            return [Segment.of(row) for row in session.scalars(select(JobSegment).where(JobSegment.job_id == job.id))]
+
+    def _cancel(self, job_id: str) -> RunResult:
+        with self.sessions() as session:
+            if machine.transition(session, job_id, Transition.CANCEL_RUNNING, "canceled between segments"):
+                self._count_final(session, job_id)
+        return RunResult(RunStatus.CANCELED)
+
+    def _generate(
+        self, index: int, span: Span, media: DecodedMedia, spec: TaskSpec, params: TaskParams
+    ) -> tuple[Segment, bytes | None]:
         request = GenerationRequest(spec, params, media)
         self.engine.validate(request)
         started = time.perf_counter()
         result = self.engine.generate(request)
         if not isinstance(self.engine, BatchingEngine):  # the batcher reports its own batch sizes
             metrics.BATCH_SIZE.observe(1)
-        elapsed = result.engine_seconds or (time.perf_counter() - started)
-        audio_key = None
-        if result.audio is not None:
-            audio_key = output_key(tenant, job_id, f"speech/{index:05d}.wav", run.attempt)
-            self.storage.put_bytes(audio_key, wav_bytes(result.audio), "audio/wav")
-        with self.sessions() as session:
-            session.add(
-                JobSegment(
-                    job_id=job_id, index=index, start_s=span.start, end_s=span.end, text=result.text,
-                    reasoning=result.reasoning, audio_key=audio_key, engine_seconds=elapsed,
-                )
-            )  # fmt: skip
-            try:
-                session.commit()
-            except IntegrityError:  # a concurrent delivery wrote this segment first: keep that one
-                session.rollback()
-                return
-            count = session.scalar(select(func.count()).where(JobSegment.job_id == job_id))
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(segments_done=count, engine_seconds=Job.engine_seconds + elapsed, heartbeat_at=utcnow())
-            )
-            session.commit()
+        end = span.end if media.kind is MediaKind.IMAGE else min(span.end, media.end_s)  # never past what decoded
+        segment = Segment(index, span.start, round(end, 3), result.text, result.reasoning,
+                           result.engine_seconds or (time.perf_counter() - started), media.warnings)  # fmt: skip
+        return segment, wav_bytes(result.audio) if result.audio is not None else None
 
-    def _finish(self, tenant: str, job_id: str, run: _Run, spec: TaskSpec, info: MediaInfo) -> RunResult:
+    def _held(self, run: _Run) -> ColumnElement[bool]:
+        return and_(Job.id == run.job.id, Job.state == JobState.RUNNING.value, Job.worker == self.worker,
+                    Job.attempts == run.attempt)  # fmt: skip
+
+    def _commit_segment(self, run: _Run, work: Work, segment: Segment, speech: bytes | None) -> bool:
+        """A finished segment, in one transaction with the job's progress (and its plan, the first time);
+        False when this run no longer holds the job."""
+        if speech is not None:
+            key = output_key(run.job.tenant, run.job.id, f"speech/{segment.index:05d}.wav", run.attempt)
+            self.storage.put_bytes(key, speech, "audio/wav")
+            segment = replace(segment, audio_key=key)
+        values: dict[str, object] = {
+            "segments_done": Job.segments_done + 1, "segments_planned": len(work.spans),
+            "engine_seconds": Job.engine_seconds + segment.engine_seconds, "heartbeat_at": utcnow(),
+        }  # fmt: skip
+        if run.job.plan is None:
+            values["plan"] = run.job.plan = work.plan.to_json()
         with self.sessions() as session:
-            segments = list(
-                session.scalars(select(JobSegment).where(JobSegment.job_id == job_id).order_by(JobSegment.index))
-            )
-        outputs, result = write_outputs(
-            self.storage, tenant, job_id, run.attempt, spec, info, self.engine.variant, segments
-        )
+            session.add(segment.row(run.job.id))
+            try:
+                changed = session.execute(update(Job).where(self._held(run)).values(**values))
+                held = changed.rowcount == 1  # type: ignore[attr-defined]
+                if not held:
+                    session.rollback()
+                    return False
+                session.commit()
+            except IntegrityError:  # an earlier delivery of this attempt wrote the segment first: keep that one
+                session.rollback()
+                return True
+        work.committed.append(segment)
+        run.lease.renewed()
+        return True
+
+    def _finish(self, run: _Run, info: MediaInfo, work: Work) -> RunResult:
+        job = run.job
+        segments = work.segments()
+        timed = [TimedText(s.start_s, s.end_s, s.text) for s in segments]
+        warnings = list(dict.fromkeys([*work.plan.warnings, *(w for s in segments for w in s.warnings),
+                                       *work.warnings]))  # fmt: skip
+        if info.kind is MediaKind.IMAGE:
+            duration = 0.0
+        else:
+            duration = work.plan.duration_s if work.plan.decoded else max(s.end_s for s in segments)
+        result = result_record(info.kind, duration, self.engine.variant.value, timed,
+                               [s.reasoning or "" for s in segments], warnings)  # fmt: skip
+        speech: list[bytes | str] = [s.audio_key for s in segments if s.audio_key]
+        if work.last_speech is not None:
+            speech.append(work.last_speech)
+        formats = list(DEFAULT_FORMATS if job.formats is None else job.formats)
+        if (formats or speech) and not self._boundary(job.id, run)[0]:
+            return LEASE_LOST  # files are written before the success commits: a run that lost the job writes none
+        outputs = write_outputs(self.storage, job.tenant, job.id, run.attempt, job.task, result, formats, speech)
+        values: dict[str, object] = {
+            "result": result, "outputs": outputs, "failure_class": None, "failure_reason": None,
+            "segments_done": len(segments), "segments_planned": len(segments), "media_seconds": duration,
+        }  # fmt: skip
+        if work.last is not None:
+            values["engine_seconds"] = Job.engine_seconds + work.last.engine_seconds
+        if job.plan is None:
+            values["plan"] = work.plan.to_json()
         with self.sessions() as session:
-            applied = machine.transition(
-                session, job_id, Transition.SUCCEED, "succeeded", self.worker,
-                extra_where=and_(Job.worker == self.worker, Job.attempts == run.attempt), result=result,
-                outputs=outputs,
-                failure_class=None, failure_reason=None,
-            )  # fmt: skip
+            if work.last is not None:
+                session.add(work.last.row(job.id))
+            applied = machine.transition(session, job.id, Transition.SUCCEED, "succeeded", self.worker,
+                                         extra_where=self._held(run), **values)  # fmt: skip
             if applied:
-                self._count_final(session, job_id)
-        return RunResult(RunStatus.SUCCEEDED if applied else RunStatus.SKIPPED)
+                self._count_final(session, job.id)
+        return RunResult(RunStatus.SUCCEEDED) if applied else LEASE_LOST
 
 
 def run_until_settled(runner: JobRunner, job_id: str, sleep: bool = True) -> RunResult:

@@ -73,10 +73,11 @@ def prepare_job(
     input_ref: str,
     tenant: str = LOCAL_TENANT,
     webhook_url: str | None = None,
+    formats: list[str] | None = None,
 ) -> Job:
     """Validate and insert a queued job in the caller's transaction, which commits it. Raises TaskInputError,
     InputError or WebhookError."""
-    job = validated_job(session, storage, settings, task, params, input_ref, tenant, webhook_url)
+    job = validated_job(session, storage, settings, task, params, input_ref, tenant, webhook_url, formats)
     add_jobs(session, [job])
     return job
 
@@ -90,6 +91,7 @@ def validated_job(
     input_ref: str,
     tenant: str = LOCAL_TENANT,
     webhook_url: str | None = None,
+    formats: list[str] | None = None,
 ) -> Job:
     """A queued job for this request, checked but not yet inserted (a batch inserts all its jobs at once)."""
     spec = get_task(task)
@@ -97,7 +99,8 @@ def validated_job(
     ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
     if webhook_url is not None:
         webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
-    return queued_job(settings, tenant, spec.name.value, clean_params, ref, upload=upload, webhook_url=webhook_url)
+    return queued_job(settings, tenant, spec.name.value, clean_params, ref, upload=upload, webhook_url=webhook_url,
+                      formats=formats)  # fmt: skip
 
 
 def queued_job(
@@ -109,9 +112,11 @@ def queued_job(
     upload: Upload | None = None,
     content_sha256: str | None = None,
     webhook_url: str | None = None,
+    formats: list[str] | None = None,
 ) -> Job:
     """A new queued job row for already validated parameters (every column set: add_jobs inserts it as it is);
-    its queue follows from them (speech: talker)."""
+    its queue follows from them (speech: talker). `formats`: the result files to write to storage (None: the
+    default, JSON)."""
     now = utcnow()
     return Job(
         id=new_id(), tenant=tenant, task=task, params=params, input_ref=input_ref,
@@ -119,8 +124,8 @@ def queued_job(
         queue=queue_for(params), state=JobState.QUEUED.value, attempts=0, max_attempts=settings.max_attempts,
         oom_retries=0, segment_seconds=None, cancel_requested=False, failure_class=None, failure_reason=None,
         segments_planned=None, segments_done=0, media_seconds=None, engine_seconds=0.0, worker=None, result=None,
-        outputs=None, webhook_url=webhook_url, created_at=now, queued_at=now, started_at=None, heartbeat_at=None,
-        finished_at=None,
+        outputs=None, formats=formats, plan=None, webhook_url=webhook_url, created_at=now, queued_at=now,
+        started_at=None, heartbeat_at=None, finished_at=None,
     )  # fmt: skip
 
 

@@ -1,0 +1,54 @@
+"""A run's segments: the record of a finished segment as job_segments stores it, and the segments of one run
+(those earlier attempts finished, those it committed, and the last one, written with the job's success)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.schema import JobSegment
+from models.chunking import Span
+from models.segments import Plan
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A finished segment, as job_segments stores it."""
+
+    index: int
+    start_s: float
+    end_s: float
+    text: str
+    reasoning: str | None
+    engine_seconds: float
+    warnings: list[str] = field(default_factory=list)
+    audio_key: str | None = None
+
+    @classmethod
+    def of(cls, row: JobSegment) -> Segment:
+        return cls(row.index, row.start_s, row.end_s, row.text, row.reasoning, row.engine_seconds,
+                   list(row.warnings or []), row.audio_key)  # fmt: skip
+
+    def row(self, job_id: str) -> JobSegment:
+        return JobSegment(
+            job_id=job_id, index=self.index, start_s=self.start_s, end_s=self.end_s, text=self.text,
+            reasoning=self.reasoning, audio_key=self.audio_key, warnings=self.warnings or None,
+            engine_seconds=self.engine_seconds,
+        )  # fmt: skip
+
+
+@dataclass
+class Work:
+    """A run's segments: those earlier attempts finished, those this run committed, and the last one, which is
+    written with the job's success."""
+
+    plan: Plan
+    spans: list[Span]
+    done: list[Segment]
+    committed: list[Segment] = field(default_factory=list)
+    last: Segment | None = None
+    last_speech: bytes | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def segments(self) -> list[Segment]:
+        found = [*self.done, *self.committed, *([self.last] if self.last else [])]
+        return sorted(found, key=lambda s: s.index)
