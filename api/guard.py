@@ -24,6 +24,8 @@ from core.schema import LOCAL_TENANT
 from core.uploads import FRAMING_SLACK_BYTES
 
 JSON_BODY_BYTES = 1024 * 1024
+CHAT_ROUTE = "/v1/chat/completions"
+MEDIA_ROUTES = {"/v1/uploads", "/v1/audio/transcriptions", "/v1/audio/translations", CHAT_ROUTE}
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,12 @@ def identify(authorization: str, method: str, path: str) -> Caller:
             tenant = LOCAL_TENANT
         else:
             raise _unauthorized("send Authorization: Bearer <API key> (create one with `omnimedia keys create`)")
-        if method == "POST" and path.rstrip("/") == "/v1/uploads":
+        route = path.rstrip("/")
+        if method == "POST" and route in MEDIA_ROUTES:  # a file, multipart or base64 in JSON (4 bytes per 3)
             limit, reason = upload_limit(session, settings, tenant)
-            body = BodyLimit(limit + FRAMING_SLACK_BYTES, "upload-too-large", "Upload is too large", reason)
-        elif method == "POST" and path.rstrip("/") == "/v1/batches":
+            framed = limit * 4 // 3 + JSON_BODY_BYTES if route == CHAT_ROUTE else limit + FRAMING_SLACK_BYTES
+            body = BodyLimit(framed, "upload-too-large", "Upload is too large", reason)
+        elif method == "POST" and route == "/v1/batches":
             reason = f"the limit is {MAX_BATCH_BYTES} bytes"
             body = BodyLimit(MAX_BATCH_BYTES, "batch-too-large", "Batch body is too large", reason)
         else:

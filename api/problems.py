@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.openai_errors import OPENAI_PATHS, openai_error
 from core.errors import Refusal, Refused
 from core.storage import StorageError
 from models.errors import TaskInputError
@@ -115,6 +116,9 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    if instance.startswith(OPENAI_PATHS):  # the OpenAI-compatible routes answer in OpenAI's error shape
+        status, error = openai_error(status, kind, title, detail)
+        return JSONResponse(error, status_code=status, headers=headers)
     body = {
         "type": f"/problems/{kind}",
         "title": title,

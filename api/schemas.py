@@ -25,8 +25,8 @@ class ProblemDetails(BaseModel):
 
 ResultFormat = Literal["json", "txt", "srt", "vtt"]
 FORMATS_DOC = (
-    "result files to write to storage when the job succeeds (default: json); every format can be fetched from "
-    "GET /v1/jobs/{id}/result either way, rendered from the stored result"
+    "result files to also write to storage when the job succeeds (default: none); every format can be fetched "
+    "from GET /v1/jobs/{id}/result either way, rendered from the result stored with the job"
 )
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.engine import EngineConfig
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_new_tokens_cap: int = 8192
     talker_max_new_tokens: int = 4096
     talker_do_sample: bool = True
+    # Qwen3-ForcedAligner (model id or path) for word timestamps of transcripts, run beside the thinker in the
+    # job worker; unset or "off": word times are shared out over the speech silero-vad finds.
+    aligner: str | None = None
 
     # Media limits.
     segment_seconds: float = 300.0
@@ -87,6 +90,9 @@ class Settings(BaseSettings):
     api_threads: int = 0  # blocking request work run at once (0: db_pool_size)
     api_max_in_flight: int = 512  # requests past this many at once are answered 503 + Retry-After at once
 
+    # OpenAI-compatible routes: how long a call waits for its job before answering 504 with the job to poll.
+    openai_wait_s: float = 600.0
+
     # Operators.
     admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)
 
@@ -104,6 +110,11 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # serve Prometheus /metrics from each worker on this port (0: off)
     worker_metrics_host: str = "127.0.0.1"
     worker_max_memory_mb: int = 0  # recycle a worker's pool process past this resident memory (0: never)
+
+    @field_validator("aligner")
+    @classmethod
+    def _aligner_off(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in ("", "off", "none", "false") else value
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'omnimedia.db').resolve()}"

@@ -27,7 +27,7 @@ def new_id() -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
 
 
 LOCAL_TENANT = "local"
@@ -126,6 +126,9 @@ class JobSegment(Base):
     reasoning: Mapped[str | None] = mapped_column(Text)
     audio_key: Mapped[str | None] = mapped_column(String(1024))
     warnings: Mapped[list[str] | None] = mapped_column(JSON)  # what its decode found (a truncated file, damage)
+    words: Mapped[list[Any] | None] = mapped_column(JSON)  # [start, end, word] of spoken text (models.timing)
+    timing: Mapped[str | None] = mapped_column(String(16))  # where the word times come from: aligner | speech
+    tokens: Mapped[int] = mapped_column(Integer, default=0)  # tokens the model generated
     engine_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

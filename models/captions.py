@@ -5,6 +5,7 @@ monotonic times. Model text is untrusted: control characters, markup and overrid
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import textwrap
@@ -14,17 +15,26 @@ from typing import Any
 
 import pysubs2
 
+from models.timing import Word
+
 MAX_LINE_CHARS = 42
 MAX_LINES = 2
 MAX_CUE_S = 7.0
 MIN_CUE_S = 0.5
 
 
+MAX_GAP_S = 0.8  # a pause this long between two words ends the cue: no cue spans a silence
+SENTENCE_END = (".", "!", "?", "。", "！", "？", "…")
+
+
 @dataclass(frozen=True)
 class TimedText:
+    """A segment's text and span, and its words when their times are known (models.timing)."""
+
     start: float
     end: float
     text: str
+    words: tuple[Word, ...] = ()
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -47,10 +57,15 @@ def _cue_texts(text: str) -> list[str]:
 
 
 def shape_cues(segments: list[TimedText]) -> list[TimedText]:
-    """Split segments into readable cues; time is shared by character count, capped at MAX_CUE_S."""
+    """Readable cues: from a segment's words where it has them (each cue a run of words, broken at pauses,
+    sentence ends and the size limits, so cues follow speech), else its span shared out by character count."""
     cues: list[TimedText] = []
     last_end = 0.0
     for seg in sorted(segments, key=lambda s: s.start):
+        if seg.words:
+            cues += _word_cues(seg, last_end)
+            last_end = cues[-1].end if cues else last_end
+            continue
         text = clean_text(seg.text)
         if not text:
             continue
@@ -65,6 +80,53 @@ def shape_cues(segments: list[TimedText]) -> list[TimedText]:
             start += length
         last_end = cues[-1].end
     return cues
+
+
+def _word_cues(seg: TimedText, last_end: float) -> list[TimedText]:
+    groups: list[list[Word]] = []
+    for word in seg.words:
+        if not clean_text(word.text):
+            continue
+        group = groups[-1] if groups else None
+        if group is None or _ends_cue(group, word):
+            groups.append([word])
+        else:
+            group.append(word)
+    _balance(groups)
+    cues: list[TimedText] = []
+    for index, group in enumerate(groups):
+        start = max(group[0].start, last_end)
+        following = groups[index + 1][0].start if index + 1 < len(groups) else seg.end
+        end = min(max(group[-1].end, start + MIN_CUE_S), max(following, group[-1].end), seg.end)
+        text = "\n".join(textwrap.wrap(clean_text(" ".join(w.text for w in group)), MAX_LINE_CHARS))
+        cues.append(TimedText(round(start, 3), round(max(end, start), 3), text))
+        last_end = cues[-1].end
+    return cues
+
+
+MIN_CUE_WORDS = 3
+
+
+def _balance(groups: list[list[Word]]) -> None:
+    """A cue broken off by the size limits keeps at least MIN_CUE_WORDS words, taken from the end of the cue
+    before it (a lone last word would start its cue at the tail of the speech, where the estimate is weakest)."""
+    for earlier, later in itertools.pairwise(groups):
+        if later[0].start - earlier[-1].end > MAX_GAP_S or earlier[-1].text.endswith(SENTENCE_END):
+            continue  # a pause or a sentence end made this break: it stays where it is
+        while len(later) < MIN_CUE_WORDS and len(earlier) > MIN_CUE_WORDS and _fits([earlier[-1], *later]):
+            later.insert(0, earlier.pop())
+
+
+def _fits(words: list[Word]) -> bool:
+    text = clean_text(" ".join(w.text for w in words))
+    return words[-1].end - words[0].start <= MAX_CUE_S and len(textwrap.wrap(text, MAX_LINE_CHARS)) <= MAX_LINES
+
+
+def _ends_cue(group: list[Word], word: Word) -> bool:
+    """Whether `word` starts a new cue after `group`."""
+    if word.start - group[-1].end > MAX_GAP_S or group[-1].text.endswith(SENTENCE_END):
+        return True
+    return not _fits([*group, word])
 
 
 def _ssa(cues: list[TimedText]) -> pysubs2.SSAFile:
@@ -86,7 +148,7 @@ def to_vtt(segments: list[TimedText]) -> str:
 
 
 def to_json(segments: list[TimedText], **fields: Any) -> str:
-    body = {**fields, "text": join_text(segments), "segments": [asdict(s) for s in segments]}
+    body = {**fields, "text": join_text(segments), "segments": [asdict(s) for s in segments]}  # words as lists
     return json.dumps(body, ensure_ascii=False, indent=2)
 
 

@@ -77,6 +77,7 @@ class TaskParams(BaseModel):
 
 class TranscribeParams(TaskParams):
     language: Language | None = Field(None, description="Spoken language, e.g. 'en' or 'Chinese'")
+    context: ShortText | None = Field(None, description="Names and terms the speech may contain (spelling hints)")
 
 
 class TranslateParams(TaskParams):
@@ -136,6 +137,12 @@ class TaskSpec:
     accepts: frozenset[MediaKind]
     needs_audio: bool  # video inputs must carry an audio track
     description: str
+    spoken: bool = False  # its text is what is said (transcribe, translate): cues follow the speech
+
+    @property
+    def word_timed(self) -> bool:
+        """Whether its words are the spoken words, each with a time (a translation's are not)."""
+        return self.name is TaskName.TRANSCRIBE
 
     def prompt(self, params: TaskParams) -> Prompt:
         return _PROMPTS[self.name](params)
@@ -143,11 +150,12 @@ class TaskSpec:
 
 def _transcribe(p: TaskParams) -> Prompt:
     assert isinstance(p, TranscribeParams)
+    hint = f" Names and terms it may contain: {p.context}" if p.context else ""
     if p.language and p.language.lower() in _ZH:
-        return Prompt("请将这段中文语音转换为纯文本。")
+        return Prompt("请将这段中文语音转换为纯文本。" + hint)
     if p.language:
-        return Prompt(f"Transcribe the {language_name(p.language)} audio into text.")
-    return Prompt("Transcribe the audio into text.")
+        return Prompt(f"Transcribe the {language_name(p.language)} audio into text.{hint}")
+    return Prompt(f"Transcribe the audio into text.{hint}")
 
 
 def _translate(p: TaskParams) -> Prompt:
@@ -195,8 +203,8 @@ _ANY = frozenset(MediaKind)
 CATALOGUE: dict[TaskName, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec(TaskName.TRANSCRIBE, TranscribeParams, _AUDIO_LIKE, True, "Speech recognition (ASR)"),
-        TaskSpec(TaskName.TRANSLATE, TranslateParams, _AUDIO_LIKE, True, "Speech-to-text translation"),
+        TaskSpec(TaskName.TRANSCRIBE, TranscribeParams, _AUDIO_LIKE, True, "Speech recognition (ASR)", spoken=True),
+        TaskSpec(TaskName.TRANSLATE, TranslateParams, _AUDIO_LIKE, True, "Speech-to-text translation", spoken=True),
         TaskSpec(TaskName.CAPTION_AUDIO, CaptionAudioParams, _AUDIO_LIKE, True, "Describe speech, music, sound"),
         TaskSpec(TaskName.DESCRIBE_VIDEO, DescribeVideoParams, frozenset({MediaKind.VIDEO}), False,
                  "Describe a video, with its audio by default"),

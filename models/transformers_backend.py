@@ -22,6 +22,28 @@ IM_END_ID = 151645
 PAD_ID = 151643
 
 
+def last_position_head(lm_head: Any) -> Any:
+    """The thinker's output head, applied to the last position only. The thinker's forward (transformers 5.24)
+    has no logits_to_keep, so a prompt's first step made logits for every position: 300 s of audio (3,900 tokens)
+    times the 152,064-token vocabulary is 2.4 GB in float32 (a long video's 70k tokens, 21 GB in bfloat16), of
+    which generation reads only the last row. The talker reads hidden states, not logits."""
+    import torch
+
+    class LastPositionHead(torch.nn.Module):
+        def __init__(self, head: torch.nn.Module) -> None:
+            super().__init__()
+            self.head = head
+
+        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+            return self.head(hidden[:, -1:, :])
+
+        @property
+        def weight(self) -> torch.Tensor:  # tied-weight lookups still find the head's weight
+            return self.head.weight  # type: ignore[no-any-return]
+
+    return LastPositionHead(lm_head)
+
+
 def resolve_device(device: str) -> str:
     import torch
 
@@ -73,6 +95,7 @@ class TransformersEngine:
                 model.talker.config.audio_config = model.config.thinker_config.audio_config
             elif model.has_talker:
                 model.disable_talker()
+            model.thinker.lm_head = last_position_head(model.thinker.lm_head)
             model.to(device).eval()
             self._processor = Qwen3OmniMoeProcessor.from_pretrained(self.config.model)
             self._model = model

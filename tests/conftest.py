@@ -37,6 +37,13 @@ def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_aligner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.tiny_aligner import build_aligner
+
+    return build_aligner(tmp_path_factory.mktemp("tiny-aligner"))
+
+
+@pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return good_media(tmp_path_factory.mktemp("media"))
 

@@ -256,7 +256,7 @@ def test_a_submit_that_fails_unexpectedly_leaves_its_idempotency_key_free(
 ) -> None:
     """The key is written in the job's own transaction: an error before the commit leaves neither behind, and the
     retry is served at once (it used to wait 30 s on the stranded key, then answer 409)."""
-    from api.routes import jobs as route
+    from core import intake as route
 
     body = {"task": "transcribe", "input": upload(client, media["speech_wav"])}
     headers = {"Idempotency-Key": "order-7"}
@@ -287,7 +287,7 @@ def test_a_replayed_submit_publishes_a_job_that_is_still_queued_again(
 ) -> None:
     """A client that lost its 202 (the API died between the commit and the publish) sends the same request again:
     the job it created is published again while it is still queued, and not once a worker has it."""
-    from api.routes import jobs as route
+    from core import intake as route
     from core.db import get_sessionmaker
     from core.jobs import machine
 

@@ -159,3 +159,24 @@ def test_captioner_takes_audio_only(tiny_captioner: Path, media: dict[str, Path]
     assert engine.generate(request("caption_audio", media["tone_mp3"])).text
     with pytest.raises(CapabilityError, match="audio only"):
         engine.generate(request("ask", media["image_png"], question="what?"))
+
+
+def test_the_last_position_head_generates_what_the_full_head_does(
+    text_engine: TransformersEngine, media: dict[str, Path]
+) -> None:
+    """The thinker's head runs on the last position only (a long prompt no longer makes logits for every
+    position): greedy outputs equal those of the full head, alone and batched, for audio, image and video."""
+    requests = [request("transcribe", media["speech_wav"], max_new_tokens=8),
+                request("ocr", media["image_png"], max_new_tokens=8),
+                request("describe_video", media["video_av"], max_new_tokens=8)]  # fmt: skip
+    text_engine.load()
+    thinker = text_engine._model.thinker
+    wrapped = thinker.lm_head
+    assert type(wrapped).__name__ == "LastPositionHead"
+    fast = [r.text for r in text_engine.generate_batch(requests)] + [text_engine.generate(requests[0]).text]
+    thinker.lm_head = wrapped.head  # the full head, as transformers ships it
+    try:
+        full = [r.text for r in text_engine.generate_batch(requests)] + [text_engine.generate(requests[0]).text]
+    finally:
+        thinker.lm_head = wrapped
+    assert fast == full and all(fast)

@@ -63,7 +63,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # t
     clear_caches()
 
 
-def _submit(env, path: Path, **params: object) -> str:  # type: ignore[no-untyped-def]
+def _submit(env, path: Path, formats: list[str] | None = None, **params: object) -> str:  # type: ignore[no-untyped-def]
     from core.jobs.submit import prepare_job
     from core.schema import LOCAL_TENANT
     from core.uploads import store_upload
@@ -71,7 +71,7 @@ def _submit(env, path: Path, **params: object) -> str:  # type: ignore[no-untype
     settings, sessions, storage, _ = env
     with sessions() as session, path.open("rb") as fh:
         upload = store_upload(session, storage, settings, LOCAL_TENANT, path.name, None, fh)
-        job = prepare_job(session, storage, settings, "transcribe", dict(params), upload.id)
+        job = prepare_job(session, storage, settings, "transcribe", dict(params), upload.id, formats=formats)
         session.commit()
         return job.id
 
@@ -197,7 +197,7 @@ def test_a_run_that_lost_its_lease_writes_nothing_final(env, media: dict[str, Pa
     from core.schema import utcnow
 
     settings, sessions, storage, engine = env
-    job_id = _submit(env, media["speech_wav"], segment_seconds=6)  # two segments
+    job_id = _submit(env, media["speech_wav"], formats=["json", "srt"], segment_seconds=6)  # two segments
     first = JobRunner(settings, sessions, storage, TakenOverEngine(engine, sessions, job_id), "worker-a")
     assert first.run(job_id).reason.startswith("lease lost")
     with sessions() as session:

@@ -15,13 +15,12 @@ from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
+from core import intake
 from core.config import Settings
-from core.idempotency import create_once, idempotent_job
+from core.idempotency import idempotent_job
 from core.jobs import machine
 from core.jobs.outputs import CONTENT_TYPES, TEXT_FORMATS, formats_for, render
-from core.jobs.submit import prepare_job
 from core.queue import enqueue
-from core.quotas import enforce_active_jobs
 from core.schema import Job, JobEvent
 from core.states import JobState
 from core.storage import ObjectNotFound, Storage
@@ -64,21 +63,11 @@ async def submit_job(
 def _submit(
     body: JobCreate, session: Session, storage: Storage, settings: Settings, tenant: str, idempotency_key: str | None
 ) -> JobOut:
-    new: list[Job] = []
-
-    def create() -> str:
-        formats = None if body.formats is None else [str(f) for f in dict.fromkeys(body.formats)]
-        new.append(prepare_job(session, storage, settings, body.task.value, body.params, body.input, tenant,
-                               body.webhook_url, formats))  # fmt: skip
-        enforce_active_jobs(session, settings, tenant)  # last: the tenant's counter row is locked until the commit
-        return new[0].id
-
+    formats = None if body.formats is None else [str(f) for f in dict.fromkeys(body.formats)]
     request = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    ttl = settings.idempotency_ttl_s
-    job_id, created = create_once(session, tenant, idempotency_key, request, "jobs", ttl, create)
-    job = new[0] if created else load_owned(session, Job, job_id, tenant)
-    if created or job.state == JobState.QUEUED.value:  # a replay: the first request may have died before it
-        enqueue(job.id, job.queue, settings)  # published; a second message for a queued job is harmless
+    job, _ = intake.submit_job(session, storage, settings, tenant, body.task.value, body.params, body.input,
+                        webhook_url=body.webhook_url, formats=formats, idempotency_key=idempotency_key,
+                        request=request)  # fmt: skip
     return job_out(job)
 
 

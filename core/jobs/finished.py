@@ -33,14 +33,13 @@ def job_data(job: Job) -> dict[str, Any]:
     return data
 
 
-def job_finished(session: Session, job_id: str) -> None:
-    """Called by the state machine inside the transaction that made the job final."""
-    job = session.get(Job, job_id, populate_existing=True)
-    if job is None or not JobState(job.state).final:
+def job_finished(session: Session, job: Job) -> None:
+    """Called by the state machine inside the transaction that made the job final, with the job as it now is."""
+    if not JobState(job.state).final:
         return
     event = EventType.for_job(JobState(job.state))
     outbox.emit(session, job.tenant, event, job_data(job), [job.webhook_url] if job.webhook_url else [])
-    batch_id = session.scalar(select(BatchItem.batch_id).where(BatchItem.job_id == job_id).limit(1))
+    batch_id = session.scalar(select(BatchItem.batch_id).where(BatchItem.job_id == job.id).limit(1))
     if batch_id:
         complete_batch_if_done(session, batch_id)
 

@@ -56,13 +56,15 @@ def transition(
     reason: str | None = None,
     actor: str | None = None,
     extra_where: Any = None,
+    known: Job | None = None,
     **values: Any,
 ) -> bool:
-    """Apply one transition if the job is in an allowed state; commit; return whether it applied."""
-    current = session.get(Job, job_id)
+    """Apply one transition if the job is in an allowed state; commit; return whether it applied. One read of the
+    job (none when the caller passes the row it just read as `known`: the UPDATE checks its state anyway), and an
+    UPDATE that returns the changed row (the session's copy of the job is current afterwards)."""
+    current = known if known is not None else session.get(Job, job_id, populate_existing=True)
     if current is None:
         return False
-    session.refresh(current)
     from_state = current.state
     if JobState(from_state) not in step.sources:
         return False
@@ -73,23 +75,23 @@ def transition(
     where = [Job.id == job_id, Job.state == from_state]
     if extra_where is not None:
         where.append(extra_where)
-    result = session.execute(
-        update(Job).where(and_(*where)).values(**values).execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    changed = session.execute(
+        update(Job).where(and_(*where)).values(**values).returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()  # fmt: skip
+    if changed is None:
         session.rollback()
         return False
     session.add(
         JobEvent(job_id=job_id, at=now, from_state=from_state, to_state=step.target.value, reason=reason, worker=actor)
     )
     if step.target.final:
-        finished.job_finished(session, job_id)  # its webhook event commits with the final state, or not at all
+        finished.job_finished(session, changed)  # its webhook event commits with the final state, or not at all
     was_active, is_active = JobState(from_state) in ACTIVE_JOB_STATES, step.target in ACTIVE_JOB_STATES
     if was_active != is_active:
         session.flush()  # the counter row is locked from its update to the commit: everything else goes first
         active.changed(session, current.tenant, 1 if is_active else -1)
     session.commit()
-    session.expire(current)
     return True
 
 
@@ -103,11 +105,12 @@ def lease_expired(now: datetime, lease_s: float) -> ColumnElement[bool]:
     return or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - timedelta(seconds=lease_s))
 
 
-def start(session: Session, job_id: str, worker: str, lease_s: float) -> bool:
-    """Claim a job for this worker: a queued/retrying job, or a running one whose lease ran out."""
+def start(session: Session, job_id: str, worker: str, lease_s: float, known: Job | None = None) -> bool:
+    """Claim a job for this worker: a queued/retrying job, or a running one whose lease ran out. `known`: the row
+    the caller just read in this session."""
     now = utcnow()
-    claim = {"worker": worker, "heartbeat_at": now, "attempts": Job.attempts + 1}
-    if transition(session, job_id, Transition.START, "started", worker, started_at=now, **claim):
+    claim: dict[str, Any] = {"worker": worker, "heartbeat_at": now, "attempts": Job.attempts + 1}
+    if transition(session, job_id, Transition.START, "started", worker, started_at=now, known=known, **claim):
         return True
     stale = lease_expired(now, lease_s)
     return transition(session, job_id, Transition.TAKE_OVER, "lease expired; taken over", worker, stale, **claim)

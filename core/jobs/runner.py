@@ -28,9 +28,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from core import metrics
 from core.config import Settings
 from core.db import get_sessionmaker
-from core.grants import may_read
 from core.jobs import machine
 from core.jobs.failures import FailureClass, classify, public_reason
+from core.jobs.inputs import local_input
 from core.jobs.lease import Heartbeat
 from core.jobs.machine import Transition
 from core.jobs.outputs import DEFAULT_FORMATS, result_record, write_outputs
@@ -38,17 +38,18 @@ from core.jobs.work import Segment, Work
 from core.schema import Job, JobSegment, utcnow
 from core.states import JobState
 from core.storage import Storage, get_storage
-from core.storage.keys import output_key, parse_s3_uri, upload_key
+from core.storage.keys import output_key
+from models.aligner import ForcedAligner
 from models.batcher import BatchingEngine
-from models.captions import TimedText
-from models.chunking import Span
+from models.chunking import Span, speech_regions
 from models.engine import Engine, GenerationRequest
-from models.errors import MediaError, TaskInputError
+from models.errors import MediaError
 from models.loader import load_engine
 from models.media import DecodedMedia, MediaInfo, MediaKind, probe
 from models.segments import Plan, load_segment, plan_file
 from models.speech import wav_bytes
 from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
+from models.timing import Word, segment_words, speech_in
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class RunResult:
     reason: str | None = None
 
 
+NO_SPEECH = "none"  # a spoken-text segment in which silero-vad heard no speech: the engine did not run
 LEASE_LOST = RunResult(RunStatus.SKIPPED, reason="lease lost: another worker holds the job now")
 
 
@@ -90,8 +92,15 @@ class JobRunner:
     """Executes jobs against one engine, one storage and one database."""
 
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage, engine: Engine, worker: str
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        storage: Storage,
+        engine: Engine,
+        worker: str,
+        aligner: ForcedAligner | None = None,
     ) -> None:
+        self.aligner = aligner  # word times for transcripts; without it they are shared out over speech
         self.settings = settings
         self.sessions = sessions
         self.storage = storage
@@ -113,13 +122,11 @@ class JobRunner:
                     failure_reason=f"gave up after {job.attempts} attempts: {job.failure_reason or 'unknown error'}",
                 )  # fmt: skip
                 return RunResult(RunStatus.FAILED, reason="attempts exhausted")
-            if not machine.start(session, job_id, self.worker, self.settings.lease_s):
-                session.refresh(job)
+            if not machine.start(session, job_id, self.worker, self.settings.lease_s, known=job):  # job is current
                 if job.state == JobState.RUNNING.value:
                     return RunResult(RunStatus.BUSY, self.settings.lease_s, "held by a live worker")
                 return RunResult(RunStatus.SKIPPED, reason=f"job is {job.state}")
-            session.refresh(job)
-            session.expunge(job)  # the claimed row travels with the run, read once
+            session.expunge(job)  # the claimed row (as the claim's UPDATE returned it) travels with the run
         if job.queued_at and job.started_at:
             metrics.QUEUE_WAIT.labels(job.task).observe((job.started_at - job.queued_at).total_seconds())
         with Heartbeat(self.sessions, job_id, self.worker, self.settings.lease_s) as lease:
@@ -155,12 +162,15 @@ class JobRunner:
 
     def _count_final(self, session: Session, job_id: str) -> None:
         job = session.get(Job, job_id)
-        if job is None:
-            return
-        metrics.JOBS.labels(job.task, job.state).inc()
-        metrics.ENGINE_SECONDS.labels(job.task).inc(job.engine_seconds or 0.0)
-        if job.state == JobState.SUCCEEDED.value:
-            metrics.MEDIA_SECONDS.labels(job.task).inc(job.media_seconds or 0.0)
+        if job is not None:
+            self._count(job.task, JobState(job.state), job.engine_seconds or 0.0, job.media_seconds or 0.0)
+
+    @staticmethod
+    def _count(task: str, state: JobState, engine_s: float, media_s: float) -> None:
+        metrics.JOBS.labels(task, state.value).inc()
+        metrics.ENGINE_SECONDS.labels(task).inc(engine_s)
+        if state is JobState.SUCCEEDED:
+            metrics.MEDIA_SECONDS.labels(task).inc(media_s)
         metrics.record_gpu_memory()
 
     def _retry_or_fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
@@ -200,23 +210,6 @@ class JobRunner:
         return job.segment_seconds or params.segment_seconds or self.settings.segment_seconds
 
     # -- the work ---------------------------------------------------------------------------------
-    def _local_input(self, job: Job, tmp: Path) -> Path:
-        """A local path to the job's input: the file itself for local archive runs, else a downloaded copy."""
-        if job.input_ref.startswith("file://"):
-            path = Path(job.input_ref.removeprefix("file://"))
-            if not path.is_file():
-                raise MediaError(f"{path.name}: the source file is gone")
-            return path
-        dest = tmp / "input"
-        if job.input_ref.startswith("s3://"):
-            bucket, key = parse_s3_uri(job.input_ref)
-            with self.sessions() as session:  # checked at submit; checked again in case a grant was revoked since
-                if not may_read(session, self.settings, job.tenant, bucket, key):
-                    raise TaskInputError(f"{job.input_ref} is not readable by tenant {job.tenant}")
-            self.storage.download(key, dest, bucket=bucket)
-        else:
-            self.storage.download(upload_key(job.tenant, job.input_ref.removeprefix("upload:")), dest)
-        return dest
 
     def _boundary(self, job_id: str, run: _Run) -> tuple[bool, bool]:
         """Between segments, one read of the job: whether this run still holds its lease (fencing), and whether a
@@ -238,7 +231,7 @@ class JobRunner:
         segment_s = self._segment_seconds(job, params)
         limits = self.settings.media_limits()
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
-            local = self._local_input(job, Path(tmp))
+            local = local_input(job, Path(tmp), self.sessions, self.settings, self.storage)
             info = probe(local, limits)
             check_media(spec, info.kind, info.has_audio)
             plan = Plan.from_json(job.plan) if job.plan else plan_file(local, info, segment_s, limits)
@@ -260,7 +253,7 @@ class JobRunner:
                         raise
                     work.warnings.append(f"decoding stopped at {span.start:.1f} s: {exc.reason}")
                     break
-                segment, speech = self._generate(index, span, media, spec, params)
+                segment, speech = self._generate(index, span, media, spec, params, work.plan)
                 if index < len(work.spans) - 1:
                     if not self._commit_segment(run, work, segment, speech):
                         return LEASE_LOST
@@ -283,17 +276,30 @@ class JobRunner:
         return RunResult(RunStatus.CANCELED)
 
     def _generate(
-        self, index: int, span: Span, media: DecodedMedia, spec: TaskSpec, params: TaskParams
+        self, index: int, span: Span, media: DecodedMedia, spec: TaskSpec, params: TaskParams, plan: Plan
     ) -> tuple[Segment, bytes | None]:
         request = GenerationRequest(spec, params, media)
         self.engine.validate(request)
+        end = span.end if media.kind is MediaKind.IMAGE else min(span.end, media.end_s)  # never past what decoded
+        decoded = Span(span.start, round(end, 3))
+        speech: list[Span] = []
+        if spec.spoken and media.audio is not None:  # cues follow the speech: silero-vad bounds every word
+            speech = speech_in(plan.pauses, decoded) if plan.decoded else speech_regions(media.audio, span.start)
+            if not speech:  # nothing said here: no words to write, and none for the model to make up
+                return Segment(index, decoded.start, decoded.end, "", None, 0.0, media.warnings, timing=NO_SPEECH), None
         started = time.perf_counter()
         result = self.engine.generate(request)
         if not isinstance(self.engine, BatchingEngine):  # the batcher reports its own batch sizes
             metrics.BATCH_SIZE.observe(1)
-        end = span.end if media.kind is MediaKind.IMAGE else min(span.end, media.end_s)  # never past what decoded
-        segment = Segment(index, span.start, round(end, 3), result.text, result.reasoning,
-                           result.engine_seconds or (time.perf_counter() - started), media.warnings)  # fmt: skip
+        engine_s = result.engine_seconds or (time.perf_counter() - started)
+        words: list[Word] = []
+        timing: str | None = None
+        if speech:
+            aligner = self.aligner if spec.word_timed else None
+            words, timing = segment_words(result.text, media.audio, decoded, speech, aligner,
+                                          getattr(params, "language", None))  # fmt: skip
+        segment = Segment(index, decoded.start, decoded.end, result.text, result.reasoning, engine_s,
+                          media.warnings, words=words, timing=timing, tokens=result.new_tokens)  # fmt: skip
         return segment, wav_bytes(result.audio) if result.audio is not None else None
 
     def _held(self, run: _Run) -> ColumnElement[bool]:
@@ -332,15 +338,17 @@ class JobRunner:
     def _finish(self, run: _Run, info: MediaInfo, work: Work) -> RunResult:
         job = run.job
         segments = work.segments()
-        timed = [TimedText(s.start_s, s.end_s, s.text) for s in segments]
         warnings = list(dict.fromkeys([*work.plan.warnings, *(w for s in segments for w in s.warnings),
                                        *work.warnings]))  # fmt: skip
+        if segments and all(s.timing == NO_SPEECH for s in segments):
+            warnings.append("no speech was detected")
         if info.kind is MediaKind.IMAGE:
             duration = 0.0
         else:
             duration = work.plan.duration_s if work.plan.decoded else max(s.end_s for s in segments)
-        result = result_record(info.kind, duration, self.engine.variant.value, timed,
-                               [s.reasoning or "" for s in segments], warnings)  # fmt: skip
+        spec, params = get_task(job.task), parse_params(job.task, job.params)
+        language = getattr(params, "language", None) or getattr(params, "target_language", None)
+        result = result_record(spec, language, info.kind, duration, self.engine.variant.value, segments, warnings)
         speech: list[bytes | str] = [s.audio_key for s in segments if s.audio_key]
         if work.last_speech is not None:
             speech.append(work.last_speech)
@@ -360,9 +368,9 @@ class JobRunner:
             if work.last is not None:
                 session.add(work.last.row(job.id))
             applied = machine.transition(session, job.id, Transition.SUCCEED, "succeeded", self.worker,
-                                         extra_where=self._held(run), **values)  # fmt: skip
-            if applied:
-                self._count_final(session, job.id)
+                                         extra_where=self._held(run), known=job, **values)  # fmt: skip
+        if applied:
+            self._count(job.task, JobState.SUCCEEDED, sum(s.engine_seconds for s in segments), duration)
         return RunResult(RunStatus.SUCCEEDED) if applied else LEASE_LOST
 
 
@@ -377,6 +385,8 @@ def run_until_settled(runner: JobRunner, job_id: str, sleep: bool = True) -> Run
 
 
 def build_runner(settings: Settings, worker: str) -> JobRunner:
-    """The runner of a process: its engine from the one loader (batched across jobs when configured)."""
+    """The runner of a process: its engine from the one loader (batched across jobs when configured), and the
+    forced aligner beside it when one is configured (OMNIMEDIA_ALIGNER)."""
     engine = load_engine(settings.engine_config(), on_batch=metrics.BATCH_SIZE.observe)
-    return JobRunner(settings, get_sessionmaker(), get_storage(), engine, worker=worker)
+    aligner = ForcedAligner(settings.aligner, settings.device) if settings.aligner else None
+    return JobRunner(settings, get_sessionmaker(), get_storage(), engine, worker=worker, aligner=aligner)

@@ -116,7 +116,7 @@ def queued_job(
 ) -> Job:
     """A new queued job row for already validated parameters (every column set: add_jobs inserts it as it is);
     its queue follows from them (speech: talker). `formats`: the result files to write to storage (None: the
-    default, JSON)."""
+    default, none)."""
     now = utcnow()
     return Job(
         id=new_id(), tenant=tenant, task=task, params=params, input_ref=input_ref,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from core.schema import JobSegment
 from models.chunking import Span
 from models.segments import Plan
+from models.timing import Word
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,21 @@ class Segment:
     engine_seconds: float
     warnings: list[str] = field(default_factory=list)
     audio_key: str | None = None
+    words: list[Word] = field(default_factory=list)
+    timing: str | None = None  # aligner | speech, for spoken text
+    tokens: int = 0
 
     @classmethod
     def of(cls, row: JobSegment) -> Segment:
+        words = [Word(float(a), float(b), str(w)) for a, b, w in row.words or []]
         return cls(row.index, row.start_s, row.end_s, row.text, row.reasoning, row.engine_seconds,
-                   list(row.warnings or []), row.audio_key)  # fmt: skip
+                   list(row.warnings or []), row.audio_key, words, row.timing, row.tokens or 0)  # fmt: skip
 
     def row(self, job_id: str) -> JobSegment:
         return JobSegment(
             job_id=job_id, index=self.index, start_s=self.start_s, end_s=self.end_s, text=self.text,
             reasoning=self.reasoning, audio_key=self.audio_key, warnings=self.warnings or None,
+            words=[[w.start, w.end, w.text] for w in self.words] or None, timing=self.timing, tokens=self.tokens,
             engine_seconds=self.engine_seconds,
         )  # fmt: skip
 

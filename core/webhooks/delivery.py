@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core import metrics
 from core.config import Settings
+from core.netguard import Resolver, UnsafeURL, check_url, system_resolver
 from core.schema import (
     TenantWebhookSecret,
     WebhookAttempt,
@@ -36,7 +37,6 @@ from core.schema import (
 )
 from core.states import DeliveryState, EventType
 from core.webhooks import outbox
-from core.webhooks.netguard import Resolver, UnsafeURL, check_url, system_resolver
 from core.webhooks.signing import active_secrets, signature_header
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import Refusal, Refused
+from core.netguard import UnsafeURL, check_url
 from core.schema import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint, WebhookEvent, as_utc, utcnow
 from core.webhooks import delivery as delivery_module
-from core.webhooks.netguard import UnsafeURL, check_url
 from core.webhooks.outbox import add_delivery
 from core.webhooks.signing import new_secret, rotate
 

@@ -1,4 +1,5 @@
-"""SSRF guard for URLs the service will call (webhooks): http(s) only, public addresses and allowed ports only.
+"""SSRF guard for URLs the service will call (webhooks, media URLs of chat completions): http(s) only, public
+addresses and allowed ports only.
 
 Loopback, private, link-local (cloud metadata included), multicast, reserved and unspecified ranges are refused
 for IPv4 and IPv6, and so is any IPv4 address carried inside IPv6 (IPv4-mapped, NAT64 64:ff9b::/96 and
@@ -94,5 +95,5 @@ def check_url(
             raise UnsafeURL(url, reason)
     if port not in ports and not all(address.is_loopback for address in parsed):
         allowed = ", ".join(str(p) for p in sorted(ports))
-        raise UnsafeURL(url, f"port {port} is not allowed for webhooks (allowed: {allowed})")
+        raise UnsafeURL(url, f"port {port} is not allowed (allowed: {allowed})")
     return addresses

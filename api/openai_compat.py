@@ -1,0 +1,123 @@
+"""What the OpenAI-compatible routes share: their error shape, the models served, storing a request's media as an
+upload, and waiting for the durable job underneath each call.
+
+Every call is a job like any other (counted against the tenant's quota, listed in /v1/jobs, retried on worker
+faults, Idempotency-Key honoured); the route answers when the job ends, or past `openai_wait_s` with an error that
+names the job to poll."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from api.problems import Problem
+from core import intake
+from core.config import Settings
+from core.db import get_sessionmaker
+from core.idempotency import find
+from core.jobs.failures import FailureClass
+from core.owned import get_owned
+from core.schema import Job
+from core.states import JobState
+from core.storage import Storage
+from core.uploads import store_upload
+
+CLIENT_FAILURES = {FailureClass.MEDIA.value, FailureClass.INVALID_INPUT.value, FailureClass.UNSUPPORTED.value}
+
+
+def served_models(settings: Settings) -> list[str]:
+    """The model ids a client may name: the checkpoint as configured, and its last path part."""
+    name = PurePosixPath(settings.model.rstrip("/")).name
+    return list(dict.fromkeys([settings.model, name]))
+
+
+def check_model(settings: Settings, model: str) -> None:
+    if model not in served_models(settings):
+        detail = f"the model {model!r} is not served here; GET /v1/models lists {', '.join(served_models(settings))}"
+        raise Problem(404, "model_not_found", "Model not found", detail)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One OpenAI-style call's job: what to run, on which bytes."""
+
+    task: str
+    params: dict[str, Any]
+    media: bytes
+    filename: str
+    content_type: str | None = None
+
+
+def submit(
+    session: Session, storage: Storage, settings: Settings, tenant: str, call: Call, idempotency_key: str | None
+) -> Job:
+    """Store the call's media and queue its job; with an Idempotency-Key, a repeat of the same call (same media
+    and parameters) gets the first call's job without storing its media again."""
+    request = hashlib.sha256(call.media).hexdigest().encode() + repr(sorted(call.params.items())).encode()
+    request += call.task.encode()
+    if idempotency_key is not None:
+        digest = hashlib.sha256(request).hexdigest()
+        earlier = find(session, tenant, idempotency_key, digest, "jobs", settings.idempotency_ttl_s)
+        found = get_owned(session, Job, earlier, tenant) if earlier else None
+        if found is not None:
+            return found
+    upload = store_upload(session, storage, settings, tenant, call.filename, call.content_type, io.BytesIO(call.media))
+    job, _ = intake.submit_job(session, storage, settings, tenant, call.task, call.params, upload.id, formats=[],
+                               idempotency_key=idempotency_key, request=request)  # fmt: skip
+    return job
+
+
+async def wait_final(job_id: str, tenant: str, timeout_s: float) -> Job:
+    """The job once it ended; past `timeout_s` a 504 naming the job (it goes on: poll GET /v1/jobs/{id})."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.05
+    while True:
+        job = await run_in_threadpool(_read, job_id, tenant)
+        if JobState(job.state).final:
+            return job
+        if time.monotonic() > deadline:
+            problem = Problem(504, "job_still_running", "The job is still running",
+                              f"job {job_id} is still {job.state} after {timeout_s:.0f} s; poll GET /v1/jobs/{job_id} "
+                              f"and GET /v1/jobs/{job_id}/result")  # fmt: skip
+            problem.headers["Location"] = f"/v1/jobs/{job_id}"
+            raise problem
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
+
+
+def _read(job_id: str, tenant: str) -> Job:
+    with get_sessionmaker()() as session:
+        job = get_owned(session, Job, job_id, tenant)
+        if job is None:
+            raise Problem(404, "job_not_found", "Job not found", f"no job {job_id}")
+        session.expunge(job)
+        return job
+
+
+def succeeded(job: Job) -> dict[str, Any]:
+    """The job's result, or the error a client should see for why it has none."""
+    if job.state == JobState.SUCCEEDED.value and job.result is not None:
+        return job.result
+    if job.state == JobState.CANCELED.value:
+        raise Problem(409, "job_canceled", "The job was canceled", f"job {job.id} was canceled")
+    status = 422 if job.failure_class in CLIENT_FAILURES else 502
+    raise Problem(status, job.failure_class or "job_failed", "The job failed",
+                  f"job {job.id} failed: {job.failure_reason or 'unknown error'}")  # fmt: skip
+
+
+def sampling(temperature: float | None, top_p: float | None = None) -> dict[str, Any]:
+    """OpenAI's sampling knobs as task parameters: temperature 0 (the default) is greedy decoding."""
+    if not temperature:
+        return {}
+    params: dict[str, Any] = {"do_sample": True, "temperature": min(max(temperature, 0.01), 2.0)}
+    if top_p is not None:
+        params["top_p"] = min(max(top_p, 0.01), 1.0)
+    return params
