@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api.schemas import FORMATS_DOC, BatchFromFile, BatchFromPrefix, ProblemDetails
+from api.schemas import FORMATS_DOC, BatchFromFile, BatchFromPrefix, OpenAIErrorBody, ProblemDetails
 from models.tasks import CATALOGUE
 
 REF = "#/components/schemas/{model}"
@@ -78,7 +78,7 @@ def batch_request() -> dict[str, Any]:
 def components() -> dict[str, Any]:
     """Schemas the documents above refer to, and ProblemDetails for every error response."""
     found: dict[str, Any] = {}
-    own: list[type[BaseModel]] = [BatchFromPrefix, BatchFromFile, ProblemDetails]
+    own: list[type[BaseModel]] = [BatchFromPrefix, BatchFromFile, ProblemDetails, OpenAIErrorBody]
     for model in [spec.params for spec in CATALOGUE.values()] + own:
         found.update(model.model_json_schema(ref_template=REF).get("$defs", {}))
     return {**found, **{model.__name__: _schema(model) for model in own}}

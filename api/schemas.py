@@ -15,6 +15,19 @@ from models.tasks import TaskName
 Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """The error shape of the OpenAI-compatible routes."""
+
+    error: OpenAIError
+
+
 class ProblemDetails(BaseModel):
     type: str
     title: str

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     max_new_tokens_cap: int = 8192
     talker_max_new_tokens: int = 4096
     talker_do_sample: bool = True
+    max_model_len: int = 32768  # the context every segment's prompt must fit: video segments are planned to it
+    # vLLM's engine (OMNIMEDIA_BACKEND=vllm): tensor parallel size (0: every GPU of the worker's slot), the share
+    # of each GPU's memory vLLM takes, and the sequences it runs at once.
+    vllm_tensor_parallel_size: int = 0
+    vllm_gpu_memory_utilization: float = 0.90
+    vllm_max_num_seqs: int = 8
     # Qwen3-ForcedAligner (model id or path) for word timestamps of transcripts, run beside the thinker in the
     # job worker; unset or "off": word times are shared out over the speech silero-vad finds.
     aligner: str | None = None
@@ -151,6 +157,10 @@ class Settings(BaseSettings):
             talker_max_new_tokens=self.talker_max_new_tokens,
             talker_do_sample=self.talker_do_sample,
             limits=self.media_limits(),
+            max_model_len=self.max_model_len,
+            tensor_parallel_size=self.vllm_tensor_parallel_size,
+            gpu_memory_utilization=self.vllm_gpu_memory_utilization,
+            max_num_seqs=self.vllm_max_num_seqs,
         )
 
 

@@ -34,6 +34,11 @@ class EngineConfig:
     talker_max_new_tokens: int = 4096
     talker_do_sample: bool = True  # the model card samples the talker; greedy makes speech reproducible
     limits: MediaLimits = field(default_factory=MediaLimits)
+    max_model_len: int = 32768  # the context a prompt must fit (segments are planned to: models.budget)
+    # vLLM only: the engine's arguments (tensor parallel size 0: every GPU visible to the worker's slot).
+    tensor_parallel_size: int = 0
+    gpu_memory_utilization: float = 0.90
+    max_num_seqs: int = 8
 
 
 @dataclass

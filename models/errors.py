@@ -30,3 +30,7 @@ class CoverageError(EngineError):
 
 class BackendUnavailable(EngineError):
     """An optional backend (vLLM) is not installed or has no GPU."""
+
+
+class PromptTooLong(EngineError):
+    """The segment's prompt is longer than the model's context (max_model_len): retried with shorter segments."""

@@ -13,11 +13,17 @@ _ENGINES: dict[EngineConfig, Engine] = {}
 _LOCK = threading.Lock()
 
 
+VLLM_BATCH_WAIT_MS = 5.0  # how long the thread that owns vLLM collects prompts before a generate call
+
+
 def _build(config: EngineConfig, on_batch: Callable[[int], None] | None) -> Engine:
     if config.backend == "vllm":
-        from models.vllm_backend import VllmEngine  # optional extra: imported only when asked for
+        from models.vllm_backend import VllmEngine  # its own image: imported only when asked for
 
-        return VllmEngine(config)  # vLLM batches continuously itself
+        # One thread owns LLM (concurrent generate calls on one LLM can mix their outputs): every job's prompt goes
+        # through the batcher, which hands vLLM many at once for its continuous batching.
+        wait_ms = config.batch_max_wait_ms or VLLM_BATCH_WAIT_MS
+        return BatchingEngine(VllmEngine(config), config.max_batch_size, wait_ms, on_batch)
     from models.transformers_backend import TransformersEngine
 
     engine: Engine = TransformersEngine(config)

@@ -7,7 +7,7 @@ from typing import Any
 
 from models.engine import GenerationRequest
 from models.errors import CapabilityError
-from models.media import MediaKind
+from models.media import FRAME_ALIGN, VIDEO_FPS, MediaKind, MediaLimits
 from models.tasks import Voice, check_media
 from models.variants import Variant
 
@@ -23,6 +23,17 @@ class Conversation:
     def media_kinds(self) -> list[str]:
         """The media placeholders of the user turn, in order ("audio", "image", "video")."""
         return [c["type"] for c in self.messages[-1]["content"] if c["type"] != "text"]
+
+
+def video_processor_kwargs(limits: MediaLimits) -> dict[str, Any]:
+    """How the processor takes our frames, the same on both backends: as decoded (2 fps, already sampled), and
+    kept at the size we decoded them to (its default pixel bounds would scale them: the vLLM path used to)."""
+    return {
+        "do_sample_frames": False,
+        "cap_pixels_per_frame": True,
+        "fps": VIDEO_FPS,
+        "size": {"shortest_edge": FRAME_ALIGN * FRAME_ALIGN, "longest_edge": limits.max_frame_pixels},
+    }
 
 
 def validate_request(request: GenerationRequest, variant: Variant, talker_loaded: bool) -> None:

@@ -13,8 +13,7 @@ import numpy as np
 
 from models.engine import EngineConfig, GenerationRequest, GenerationResult, split_reasoning
 from models.errors import TaskInputError
-from models.media import FRAME_ALIGN, VIDEO_FPS
-from models.prompting import conversation, validate_request
+from models.prompting import conversation, validate_request, video_processor_kwargs
 from models.tasks import TaskParams, Voice
 from models.variants import Variant, detect_variant
 
@@ -136,15 +135,7 @@ class TransformersEngine:
             kwargs["images"] = images
         if videos:
             kwargs["videos"] = videos
-            kwargs["videos_kwargs"] = {
-                "do_sample_frames": False,
-                "cap_pixels_per_frame": True,
-                "fps": VIDEO_FPS,
-                "size": {
-                    "shortest_edge": FRAME_ALIGN * FRAME_ALIGN,
-                    "longest_edge": self.config.limits.max_frame_pixels,
-                },
-            }
+            kwargs["videos_kwargs"] = video_processor_kwargs(self.config.limits)
         if audios:
             kwargs["audio"] = audios
         if use_audio_in_video:

@@ -1,46 +1,83 @@
-"""vLLM backend (GPU only, optional extra `pip install .[vllm]`): the thinker through vLLM's offline API.
+"""vLLM backend (GPU only, its own image: infra/Dockerfile.vllm, infra/requirements-vllm.txt beside vllm==0.33.0):
+the thinker through vLLM's offline API.
 
-Same interface as the transformers backend, with validation and prompts from models.prompting; vLLM's
-continuous batching replaces our batch grouping. Plain vLLM serves the thinker (text out) only; speech requests
-are refused with a clear error (use the transformers backend on a talker worker, or vLLM-Omni's served stages)."""
+Same interface as the transformers backend, with validation, prompts and frame sizing from models.prompting.
+`LLM` is not thread-safe across concurrent `generate` calls (their outputs can mix), so the one loader always puts
+it behind the cross-job batcher (models.batcher): one thread owns it and sends many jobs' prompts in one
+`generate` call, which vLLM batches continuously. Plain vLLM serves the thinker (text out) only; speech requests
+are refused (run the talker queue on a transformers worker, or vLLM-Omni's served stages)."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from typing import Any
 
+from models.budget import PROMPT_TOKENS, tokens_per_s
 from models.engine import EngineConfig, GenerationRequest, GenerationResult, split_reasoning
-from models.errors import BackendUnavailable, CapabilityError
-from models.media import VIDEO_FPS, MediaKind
-from models.prompting import conversation, validate_request
+from models.errors import BackendUnavailable, CapabilityError, PromptTooLong
+from models.media import MediaKind
+from models.prompting import conversation, validate_request, video_processor_kwargs
 from models.variants import Variant, detect_variant
+
+LIMIT_MM_PER_PROMPT = {"image": 1, "video": 1, "audio": 1}  # one media item per job (and its own audio track)
 
 
 def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-# The model card's serving settings for one 80 GB GPU.
-DEFAULT_ENGINE_ARGS: dict[str, Any] = {
-    "max_model_len": 32768,
-    "max_num_seqs": 8,
-    "gpu_memory_utilization": 0.95,
-    "limit_mm_per_prompt": {"image": 3, "video": 3, "audio": 3},
-    "tensor_parallel_size": 1,
-    "trust_remote_code": True,
-    "seed": 1234,
-}
+def visible_gpus() -> int:
+    """GPUs of this worker's slot (CUDA_VISIBLE_DEVICES, set by workers.gpu before anything loads)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return len([g for g in visible.split(",") if g.strip()]) or 1
+
+
+def engine_args(config: EngineConfig) -> dict[str, Any]:
+    """vLLM's engine arguments from the settings (the model card's serving settings are the defaults)."""
+    return {
+        "max_model_len": config.max_model_len,
+        "max_num_seqs": config.max_num_seqs,
+        "gpu_memory_utilization": config.gpu_memory_utilization,
+        "tensor_parallel_size": config.tensor_parallel_size or visible_gpus(),
+        "limit_mm_per_prompt": dict(LIMIT_MM_PER_PROMPT),
+        "trust_remote_code": True,
+        "seed": 1234,
+    }
+
+
+def expand_as_vllm(processor: Any, rendered: dict[str, Any]) -> Any:
+    """The HF processor's output for one rendered prompt, called as vLLM's multimodal processor calls it (the
+    media as keyword arguments, then every mm_processor_kwargs entry as a keyword argument): how the checks
+    without vLLM (tests, infra/vllm_env_check.py) see what vLLM would expand."""
+    data = rendered["multi_modal_data"]
+    media: dict[str, Any] = {}
+    if "image" in data:
+        media["images"] = [data["image"]]
+    if "video" in data:
+        media["videos"] = [data["video"]]
+    if "audio" in data:
+        media["audio"] = [data["audio"][0]]
+    kwargs = dict(rendered["mm_processor_kwargs"])
+    if kwargs.get("use_audio_in_video") and hasattr(processor, "load_audio_from_video"):
+        # transformers >= 5.21 names the video's own audio this way (vLLM's pin, <5.21, takes use_audio_in_video)
+        kwargs.pop("use_audio_in_video")
+        kwargs.update(load_audio_from_video=True, audio_from_video_indices=[0])
+    return processor(text=[rendered["prompt"]], **media, **kwargs, return_tensors="pt")
 
 
 class VllmEngine:
     """Qwen3-Omni thinker on vLLM: `LLM.generate` with `multi_modal_data` and `mm_processor_kwargs`."""
 
-    def __init__(self, config: EngineConfig, engine_args: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: EngineConfig) -> None:
         if not vllm_available():
-            raise BackendUnavailable("the vLLM backend needs `pip install omnimedia[vllm]` on a GPU machine")
+            raise BackendUnavailable(
+                "the vLLM backend runs in the vLLM image (infra/Dockerfile.vllm) on a GPU machine; this environment "
+                "has no vllm package"
+            )
         self.config = config
-        self.engine_args = {**DEFAULT_ENGINE_ARGS, **(engine_args or {})}
+        self.engine_args = engine_args(config)
         self._variant = config.variant or detect_variant(config.model)
         self._lock = threading.Lock()
         self._llm: Any = None
@@ -68,8 +105,17 @@ class VllmEngine:
         if request.wants_speech:
             raise CapabilityError("the vLLM backend serves text only; speech jobs need a talker worker")
         validate_request(request, self._variant, talker_loaded=False)
+        media = request.media
+        if media.kind is MediaKind.VIDEO and media.frames is None:
+            raise CapabilityError("video request has no decoded frames")
+        seconds = max(media.end_s - media.start_s, 0.0)
+        expected = tokens_per_s(media.info, self.config.limits) * seconds + PROMPT_TOKENS
+        if expected + min(request.params.max_new_tokens, self.config.max_new_tokens_cap) > self.config.max_model_len:
+            raise PromptTooLong(f"a {seconds:.0f} s segment is about {expected:.0f} prompt tokens; the model's "
+                                f"context is {self.config.max_model_len}")  # fmt: skip
 
-    def _prompt(self, request: GenerationRequest) -> dict[str, Any]:
+    def prompt(self, request: GenerationRequest) -> dict[str, Any]:
+        """What vLLM takes for one request: the rendered chat, the media, and how the processor treats it."""
         chat = conversation(request, self._variant)
         use_audio = chat.use_audio_in_video
         text = self._processor.apply_chat_template(
@@ -89,13 +135,14 @@ class VllmEngine:
                 data["audio"] = (media.audio, 16_000)
         if "audio" in kinds:
             data["audio"] = (media.audio, 16_000)
-        return {
-            "prompt": text,
-            "multi_modal_data": data,
-            "mm_processor_kwargs": {"use_audio_in_video": use_audio, "fps": VIDEO_FPS},
-        }
+        # vLLM calls the HF processor with these as keyword arguments: the frame rate goes inside videos_kwargs
+        # only (given twice, the processor refuses the call: seen with transformers 5.20 in the vLLM image).
+        kwargs: dict[str, Any] = {"use_audio_in_video": use_audio}
+        if "video" in kinds:
+            kwargs["videos_kwargs"] = video_processor_kwargs(self.config.limits)
+        return {"prompt": text, "multi_modal_data": data, "mm_processor_kwargs": kwargs}
 
-    def _sampling(self, request: GenerationRequest) -> Any:
+    def sampling(self, request: GenerationRequest) -> Any:
         from vllm import SamplingParams
 
         p = request.params
@@ -113,12 +160,14 @@ class VllmEngine:
     def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         for request in requests:
             self.validate(request)
-            if request.media.kind is MediaKind.VIDEO and request.media.frames is None:
-                raise CapabilityError("video request has no decoded frames")
         self.load()
-        outputs = self._llm.generate(
-            [self._prompt(r) for r in requests], sampling_params=[self._sampling(r) for r in requests]
-        )
+        try:
+            outputs = self._llm.generate([self.prompt(r) for r in requests],
+                                         sampling_params=[self.sampling(r) for r in requests])  # fmt: skip
+        except ValueError as exc:  # vLLM's only signal for a prompt over max_model_len (its text is all we get)
+            if "maximum model length" in str(exc):
+                raise PromptTooLong(f"the prompt is longer than the model's context: {exc}") from exc
+            raise
         results = []
         for out in outputs:
             completion = out.outputs[0]

@@ -135,7 +135,7 @@ class Submitter:
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 try:
-                    response = api.post("/v1/jobs", json={"task": "ocr", "input": self.upload},
+                    response = api.post("/v1/jobs", json={"task": "ocr", "input": self.upload, "formats": ["json"]},
                                         headers={"Idempotency-Key": key})  # fmt: skip
                 except httpx.HTTPError:
                     time.sleep(0.3)

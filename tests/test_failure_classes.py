@@ -214,3 +214,39 @@ def test_a_run_that_lost_its_lease_writes_nothing_final(env, media: dict[str, Pa
     assert job.attempts == 3 and all("/attempt-3/" in key for key in job.outputs.values())
     results = [k for k in storage.list(f"tenants/local/jobs/{job_id}/") if "/result." in k]
     assert results and all("/attempt-3/" in k for k in results), "only the committing run wrote result files"
+
+
+class ContextOf:
+    """The real engine with a model context of `seconds` of media: longer segments raise PromptTooLong, as the
+    vLLM backend does for a prompt over max_model_len."""
+
+    def __init__(self, inner, seconds: float) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.seconds, self.refused = inner, seconds, 0
+
+    def generate(self, request):  # type: ignore[no-untyped-def]
+        from models.errors import PromptTooLong
+
+        if request.media.end_s - request.media.start_s > self.seconds:
+            self.refused += 1
+            raise PromptTooLong("the prompt is longer than the maximum model length")
+        return self.inner.generate(request)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def test_a_prompt_over_the_context_is_retried_with_smaller_segments(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Like running out of memory: the segments are halved (12 s -> 6 s -> 3 s) until the prompt fits."""
+    from tests.support import speech
+
+    settings, sessions, storage, engine = env
+    long = speech(tmp_path / "twelve.wav", "One sentence after another fills a dozen seconds of audio. " * 2, 1.0)
+    job_id = _submit(env, long, segment_seconds=12)
+    refusing = ContextOf(engine, seconds=4.0)
+    runner = JobRunner(settings, sessions, storage, refusing, "w")
+    assert run_until_settled(runner, job_id).status is RunStatus.SUCCEEDED
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        events = [e.reason or "" for e in session.scalars(select(JobEvent).where(JobEvent.job_id == job_id))]
+    assert refusing.refused == 2 and job.oom_retries == 2 and job.segment_seconds <= 4.0
+    assert job.segments_planned >= 3 and any("retry with 6 s segments" in e for e in events), events

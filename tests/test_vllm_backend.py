@@ -1,34 +1,181 @@
-"""The vLLM backend needs vllm and a GPU; here it is import-checked, and run only where vllm is installed."""
+"""The vLLM path without vLLM: it needs its own image and a GPU, so here its start-up refusals, engine arguments,
+token budgets, prompt rendering (on the tiny checkpoint's real processor) and the batcher that owns it are checked
+with the transformers engine standing in where vLLM itself cannot load. The GPU test runs where vllm is installed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from models.budget import audio_tokens, segment_budget_s
 from models.engine import EngineConfig, GenerationRequest
-from models.errors import BackendUnavailable
-from models.media import load_media
-from models.tasks import get_task, parse_params
-from models.vllm_backend import DEFAULT_ENGINE_ARGS, VllmEngine, vllm_available
+from models.errors import BackendUnavailable, PromptTooLong
+from models.media import MediaInfo, MediaKind, MediaLimits, load_media
+from models.prompting import video_processor_kwargs
+from models.tasks import CATALOGUE, get_task, parse_params
+from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm, vllm_available
+from tests.support import REPO
+
+DEFAULT_LIMITS = MediaLimits()
+HD_LIMITS = MediaLimits(max_frame_pixels=1280 * 720)
 
 
-def test_backend_imports_and_refuses_cleanly_without_vllm(tiny_model: Path) -> None:
-    assert DEFAULT_ENGINE_ARGS["limit_mm_per_prompt"] == {"image": 3, "video": 3, "audio": 3}
+def test_without_vllm_the_backend_points_at_its_image(tiny_model: Path) -> None:
     if vllm_available():
         pytest.skip("vllm is installed: see the GPU test below")
-    with pytest.raises(BackendUnavailable, match=r"omnimedia\[vllm\]"):
+    with pytest.raises(BackendUnavailable, match=r"infra/Dockerfile\.vllm"):
         VllmEngine(EngineConfig(str(tiny_model), backend="vllm"))
 
 
+def test_engine_arguments_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.config import Settings
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    settings = Settings(backend="vllm", max_model_len=65536, vllm_gpu_memory_utilization=0.6, vllm_max_num_seqs=4)
+    args = engine_args(settings.engine_config())
+    assert args["tensor_parallel_size"] == 2, "tensor parallel over every GPU of the slot by default"
+    assert (args["max_model_len"], args["gpu_memory_utilization"], args["max_num_seqs"]) == (65536, 0.6, 4)
+    assert engine_args(Settings(vllm_tensor_parallel_size=1).engine_config())["tensor_parallel_size"] == 1
+
+
+@pytest.mark.parametrize(
+    ("limits", "size", "context", "seconds"),
+    [
+        (DEFAULT_LIMITS, (1280, 720), 32768, 135), (DEFAULT_LIMITS, (640, 360), 32768, 135),
+        (DEFAULT_LIMITS, (1280, 720), 65536, 275), (HD_LIMITS, (1280, 720), 32768, 35),
+        (HD_LIMITS, (1280, 720), 65536, 71), (HD_LIMITS, (640, 360), 32768, 135),
+    ],
+)  # fmt: skip
+def test_video_segments_fit_the_context(limits: MediaLimits, size: tuple[int, int], context: int, seconds: int) -> None:
+    """A second of video at 2 fps is (H/16 x W/16)/4 tokens plus 13 of its audio: 640x352 frames (what 720p and
+    360p both decode to by default) are 233 a second, 1280x704 frames 893."""
+    info = MediaInfo(MediaKind.VIDEO, 3600.0, True, *size)
+    assert segment_budget_s(info, limits, context, 1024) == seconds
+
+
+def test_audio_segments_fit_the_context_and_images_have_no_budget() -> None:
+    assert audio_tokens(300) == 3900 and audio_tokens(1) == 13
+    audio = MediaInfo(MediaKind.AUDIO, 3600.0, True)
+    assert segment_budget_s(audio, DEFAULT_LIMITS, 32768, 1024) == 2422
+    assert segment_budget_s(audio, DEFAULT_LIMITS, 65536, 1024) == 4942
+    assert segment_budget_s(MediaInfo(MediaKind.IMAGE, 0.0, False, 800, 600), DEFAULT_LIMITS, 32768, 1024) is None
+
+
+def _engine(tiny_model: Path, **config: object) -> VllmEngine:
+    """A VllmEngine with the real tiny processor and no LLM (vLLM cannot load here): rendering and validation
+    are all vLLM-free."""
+    from transformers import Qwen3OmniMoeProcessor
+
+    from models.variants import detect_variant
+
+    engine = object.__new__(VllmEngine)
+    engine.config = EngineConfig(str(tiny_model), backend="vllm", **config)  # type: ignore[arg-type]
+    engine._variant = detect_variant(str(tiny_model))
+    engine._processor = Qwen3OmniMoeProcessor.from_pretrained(str(tiny_model))
+    engine._lock = threading.Lock()
+    engine._llm = None
+    return engine
+
+
+@pytest.mark.parametrize("task", sorted(t.value for t in CATALOGUE))
+def test_every_task_renders_one_placeholder_per_medium_and_the_same_frame_sizing(
+    tiny_model: Path, media: dict[str, Path], task: str
+) -> None:
+    engine = _engine(tiny_model)
+    spec = get_task(task)
+    extra = {"translate": {"target_language": "de"}, "ask": {"question": "What?"}, "custom": {"prompt": "Hi."}}
+    kind = sorted(spec.accepts, key=lambda k: ["video", "audio", "image"].index(k.value))[0]
+    path = {
+        MediaKind.VIDEO: media["video_av"],
+        MediaKind.AUDIO: media["speech_wav"],
+        MediaKind.IMAGE: media["image_png"],
+    }[kind]
+    request = GenerationRequest(
+        spec, parse_params(task, {"max_new_tokens": 8, **extra.get(task, {})}), load_media(path)
+    )
+    engine.validate(request)
+    rendered = engine.prompt(request)
+    prompt, data, kwargs = rendered["prompt"], rendered["multi_modal_data"], rendered["mm_processor_kwargs"]
+    counts = {name: prompt.count(token) for name, token in
+              (("audio", "<|audio_pad|>"), ("image", "<|image_pad|>"), ("video", "<|video_pad|>"))}  # fmt: skip
+    assert sum(counts.values()) == 1, (task, prompt)
+    if "video" in data:
+        assert data["video"].shape[0] % 2 == 0 and kwargs["videos_kwargs"] == video_processor_kwargs(DEFAULT_LIMITS)
+        assert kwargs["use_audio_in_video"] == ("audio" in data)
+    if "audio" in data:
+        audio, rate = data["audio"]
+        assert rate == 16_000 and audio.dtype.name == "float32"
+    assert counts["video"] == ("video" in data) and counts["image"] == ("image" in data)
+    # As vLLM calls the HF processor (every mm_processor_kwargs entry a keyword): it accepts them and expands each
+    # placeholder to the media's tokens (it refused `fps` given both alone and inside videos_kwargs).
+    ids = expand_as_vllm(engine._processor, rendered)["input_ids"][0].tolist()
+    pads = {name: ids.count(engine._processor.tokenizer.convert_tokens_to_ids(token)) for name, token in
+            (("audio", "<|audio_pad|>"), ("image", "<|image_pad|>"), ("video", "<|video_pad|>"))}  # fmt: skip
+    assert all((pads[name] > 1) == (name in data) for name in pads), (task, pads)
+
+
+def test_a_segment_over_the_context_is_refused_before_vllm_sees_it(tiny_model: Path, media: dict[str, Path]) -> None:
+    engine = _engine(tiny_model, max_model_len=400)  # 3 s of 320x224 frames with audio: about 500 tokens
+    request = GenerationRequest(get_task("describe_video"), parse_params("describe_video", {"max_new_tokens": 8}),
+                                load_media(media["video_av"]))  # fmt: skip
+    with pytest.raises(PromptTooLong, match="context is 400"):
+        engine.validate(request)
+
+
+def test_the_batcher_owns_the_vllm_engine(
+    tiny_model: Path, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With backend=vllm the loader puts the engine behind the batcher: however many job threads call generate,
+    every generate_batch reaches the engine from one thread (the transformers engine stands in for vLLM here)."""
+    from models import loader, vllm_backend
+    from models.batcher import BatchingEngine
+    from models.transformers_backend import TransformersEngine
+
+    threads: set[str] = set()
+
+    class StandIn(TransformersEngine):
+        def generate_batch(self, requests):  # type: ignore[no-untyped-def]
+            threads.add(threading.current_thread().name)
+            return super().generate_batch(requests)
+
+    monkeypatch.setattr(vllm_backend, "VllmEngine", StandIn)
+    engine = loader.load_engine(EngineConfig(str(tiny_model), backend="vllm", max_new_tokens_cap=4))
+    assert isinstance(engine, BatchingEngine) and isinstance(engine.inner, StandIn)
+    request = GenerationRequest(get_task("transcribe"), parse_params("transcribe", {"max_new_tokens": 4}),
+                                load_media(media["speech_wav"]))  # fmt: skip
+    callers = [threading.Thread(target=engine.generate, args=(request,)) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert threads == {"omnimedia-batcher"} and sum(engine.batch_sizes) == 8
+
+
+@pytest.mark.parametrize(
+    ("env", "pool", "refused"),
+    [({"OMNIMEDIA_BACKEND": "vllm"}, "prefork", "prefork pool"),
+     ({"OMNIMEDIA_BACKEND": "vllm", "OMNIMEDIA_ENABLE_TALKER": "true"}, "threads", "talker")],
+)  # fmt: skip
+def test_a_vllm_worker_refuses_what_cannot_work(env: dict[str, str], pool: str, refused: str) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OMNIMEDIA_")}
+    done = subprocess.run([sys.executable, "-m", "workers.main", "--pool", pool], capture_output=True, text=True,
+                          timeout=120, env={**environ, **env, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert done.returncode == 2 and refused in done.stderr, done.stderr
+
+
 @pytest.mark.vllm
-@pytest.mark.skipif(not vllm_available(), reason="vllm is not installed (GPU-only optional extra: pip install .[vllm])")
+@pytest.mark.skipif(not vllm_available(), reason="vllm is not installed (its own image: infra/Dockerfile.vllm)")
 def test_vllm_generates_text(tiny_model: Path, media: dict[str, Path]) -> None:
     import torch
 
     if not torch.cuda.is_available():
         pytest.skip("vLLM needs a CUDA GPU")
-    engine = VllmEngine(EngineConfig(str(tiny_model), backend="vllm"), {"gpu_memory_utilization": 0.3})
+    engine = VllmEngine(EngineConfig(str(tiny_model), backend="vllm", gpu_memory_utilization=0.3))
     request = GenerationRequest(
         get_task("transcribe"), parse_params("transcribe", {"max_new_tokens": 8}), load_media(media["speech_wav"])
     )

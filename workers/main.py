@@ -12,6 +12,19 @@ import tempfile
 from workers.gpu import pin
 
 
+def refusal_for(backend: str, pool: str, talker: bool) -> str | None:
+    """Why this worker cannot run as configured, or None."""
+    if backend != "vllm":
+        return None
+    if pool == "prefork":
+        return ("the vLLM backend cannot run in the prefork pool (vLLM starts engine processes, and a prefork child "
+                "is daemonic: it may have none); use --pool threads, the default for job queues")  # fmt: skip
+    if talker:
+        return ("the vLLM backend serves text only and cannot load the talker: serve the talker queue from a "
+                "transformers worker (OMNIMEDIA_BACKEND=transformers) on its own GPU slot")  # fmt: skip
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", default=None, help="GPU id(s) for CUDA_VISIBLE_DEVICES; omit for CPU")
@@ -32,6 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     from core.config import get_settings
 
     settings = get_settings()
+    refusal = refusal_for(settings.backend, args.pool, settings.enable_talker)
+    if refusal:
+        parser.exit(2, f"omnimedia worker: {refusal}\n")
+    if settings.backend == "vllm":  # vLLM's engine processes must not be forked from a process that touched CUDA
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     if settings.worker_metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnimedia-metrics-")
     from core.celery_app import app  # imported after pinning and the metrics folder
@@ -41,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         f"--hostname={args.name or name}", f"--loglevel={args.loglevel}", "--events", "--without-gossip",
         "--without-mingle",
     ]  # fmt: skip
-    if args.beat:
-        worker_args.append("--beat")
+    if args.beat:  # its schedule file in the data folder: the image's /app is not the service user's to write
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        worker_args += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
     limit_mb = settings.worker_max_memory_mb
     if limit_mb and args.pool == "prefork":  # recycle the pool process (and its model) past this resident size
         worker_args.append(f"--max-memory-per-child={limit_mb * 1024}")

@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.openai_compat import Call, check_model, sampling, submit, succeeded, wait_final
+from api.openai_errors import OPENAI_RESPONSES
 from api.problems import Problem
 from core.jobs.outputs import CONTENT_TYPES, render, timed_segments
 from models.captions import shape_cues
 
-router = APIRouter(prefix="/v1/audio", tags=["openai"])
+router = APIRouter(prefix="/v1/audio", tags=["openai"], responses=OPENAI_RESPONSES)
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 Granularity = Literal["word", "segment"]
 

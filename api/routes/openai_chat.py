@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.openai_compat import Call, check_model, sampling, served_models, submit, succeeded, wait_final
-from api.openai_errors import openai_error
+from api.openai_errors import OPENAI_RESPONSES, openai_error
 from api.problems import Problem
 from core.config import Settings
 from core.db import get_sessionmaker
@@ -32,7 +32,7 @@ from core.schema import Job, JobSegment
 from core.states import JobState
 from models.tasks import Voice
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_RESPONSES)
 AUDIO_FORMATS = {"wav", "mp3", "flac", "ogg", "m4a", "webm", "aac"}
 
 

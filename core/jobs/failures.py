@@ -8,7 +8,15 @@ import sys
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core.storage import StorageError
-from models.errors import BackendUnavailable, CapabilityError, CoverageError, EngineError, MediaError, TaskInputError
+from models.errors import (
+    BackendUnavailable,
+    CapabilityError,
+    CoverageError,
+    EngineError,
+    MediaError,
+    PromptTooLong,
+    TaskInputError,
+)
 
 
 class FailureClass(str, enum.Enum):
@@ -16,7 +24,8 @@ class FailureClass(str, enum.Enum):
     INVALID_INPUT = "invalid_input"  # the task cannot run on this input or with these parameters
     UNSUPPORTED = "unsupported"  # the loaded checkpoint or backend cannot do it
     ENGINE = "engine"  # the engine refused for a reason of its own (e.g. planned segments leave a gap)
-    OUT_OF_MEMORY = "out_of_memory"  # retried once with half-length segments
+    OUT_OF_MEMORY = "out_of_memory"  # retried with half-length segments
+    TOO_LONG = "too_long"  # a segment's prompt over the model's context: retried with half-length segments
     TRANSIENT = "transient"  # storage, database or network: retried with backoff
     INTERNAL = "internal"  # a bug: retried, then failed with the error
     EXHAUSTED = "exhausted"  # attempts used up with no class recorded
@@ -25,7 +34,13 @@ class FailureClass(str, enum.Enum):
     @property
     def retried(self) -> bool:
         """Whether the runner tries again (up to the attempts cap) rather than failing at once."""
-        return self in (FailureClass.TRANSIENT, FailureClass.INTERNAL, FailureClass.OUT_OF_MEMORY)
+        return self in (FailureClass.TRANSIENT, FailureClass.INTERNAL, FailureClass.OUT_OF_MEMORY,
+                        FailureClass.TOO_LONG)  # fmt: skip
+
+    @property
+    def smaller(self) -> bool:
+        """Whether a retry cuts the media into shorter segments."""
+        return self in (FailureClass.OUT_OF_MEMORY, FailureClass.TOO_LONG)
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -42,6 +57,7 @@ _ENGINE_CLASSES: tuple[tuple[type[EngineError], FailureClass], ...] = (
     (CapabilityError, FailureClass.UNSUPPORTED),
     (BackendUnavailable, FailureClass.UNSUPPORTED),
     (CoverageError, FailureClass.ENGINE),
+    (PromptTooLong, FailureClass.TOO_LONG),
 )
 
 
@@ -72,6 +88,7 @@ _PUBLIC_REASONS = {
     FailureClass.TRANSIENT: "storage or the database was briefly unavailable",
     FailureClass.INTERNAL: "an internal error stopped the job; the operators have the details",
     FailureClass.OUT_OF_MEMORY: "the model ran out of GPU memory",
+    FailureClass.TOO_LONG: "a segment was longer than the model's context",
 }
 
 

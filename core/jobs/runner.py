@@ -41,6 +41,7 @@ from core.storage import Storage, get_storage
 from core.storage.keys import output_key
 from models.aligner import ForcedAligner
 from models.batcher import BatchingEngine
+from models.budget import segment_budget_s
 from models.chunking import Span, speech_regions
 from models.engine import Engine, GenerationRequest
 from models.errors import MediaError
@@ -70,17 +71,20 @@ class RunResult:
     reason: str | None = None
 
 
+SMALLER_RETRIES = 2  # halvings of the segment length after running out of memory or context
 NO_SPEECH = "none"  # a spoken-text segment in which silero-vad heard no speech: the engine did not run
 LEASE_LOST = RunResult(RunStatus.SKIPPED, reason="lease lost: another worker holds the job now")
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Run:
-    """One claimed run of a job: the row as claimed, its attempt (which scopes its output keys) and its lease."""
+    """One claimed run of a job: the row as claimed, its attempt (which scopes its output keys), its lease, and
+    the segment length it planned with (a retry with smaller segments halves that)."""
 
     job: Job
     attempt: int
     lease: Heartbeat
+    segment_s: float | None = None
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
@@ -144,8 +148,8 @@ class JobRunner:
             if failure_class.retried:  # the tenant sees the class only; the detail is logged here
                 log.error("job %s failed (%s): %s: %s", job_id, failure_class.value, type(exc).__name__, exc,
                           exc_info=failure_class is FailureClass.INTERNAL)  # fmt: skip
-            if failure_class is FailureClass.OUT_OF_MEMORY:
-                return self._retry_smaller(job_id, reason)
+            if failure_class.smaller:
+                return self._retry_smaller(job_id, failure_class, reason, run.segment_s)
             if not failure_class.retried:
                 return self._fail(job_id, failure_class, reason)
             return self._retry_or_fail(job_id, failure_class, reason)
@@ -187,23 +191,23 @@ class JobRunner:
             )  # fmt: skip
         return RunResult(RunStatus.RETRY, delay, reason)
 
-    def _retry_smaller(self, job_id: str, reason: str) -> RunResult:
-        """Out of memory: drop the finished segments and run again with half-length ones (re-planned from the
-        stored plan, without decoding the file again)."""
+    def _retry_smaller(self, job_id: str, failure_class: FailureClass, reason: str, used_s: float | None) -> RunResult:
+        """Out of memory, or a prompt over the model's context: drop the finished segments and run again with
+        segments half as long as this run's (re-planned from the stored plan, without decoding the file again),
+        at most SMALLER_RETRIES times."""
         with self.sessions() as session:
             job = session.get(Job, job_id)
-            if job is None or job.oom_retries >= 1:
-                return self._fail(job_id, FailureClass.OUT_OF_MEMORY, f"{reason}, even with smaller segments")
-            current = self._segment_seconds(job, parse_params(job.task, job.params))
+            if job is None or job.oom_retries >= SMALLER_RETRIES:
+                return self._fail(job_id, failure_class, f"{reason}, even with smaller segments")
+            half = (used_s or self._segment_seconds(job, parse_params(job.task, job.params))) / 2
             session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
             session.commit()
             machine.transition(
-                session, job_id, Transition.RETRY_LATER, f"out of memory; retry with {current / 2:.0f} s segments",
-                self.worker, failure_class=FailureClass.OUT_OF_MEMORY.value, failure_reason=reason,
-                segment_seconds=current / 2, oom_retries=job.oom_retries + 1, segments_done=0,
-                queued_at=utcnow(),
+                session, job_id, Transition.RETRY_LATER, f"{reason}; retry with {half:.0f} s segments",
+                self.worker, failure_class=failure_class.value, failure_reason=reason,
+                segment_seconds=half, oom_retries=job.oom_retries + 1, segments_done=0, queued_at=utcnow(),
             )  # fmt: skip
-        return RunResult(RunStatus.RETRY, 0.0, "out of memory")
+        return RunResult(RunStatus.RETRY, 0.0, failure_class.value)
 
     def _segment_seconds(self, job: Job, params: TaskParams) -> float:
         """The out-of-memory override first, then the job's parameter, then the service default."""
@@ -228,12 +232,15 @@ class JobRunner:
         job = run.job
         spec = get_task(job.task)
         params = parse_params(job.task, job.params)
-        segment_s = self._segment_seconds(job, params)
         limits = self.settings.media_limits()
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
             local = local_input(job, Path(tmp), self.sessions, self.settings, self.storage)
             info = probe(local, limits)
             check_media(spec, info.kind, info.has_audio)
+            answer = min(params.max_new_tokens, self.settings.max_new_tokens_cap)
+            fits = segment_budget_s(info, limits, self.settings.max_model_len, answer)  # the model's context
+            segment_s = min(self._segment_seconds(job, params), fits or float("inf"))
+            run.segment_s = segment_s
             plan = Plan.from_json(job.plan) if job.plan else plan_file(local, info, segment_s, limits)
             work = Work(plan, plan.segments(segment_s), self._done_segments(job))
             finished = {s.index for s in work.done}
