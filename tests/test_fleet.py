@@ -178,3 +178,19 @@ def test_a_killed_worker_is_restarted_and_a_drained_one_finishes_its_job(stack: 
         if supervisor.poll() is None:
             stop(supervisor, 60)
         log.close()
+
+
+@pytest.mark.parametrize("celery_exit", [0, 1, 73])
+def test_a_worker_exits_with_the_code_celery_stopped_with(celery_exit: int, tmp_path: Path) -> None:
+    """The supervisor restarts a worker that exits non-zero and takes exit 0 for a drain, so the worker's exit
+    must be Celery's: an unrecoverable error (kombu after a Redis kill: 1) or a pidfile it cannot create (73) used
+    to leave the process with 0, and the webhooks worker stayed down for good. Celery's own entry point returns the
+    code; here it returns a chosen one without starting a worker."""
+    from tests.support import env_for
+
+    code = ("import core.celery_app as c, workers.main as m\n"
+            f"c.app.start = lambda argv: {celery_exit}\n"
+            "m.main(['--queues', 'webhooks', '--pool', 'solo'])\n")  # fmt: skip
+    env = env_for(OMNIMEDIA_DATA_DIR=str(tmp_path), OMNIMEDIA_BROKER_URL="redis://127.0.0.1:1/0")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == celery_exit, done.stderr[-2000:]

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     limit_mb = settings.worker_max_memory_mb
     if limit_mb and args.pool == "prefork":  # recycle the pool process (and its model) past this resident size
         worker_args.append(f"--max-memory-per-child={limit_mb * 1024}")
-    app.worker_main(worker_args)
+    # app.start, not app.worker_main: worker_main drops the exit code Celery returns, so a worker that stopped on
+    # an unrecoverable error (kombu after a Redis kill) exited 0 and its supervisor took it for drained.
+    raise SystemExit(app.start(worker_args) or 0)
 
 
 if __name__ == "__main__":
