@@ -52,7 +52,6 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     if settings.worker_metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnimedia-metrics-")
-    from core.celery_app import app  # imported after pinning and the metrics folder
 
     worker_args = [
         "worker", f"--queues={','.join(queues)}", f"--pool={args.pool}", f"--concurrency={args.concurrency}",
@@ -65,9 +64,18 @@ def main(argv: list[str] | None = None) -> None:
     limit_mb = settings.worker_max_memory_mb
     if limit_mb and args.pool == "prefork":  # recycle the pool process (and its model) past this resident size
         worker_args.append(f"--max-memory-per-child={limit_mb * 1024}")
-    # app.start, not app.worker_main: worker_main drops the exit code Celery returns, so a worker that stopped on
-    # an unrecoverable error (kombu after a Redis kill) exited 0 and its supervisor took it for drained.
-    raise SystemExit(app.start(worker_args) or 0)
+    raise SystemExit(run_celery(worker_args))
+
+
+def run_celery(args: list[str]) -> int:
+    """Celery's own command line, returning the exit code its worker stopped with. Not app.worker_main or
+    app.start: click, run without its standalone mode, returns that code instead of exiting, and both drop it, so a
+    worker that stopped on an unrecoverable error (kombu after a Redis kill: 1) exited 0 and its supervisor took
+    it for drained."""
+    from celery.bin.celery import celery
+
+    code = celery.main(args=["--app", "core.celery_app:app", *args], standalone_mode=False)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
