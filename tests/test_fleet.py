@@ -196,3 +196,40 @@ def test_a_worker_exits_with_the_code_celery_stopped_with(tmp_path: Path) -> Non
     env = env_for(OMNIMEDIA_DATA_DIR=str(tmp_path), OMNIMEDIA_BROKER_URL="redis://127.0.0.1:1/0")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 73 and "already exists" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_worker_celery_stops_after_a_redis_kill_is_restarted(tmp_path: Path) -> None:
+    """The issue's failure, on purpose: a webhooks worker holds unacknowledged messages (deliveries due later) when
+    Redis is killed; kombu fails restoring them (AttributeError in _connparams) and Celery stops the worker with
+    exit code 1. Its supervisor must restart it, not take it for drained (it did while that code was lost)."""
+    from celery import Celery
+
+    from tests.support import env_for, private_redis
+
+    with private_redis(tmp_path / "redis") as server:
+        env = env_for(OMNIMEDIA_BROKER_URL=server.url(0), OMNIMEDIA_DATA_DIR=str(tmp_path / "data"))
+        log_path = tmp_path / "supervisor.log"
+        with log_path.open("wb") as log:
+            supervisor = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--gpus", "none", "--queues",
+                                           "webhooks", "--pool", "threads", "--concurrency", "4"], env=env,
+                                          stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            first = wait_for(lambda: _worker_pids(supervisor.pid), 60, "the webhooks worker")
+            wait_for(lambda: b"ready." in log_path.read_bytes(), 60, "the worker to consume")
+            broker = Celery(broker=server.url(0))
+            for _ in range(5):  # held unacknowledged by the worker until they are due
+                broker.send_task("omnimedia.deliver_webhook", args=["whd_none"], queue="webhooks", countdown=600)
+            wait_for(lambda: log_path.read_bytes().count(b"received") >= 5, 30, "the worker to hold the deliveries")
+            time.sleep(2)
+            server.kill()
+            wait_for(lambda: b"died (1)" in log_path.read_bytes(), 60, "the supervisor to see the worker die")
+            server.start()  # the same port
+            again = wait_for(lambda: _worker_pids(supervisor.pid), 60, "a restarted webhooks worker")
+            assert again != first and b"drained" not in log_path.read_bytes()
+            assert supervisor.poll() is None, log_path.read_text()[-3000:]
+        finally:
+            stop(supervisor)
+
+
+def _worker_pids(pid: int) -> set[int]:
+    return {p.pid for p in psutil.Process(pid).children() if "workers.main" in " ".join(p.cmdline())}
