@@ -43,6 +43,7 @@ from tests.support import (
     http_ok,
     private_postgres,
     private_redis,
+    supervised_workers,
     wait_for,
 )
 
@@ -69,16 +70,13 @@ class Service:
             self.proc.kill()
             self.proc.wait()
 
-    def worker_children(self) -> list[psutil.Process]:
-        assert self.proc is not None
-        return [p for p in psutil.Process(self.proc.pid).children() if "workers.main" in " ".join(p.cmdline())]
-
     def kill_worker_child(self) -> int:
         """SIGKILL the Celery worker under this supervisor (its supervisor should start a new one). A worker that
         an earlier fault already brought down (kombu can exit after a Redis kill) is waited for first: its
         supervisor restarts it within its backoff, and then it is the one killed."""
-        wait_for(lambda: bool(self.worker_children()), 90, f"{self.name}: a worker process under the supervisor", 0.2)
-        children = self.worker_children()
+        assert self.proc is not None
+        supervisor = self.proc.pid
+        children = wait_for(lambda: supervised_workers(supervisor), 90, f"a {self.name} worker process", 0.2)
         for child in children:
             for grandchild in child.children(recursive=True):  # the prefork pool process running the job
                 grandchild.kill()

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 S3_KEY, S3_SECRET = "omnimedia-test", "omnimedia-test-secret"
 
@@ -24,6 +26,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def supervised_workers(supervisor_pid: int) -> list[psutil.Process]:
+    """The `workers.main` processes an `omnimedia worker` supervisor runs now (one per slot)."""
+    found = []
+    for proc in psutil.Process(supervisor_pid).children():
+        try:
+            if "workers.main" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 def wait_for(predicate, timeout_s: float, what: str, every_s: float = 0.1):  # type: ignore[no-untyped-def]

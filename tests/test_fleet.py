@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.stack import Stack, running_stack
-from tests.support import PrivateRedis, SeaweedS3, stop, wait_for
+from tests.support import PrivateRedis, SeaweedS3, stop, supervised_workers, wait_for
 from workers.fleet import gpu_slots
 
 pytestmark = pytest.mark.slow
@@ -132,14 +132,7 @@ def test_sixteen_jobs_batch_across_jobs(stack: Stack, media: dict[str, Path], tm
 
 def _workers_of(supervisor: subprocess.Popen) -> list[int]:  # type: ignore[type-arg]
     """Pids of the supervisor's children that run workers.main."""
-    found = []
-    for proc in psutil.Process(supervisor.pid).children():
-        try:
-            if "workers.main" in " ".join(proc.cmdline()):
-                found.append(proc.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    return [proc.pid for proc in supervised_workers(supervisor.pid)]
 
 
 def test_a_killed_worker_is_restarted_and_a_drained_one_finishes_its_job(stack: Stack, tmp_path: Path) -> None:
@@ -214,7 +207,7 @@ def test_a_worker_celery_stops_after_a_redis_kill_is_restarted(tmp_path: Path) -
                                            "webhooks", "--pool", "threads", "--concurrency", "4"], env=env,
                                           stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         try:
-            first = wait_for(lambda: _worker_pids(supervisor.pid), 60, "the webhooks worker")
+            first = wait_for(lambda: _workers_of(supervisor), 60, "the webhooks worker")
             wait_for(lambda: b"ready." in log_path.read_bytes(), 60, "the worker to consume")
             broker = Celery(broker=server.url(0))
             for _ in range(5):  # held unacknowledged by the worker until they are due
@@ -224,12 +217,8 @@ def test_a_worker_celery_stops_after_a_redis_kill_is_restarted(tmp_path: Path) -
             server.kill()
             wait_for(lambda: b"died (1)" in log_path.read_bytes(), 60, "the supervisor to see the worker die")
             server.start()  # the same port
-            again = wait_for(lambda: _worker_pids(supervisor.pid), 60, "a restarted webhooks worker")
+            again = wait_for(lambda: _workers_of(supervisor), 60, "a restarted webhooks worker")
             assert again != first and b"drained" not in log_path.read_bytes()
             assert supervisor.poll() is None, log_path.read_text()[-3000:]
         finally:
             stop(supervisor)
-
-
-def _worker_pids(pid: int) -> set[int]:
-    return {p.pid for p in psutil.Process(pid).children() if "workers.main" in " ".join(p.cmdline())}
