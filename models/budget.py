@@ -39,9 +39,14 @@ def tokens_per_s(info: MediaInfo, limits: MediaLimits) -> float:
     return audio
 
 
+def prompt_tokens(info: MediaInfo, limits: MediaLimits, seconds: float) -> float:
+    """About how many prompt tokens a segment of `seconds` of this media takes, the text around it included."""
+    return tokens_per_s(info, limits) * seconds + PROMPT_TOKENS
+
+
 def segment_budget_s(info: MediaInfo, limits: MediaLimits, max_model_len: int, max_new_tokens: int) -> float | None:
-    """The longest segment whose prompt fits the context with `max_new_tokens` left to answer in; None for an
-    image (one segment, bounded by its pixel cap)."""
+    """The longest segment whose prompt (prompt_tokens) fits the context with `max_new_tokens` left to answer in;
+    None for an image (one segment, bounded by its pixel cap)."""
     if info.kind is MediaKind.IMAGE:
         return None
     per_s = tokens_per_s(info, limits)

@@ -14,7 +14,7 @@ import os
 import threading
 from typing import Any
 
-from models.budget import PROMPT_TOKENS, tokens_per_s
+from models.budget import prompt_tokens
 from models.engine import EngineConfig, GenerationRequest, GenerationResult, split_reasoning
 from models.errors import BackendUnavailable, CapabilityError, PromptTooLong
 from models.media import MediaKind
@@ -109,7 +109,7 @@ class VllmEngine:
         if media.kind is MediaKind.VIDEO and media.frames is None:
             raise CapabilityError("video request has no decoded frames")
         seconds = max(media.end_s - media.start_s, 0.0)
-        expected = tokens_per_s(media.info, self.config.limits) * seconds + PROMPT_TOKENS
+        expected = prompt_tokens(media.info, self.config.limits, seconds)
         if expected + min(request.params.max_new_tokens, self.config.max_new_tokens_cap) > self.config.max_model_len:
             raise PromptTooLong(f"a {seconds:.0f} s segment is about {expected:.0f} prompt tokens; the model's "
                                 f"context is {self.config.max_model_len}")  # fmt: skip
