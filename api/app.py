@@ -14,6 +14,7 @@ from api import openapi as api_openapi
 from api import problems
 from api.deps import SessionDep, SettingsDep
 from api.guard import CallerGuard
+from api.headers import SecurityHeaders
 from api.overload import LoadShedder
 from api.routes import admin, batches, health, jobs, openai_audio, openai_chat, tasks, uploads, webhooks
 from api.routes.admin import require_admin
@@ -48,9 +49,11 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    # Middleware added last runs first: metrics (counts everything), then load shedding, then the caller guard.
+    # Middleware added last runs first: metrics (counts everything), security headers, load shedding, then the
+    # caller guard.
     app.add_middleware(CallerGuard)
     app.add_middleware(LoadShedder, max_in_flight=get_settings().api_max_in_flight)
+    app.add_middleware(SecurityHeaders)
     install_metrics(app)
     for module in (health, tasks, uploads, jobs, batches, webhooks, admin, openai_audio, openai_chat):
         app.include_router(module.router)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -16,6 +16,9 @@ from api.problems import Problem
 from core.config import Settings, get_settings
 from core.db import get_sessionmaker
 from core.storage import Storage, get_storage
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,6 +59,21 @@ async def _session() -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session, scope="function")]  # closed before the response is sent
+
+
+async def with_session(work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking `work(session, ...)` on a route thread with a request session taken under the gate only now:
+    for routes that first wait on something slow (media arriving from a URL) and must hold no session meanwhile."""
+    gate = _gate()
+    async with gate.slots:
+
+        def call() -> T:
+            with get_sessionmaker()() as session:
+                return work(session, *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(call)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 

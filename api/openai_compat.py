@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
+import re
 import time
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
@@ -30,18 +30,23 @@ from core.states import JobState
 from core.storage import Storage
 from core.uploads import store_upload
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 CLIENT_FAILURES = {FailureClass.MEDIA.value, FailureClass.INVALID_INPUT.value, FailureClass.UNSUPPORTED.value}
 
 
-def served_models(settings: Settings) -> list[str]:
-    """The model ids a client may name: the checkpoint as configured, and its last path part."""
-    name = PurePosixPath(settings.model.rstrip("/")).name
-    return list(dict.fromkeys([settings.model, name]))
+def public_model_ids(settings: Settings) -> list[str]:
+    """The model ids a client sees and may name, never a path on this machine: OMNIMEDIA_SERVED_MODEL_NAME, or a
+    hub id as configured (Qwen/Qwen3-Omni-30B-A3B-Instruct), or a local checkpoint's folder name; and the name
+    without its organisation."""
+    configured = settings.model.rstrip("/")
+    hub_id = _HUB_ID.fullmatch(configured) and not Path(configured).exists()
+    public = settings.served_model_name or (configured if hub_id else PurePosixPath(configured).name)
+    return list(dict.fromkeys([public, public.rsplit("/", 1)[-1]]))
 
 
 def check_model(settings: Settings, model: str) -> None:
-    if model not in served_models(settings):
-        detail = f"the model {model!r} is not served here; GET /v1/models lists {', '.join(served_models(settings))}"
+    if model not in public_model_ids(settings):
+        detail = f"this model is not served here; GET /v1/models lists {', '.join(public_model_ids(settings))}"
         raise Problem(404, "model_not_found", "Model not found", detail)
 
 
@@ -51,9 +56,17 @@ class Call:
 
     task: str
     params: dict[str, Any]
-    media: bytes
+    media: IO[bytes]  # a file positioned at its start: media streams to storage, never whole in memory
     filename: str
     content_type: str | None = None
+
+
+def _sha256(media: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := media.read(1024 * 1024):
+        digest.update(chunk)
+    media.seek(0)
+    return digest.hexdigest()
 
 
 def submit(
@@ -61,7 +74,7 @@ def submit(
 ) -> Job:
     """Store the call's media and queue its job; with an Idempotency-Key, a repeat of the same call (same media
     and parameters) gets the first call's job without storing its media again."""
-    request = hashlib.sha256(call.media).hexdigest().encode() + repr(sorted(call.params.items())).encode()
+    request = _sha256(call.media).encode() + repr(sorted(call.params.items())).encode()
     request += call.task.encode()
     if idempotency_key is not None:
         digest = hashlib.sha256(request).hexdigest()
@@ -69,7 +82,7 @@ def submit(
         found = get_owned(session, Job, earlier, tenant) if earlier else None
         if found is not None:
             return found
-    upload = store_upload(session, storage, settings, tenant, call.filename, call.content_type, io.BytesIO(call.media))
+    upload = store_upload(session, storage, settings, tenant, call.filename, call.content_type, call.media)
     job, _ = intake.submit_job(session, storage, settings, tenant, call.task, call.params, upload.id, formats=[],
                                idempotency_key=idempotency_key, request=request)  # fmt: skip
     return job

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.openai_chat_body import ChatRequest
 from api.schemas import FORMATS_DOC, BatchFromFile, BatchFromPrefix, OpenAIErrorBody, ProblemDetails
 from models.tasks import CATALOGUE
 
@@ -78,7 +79,7 @@ def batch_request() -> dict[str, Any]:
 def components() -> dict[str, Any]:
     """Schemas the documents above refer to, and ProblemDetails for every error response."""
     found: dict[str, Any] = {}
-    own: list[type[BaseModel]] = [BatchFromPrefix, BatchFromFile, ProblemDetails, OpenAIErrorBody]
+    own: list[type[BaseModel]] = [BatchFromPrefix, BatchFromFile, ProblemDetails, OpenAIErrorBody, ChatRequest]
     for model in [spec.params for spec in CATALOGUE.values()] + own:
         found.update(model.model_json_schema(ref_template=REF).get("$defs", {}))
     return {**found, **{model.__name__: _schema(model) for model in own}}
@@ -89,3 +90,8 @@ def upload_request() -> dict[str, Any]:
     file = {"type": "string", "format": "binary", "minLength": 1, "description": "the media file (not empty)"}
     form = {"type": "object", "properties": {"file": file}, "required": ["file"]}
     return {"required": True, "content": {"multipart/form-data": {"schema": form}}}
+
+
+def chat_request() -> dict[str, Any]:
+    """POST /v1/chat/completions: OpenAI's chat request with typed content parts (read by api.openai_chat_body)."""
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model="ChatRequest")}}}}

@@ -55,6 +55,19 @@ class BodyTooLarge(StarletteHTTPException):
         return Problem(413, self.limit.kind, self.limit.title, self.limit.reason, limit_bytes=self.limit.bytes)
 
 
+class BodyTimeout(StarletteHTTPException):
+    """Raised from the body stream when the body is not in by its deadline (api.guard)."""
+
+    def __init__(self, total_s: float, idle_s: float) -> None:
+        reason = f"the request body must arrive within {total_s:g} s, with no pause over {idle_s:g} s"
+        super().__init__(408, reason, headers={"Connection": "close"})
+
+    def problem(self) -> Problem:
+        problem = Problem(408, "body-timeout", "The request body arrived too slowly", str(self.detail))
+        problem.headers["Connection"] = "close"
+        return problem
+
+
 REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.INVALID_INPUT: 422,
     Refusal.INPUT_NOT_FOUND: 404,
@@ -74,6 +87,8 @@ REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.INVALID_BATCH: 422,
     Refusal.IDEMPOTENCY_KEY_REUSED: 422,
     Refusal.REPLAY_RATE_LIMITED: 429,
+    Refusal.RATE_LIMITED: 429,
+    Refusal.SPEECH_UNAVAILABLE: 422,
 }
 
 
@@ -146,6 +161,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return await _problem(request, exc.problem())
+
+    @app.exception_handler(BodyTimeout)
+    async def _body_timeout(request: Request, exc: BodyTimeout) -> JSONResponse:
         return await _problem(request, exc.problem())
 
     @app.exception_handler(Refused)

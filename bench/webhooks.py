@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks import Webhook
@@ -63,7 +64,7 @@ def _ours(db_url: str, url: str) -> tuple[list[float], list[tuple[str, str]], st
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    settings = Settings(allow_loopback_urls=True, database_url=db_url)
+    settings = Settings(webhook_loopback_ports=[urlsplit(url).port or 80], database_url=db_url)
     engine = make_engine(db_url)
     secret = new_secret()
     with Session(engine) as session:

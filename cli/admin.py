@@ -1,4 +1,4 @@
-"""Operator commands: database migrations, API keys, per-tenant quotas and bucket grants."""
+"""Operator commands: database migrations, API keys, per-tenant quotas, bucket grants and secrets at rest."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
 
-from core import grants, migrate
+from core import grants, migrate, sealed
 from core.config import get_settings
 from core.db import get_sessionmaker
 from core.keys import create_key, revoke_key
 from core.quotas import limits_for, set_limits, stored_bytes
-from core.schema import ApiKey
+from core.schema import ApiKey, TenantWebhookSecret, WebhookEndpoint
 
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (each belongs to one tenant).", no_args_is_help=True)
@@ -23,6 +24,7 @@ buckets_app = typer.Typer(
     help="External input buckets a tenant may read (its own tenants/<name>/ in the service bucket needs no grant).",
     no_args_is_help=True,
 )
+secrets_app = typer.Typer(help="Secrets at rest (webhook signing secrets): keys and rotation.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -32,7 +34,7 @@ def _local_schema() -> None:
     migrate.prepare_local(get_settings().resolved_database_url())
 
 
-for _group in (keys_app, quotas_app, buckets_app):
+for _group in (keys_app, quotas_app, buckets_app, secrets_app):
     _group.callback()(_local_schema)
 
 
@@ -48,6 +50,26 @@ def db_downgrade(revision: str = "base") -> None:
     """Downgrade the database schema."""
     migrate.downgrade(get_settings().resolved_database_url(), revision)
     console.print(f"database at {revision}")
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new key for OMNIMEDIA_SECRET_KEY (Fernet: 32 random bytes, base64)."""
+    print(sealed.new_key())
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored secret under OMNIMEDIA_SECRET_KEY (old keys in OMNIMEDIA_SECRET_KEYS_OLD still
+    decrypt); plaintext rows from before encryption are encrypted too."""
+    with get_sessionmaker()() as session:
+        holders = [*session.scalars(select(WebhookEndpoint)), *session.scalars(select(TenantWebhookSecret))]
+        for holder in holders:  # loading decrypts; marking the columns changed writes them under the current key
+            flag_modified(holder, "secret")
+            if holder.previous_secret is not None:
+                flag_modified(holder, "previous_secret")
+        session.commit()
+    err.print(f"{len(holders)} signing secrets encrypted under the current key")
 
 
 @keys_app.command("create")

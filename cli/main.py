@@ -35,6 +35,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.quotas_app, name="quotas")
 app.add_typer(admin.buckets_app, name="buckets")
+app.add_typer(admin.secrets_app, name="secrets")
 console = Console()
 err = Console(stderr=True)
 

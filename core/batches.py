@@ -6,7 +6,6 @@ rejects the whole batch. Results come back as JSONL matched by custom_id."""
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from core import bounded_json
 from core.config import Settings
 from core.errors import Refusal, Refused
 from core.grants import may_read
@@ -79,9 +79,9 @@ def parse_jsonl(text: str) -> list[BatchLine]:
 
 def _parse_line(number: int, raw: str) -> BatchLine:
     try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return BatchLine(number, f"line-{number}", error=f"line {number}: not valid JSON ({exc.msg})")
+        obj = bounded_json.loads(raw)
+    except bounded_json.InvalidJSON as exc:
+        return BatchLine(number, f"line-{number}", error=f"line {number}: {exc}")
     if not isinstance(obj, dict):
         return BatchLine(number, f"line-{number}", error=f"line {number}: expected a JSON object")
     custom_id = obj.get("custom_id")

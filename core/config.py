@@ -35,11 +35,16 @@ class Settings(BaseSettings):
 
     # Model and engine.
     model: str = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
+    served_model_name: str | None = None  # the id /v1/models shows (default: the hub id, or the folder's name)
     backend: Literal["transformers", "vllm"] = "transformers"
     device: str = "auto"
     dtype: str = "auto"
     variant: Variant | None = None
-    enable_talker: bool = False
+    # The talker (speech out). Unset: the embedded default loads it on the first speech job; a worker loads it when
+    # it serves the talker queue. talker_workers: this (celery-mode) deployment runs talker workers, so the API
+    # accepts speech requests (without them, speech is refused at submit, before any job exists).
+    enable_talker: bool | None = None
+    talker_workers: bool = False
     max_batch_size: int = 16
     batch_max_wait_ms: float = 0.0  # > 0: batch text requests across jobs (run the worker with --pool threads)
     max_new_tokens_cap: int = 8192
@@ -72,14 +77,16 @@ class Settings(BaseSettings):
 
     # Webhooks. Retries follow the Standard Webhooks example schedule (delay before each attempt), with jitter.
     public_url: str | None = None  # e.g. https://media.example.com: makes result URLs in webhooks absolute
-    allow_loopback_urls: bool = False  # webhook targets on 127.0.0.1/::1: tests and single-machine installs only
+    # Loopback webhook receivers of the operator (e.g. [8080]): those ports of this machine only, for webhook
+    # targets only. Tenants' media URLs never reach loopback, whatever this says.
+    webhook_loopback_ports: list[int] = Field(default_factory=list)
     webhook_ports: list[int] = Field(default_factory=lambda: [80, 443])  # ports webhook targets may use
-    webhook_url_replays_per_hour: int = 20  # replays of deliveries to jobs' and batches' own webhook_url, per tenant
+    webhook_replays_per_hour: int = 20  # replays of deliveries per tenant (registered endpoints and webhook_urls)
     webhook_retry_schedule_s: list[float] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0]
     )
     webhook_jitter: float = 0.1  # each delay is stretched by up to this fraction, at random
-    webhook_timeout_s: float = 15.0
+    webhook_timeout_s: float = 15.0  # a delivery's whole attempt (connect, send, answer), wall clock
     webhook_disable_after_s: float = 5 * 86400.0  # an endpoint failing this long is disabled
     webhook_secret_grace_s: float = 86400.0  # a rotated-out secret keeps signing this long
     webhook_redispatch_s: float = 300.0  # delays up to this ride a Celery countdown; the sweeper sends the rest
@@ -96,8 +103,25 @@ class Settings(BaseSettings):
     api_threads: int = 0  # blocking request work run at once (0: db_pool_size)
     api_max_in_flight: int = 512  # requests past this many at once are answered 503 + Retry-After at once
 
-    # OpenAI-compatible routes: how long a call waits for its job before answering 504 with the job to poll.
+    # Request bodies: a body must arrive within api_body_timeout_s, and no read may wait past api_body_idle_s.
+    api_body_timeout_s: float = 900.0
+    api_body_idle_s: float = 30.0
+    # One tenant's share of api_max_in_flight (0: a quarter of it): past it that tenant gets 429, others go on.
+    api_tenant_max_in_flight: int = 0
+
+    # OpenAI-compatible routes: how long a call waits for its job before answering 504 with the job to poll;
+    # the most media one call may carry inline (data: URLs, base64 audio) or name by URL; media URL fetches
+    # (wall-clock deadline, at once per tenant: past it, 429).
     openai_wait_s: float = 600.0
+    openai_media_max_bytes: int = 25 * 1024**2
+    media_fetch_timeout_s: float = 30.0
+    media_fetch_per_tenant: int = 2
+
+    # Secrets at rest (webhook signing secrets) are encrypted with this Fernet key (base64, 32 bytes); earlier keys
+    # still decrypt (rotation: put the new key first, the old in secret_keys_old, re-encrypt with
+    # `omnimedia secrets rotate`). Unset on the embedded default: a key is made in data_dir/secret.key.
+    secret_key: str | None = None
+    secret_keys_old: list[str] = Field(default_factory=list)
 
     # Operators.
     admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)
@@ -133,6 +157,15 @@ class Settings(BaseSettings):
         caller guard's key lookup), so neither ever waits for a connection (api.deps)."""
         return max(1, self.db_pool_size + self.db_max_overflow - self.resolved_api_threads())
 
+    def speech_available(self) -> bool:
+        """Whether a speech request can be served by this deployment."""
+        if self.mode == "embedded":
+            return self.enable_talker is not False
+        return self.talker_workers or bool(self.enable_talker)
+
+    def resolved_tenant_in_flight(self) -> int:
+        return self.api_tenant_max_in_flight or max(1, self.api_max_in_flight // 4)
+
     def resolved_storage_root(self) -> Path:
         return self.storage_root or self.data_dir / "storage"
 
@@ -149,7 +182,7 @@ class Settings(BaseSettings):
             backend=self.backend,
             device=self.device,
             dtype=self.dtype,
-            enable_talker=self.enable_talker if enable_talker is None else enable_talker,
+            enable_talker=bool(self.enable_talker) if enable_talker is None else enable_talker,
             variant=self.variant,
             max_batch_size=self.max_batch_size,
             batch_max_wait_ms=self.batch_max_wait_ms,

@@ -14,9 +14,11 @@ from core import queue
 from core.config import Settings
 from core.db import get_sessionmaker
 from core.jobs.runner import JobRunner, RunResult, build_runner, run_until_settled
+from core.jobs.submit import TALKER_QUEUE
 from core.schema import Job, utcnow
 from core.states import JobState
 from core.webhooks.delivery import deliver, due_ids
+from models.loader import unload_engine
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +32,22 @@ class EmbeddedWorker:
         self._runner: JobRunner | None = None
         self._lock = threading.Lock()
 
-    def runner(self) -> JobRunner:
-        """The process's runner (its engine loads on the first job)."""
+    def runner(self, speech: bool = False) -> JobRunner:
+        """The process's runner (its engine loads on the first job). The first speech job, where speech is
+        available, replaces the engine once by one with the talker, which serves every later job too."""
         with self._lock:
+            if speech and self._runner is not None and not self._runner.engine.can_speak:
+                unload_engine(self._runner.engine)
+                self._runner = None
             if self._runner is None:
-                self._runner = build_runner(self.settings, "embedded")
+                self._runner = build_runner(self.settings, "embedded", enable_talker=speech or None)
             return self._runner
+
+    def _wants_speech(self, job_id: str) -> bool:
+        if not self.settings.speech_available():
+            return False
+        with get_sessionmaker()() as session:
+            return session.scalar(select(Job.queue).where(Job.id == job_id)) == TALKER_QUEUE
 
     def submit(self, job_id: str) -> Future[RunResult]:
         return self._pool.submit(self._run, job_id)
@@ -46,7 +58,7 @@ class EmbeddedWorker:
 
     def _run(self, job_id: str) -> RunResult:
         try:
-            return run_until_settled(self.runner(), job_id)
+            return run_until_settled(self.runner(self._wants_speech(job_id)), job_id)
         except Exception:
             log.exception("embedded worker crashed on job %s", job_id)
             raise

@@ -26,6 +26,8 @@ class Refusal(str, enum.Enum):
     INVALID_BATCH = "invalid-batch"
     IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
     REPLAY_RATE_LIMITED = "replay-rate-limited"
+    RATE_LIMITED = "rate-limited"
+    SPEECH_UNAVAILABLE = "speech-unavailable"
 
 
 class Refused(Exception):

@@ -52,13 +52,14 @@ def tenant_for_token(session: Session, token: str) -> str | None:
     return key.tenant if secrets.compare_digest(key.secret_sha256, _digest(match.group(2))) else None
 
 
-def any_active_key(session: Session) -> bool:
-    return session.scalar(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1)) is not None
+def any_key_ever(session: Session) -> bool:
+    """Whether an API key was ever created here: keys are revoked, never deleted, so their rows are the record."""
+    return session.scalar(select(ApiKey.id).limit(1)) is not None
 
 
 def anonymous_allowed(session: Session, settings: Settings) -> bool:
     """Whether a request without a key acts as the local tenant: as OMNIMEDIA_ALLOW_ANONYMOUS says; unset, only on
-    the embedded default and only until the first API key exists."""
+    the embedded default and only until the first API key is created (revoking every key does not reopen it)."""
     if settings.allow_anonymous is not None:
         return settings.allow_anonymous
-    return settings.mode == "embedded" and not any_active_key(session)
+    return settings.mode == "embedded" and not any_key_ever(session)

@@ -4,8 +4,9 @@ addresses and allowed ports only.
 Loopback, private, link-local (cloud metadata included), multicast, reserved and unspecified ranges are refused
 for IPv4 and IPv6, and so is any IPv4 address carried inside IPv6 (IPv4-mapped, NAT64 64:ff9b::/96 and
 64:ff9b:1::/48, 6to4 2002::/16, Teredo). Ports are limited to an allowlist (80 and 443 by default).
-`allow_loopback` is for tests and single-machine installs (any port there). Callers re-check at connect time with
-the addresses returned here (DNS rebinding) and never follow redirects."""
+Loopback is refused too, except on the ports named in `loopback_ports`: an operator's own webhook receiver on this
+machine (OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS), never a tenant's media URL, never every port. Callers re-check at connect
+time with the addresses returned here (DNS rebinding) and never follow redirects."""
 
 from __future__ import annotations
 
@@ -43,12 +44,12 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
     return None
 
 
-def _refusal(address: Address, allow_loopback: bool) -> str | None:
+def _refusal(address: Address, loopback_allowed: bool) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and (inner := embedded_ipv4(address)) is not None:
-        outer_reason = _refusal(inner, allow_loopback=False)
+        outer_reason = _refusal(inner, loopback_allowed=False)
         return f"{address} carries {outer_reason}" if outer_reason else None
     if address.is_loopback:
-        return None if allow_loopback else f"{address} is a loopback address"
+        return None if loopback_allowed else f"{address} is a loopback address"
     for flag, what in (
         ("is_unspecified", "unspecified"), ("is_link_local", "link-local (cloud metadata range)"),
         ("is_multicast", "multicast"), ("is_private", "private"), ("is_reserved", "reserved"),
@@ -62,11 +63,12 @@ def _refusal(address: Address, allow_loopback: bool) -> str | None:
 
 def check_url(
     url: str,
-    allow_loopback: bool = False,
     resolve: Resolver = system_resolver,
     ports: Collection[int] = DEFAULT_PORTS,
+    loopback_ports: Collection[int] = (),
 ) -> list[str]:
-    """Validate a URL and return the addresses it resolves to (all of them must be public, the port allowed)."""
+    """Validate a URL and return the addresses it resolves to: all of them public on an allowed port, or all of
+    them loopback on one of `loopback_ports`."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL(url, f"scheme {parts.scheme or 'none'!r} is not allowed; use http or https")
@@ -89,11 +91,12 @@ def check_url(
     if not addresses:
         raise UnsafeURL(url, f"host {parts.hostname} has no address")
     parsed = [ipaddress.ip_address(raw.split("%", 1)[0]) for raw in addresses]
+    loopback = all(address.is_loopback for address in parsed)
     for address in parsed:
-        reason = _refusal(address, allow_loopback)
+        reason = _refusal(address, loopback and port in loopback_ports)
         if reason:
             raise UnsafeURL(url, reason)
-    if port not in ports and not all(address.is_loopback for address in parsed):
+    if not loopback and port not in ports:
         allowed = ", ".join(str(p) for p in sorted(ports))
         raise UnsafeURL(url, f"port {port} is not allowed (allowed: {allowed})")
     return addresses

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.sealed import SealedString
 from core.states import DeliveryState, JobState, UploadState
 
 
@@ -129,6 +130,8 @@ class JobSegment(Base):
     words: Mapped[list[Any] | None] = mapped_column(JSON)  # [start, end, word] of spoken text (models.timing)
     timing: Mapped[str | None] = mapped_column(String(16))  # where the word times come from: aligner | speech
     tokens: Mapped[int] = mapped_column(Integer, default=0)  # tokens the model generated
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)  # tokens of the prompt, media included
+    finish: Mapped[str | None] = mapped_column(String(16))  # stop | length (the answer hit max_new_tokens)
     engine_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -210,8 +213,8 @@ class TenantBucket(Base):
 class SigningSecret:
     """A Standard Webhooks secret ("whsec_..."); after a rotation the previous one still signs until it expires."""
 
-    secret: Mapped[str] = mapped_column(String(100))
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(SealedString())  # encrypted at rest (core.sealed)
+    previous_secret: Mapped[str | None] = mapped_column(SealedString())
     previous_expires_at: Mapped[datetime | None] = mapped_column()
 
 

@@ -6,7 +6,7 @@ that size."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,7 +49,7 @@ def store_upload(
     tenant: str,
     filename: str,
     content_type: str | None,
-    stream: BinaryIO,
+    stream: IO[bytes],
     declared_bytes: int | None = None,
 ) -> Upload:
     """Stream a file into storage as a ready upload. `declared_bytes`: what the client announced (refused early

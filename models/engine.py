@@ -59,6 +59,8 @@ class GenerationResult:
     audio: np.ndarray | None = None  # float32 mono at TALKER_SAMPLE_RATE
     new_tokens: int = 0
     engine_seconds: float = 0.0  # this request's share of the time its generate() call held the model
+    prompt_tokens: int = 0  # the prompt as the model saw it, media placeholders expanded
+    finish: str = "stop"  # stop | length (the answer reached max_new_tokens)
 
 
 class Engine(Protocol):

@@ -39,3 +39,10 @@ def load_engine(config: EngineConfig, on_batch: Callable[[int], None] | None = N
         if engine is None:
             engine = _ENGINES[config] = _build(config, on_batch)
         return engine
+
+
+def unload_engine(engine: Engine) -> None:
+    """Forget an engine (its weights go with the last reference): one replaced by an engine with the talker."""
+    with _LOCK:
+        for config in [config for config, held in _ENGINES.items() if held is engine]:
+            del _ENGINES[config]

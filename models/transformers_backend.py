@@ -155,19 +155,22 @@ class TransformersEngine:
             )
         return kwargs
 
-    def _decode(self, tokens: Any, limit: int) -> tuple[str, int]:
+    def _decode(self, tokens: Any, limit: int) -> tuple[str, int, str]:
+        """The answer's text, its token count, and why it ended: stop (an end token) or length (the limit)."""
         ids = [int(t) for t in tokens[:limit]]
+        finish = "length"
         for stop in (IM_END_ID, PAD_ID):
             if stop in ids:
-                ids = ids[: ids.index(stop)]
+                ids, finish = ids[: ids.index(stop)], "stop"
         text = self._processor.tokenizer.decode(ids, skip_special_tokens=True)
-        return text, len(ids)
+        return text, len(ids), finish
 
     def _result(
-        self, text: str, tokens: int, audio: np.ndarray | None = None, engine_seconds: float = 0.0
+        self, decoded: tuple[str, int, str], prompt_tokens: int, audio: np.ndarray | None = None, seconds: float = 0.0
     ) -> GenerationResult:
+        text, tokens, finish = decoded
         reasoning, answer = split_reasoning(text, self._variant is Variant.THINKING)
-        return GenerationResult(answer, reasoning, audio, tokens, engine_seconds)
+        return GenerationResult(answer, reasoning, audio, tokens, seconds, prompt_tokens, finish)
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -211,9 +214,10 @@ class TransformersEngine:
         sequences = output if isinstance(output, torch.Tensor) else output.sequences
         prompt_len = inputs["input_ids"].shape[1]
         results = []
+        prompts = inputs["attention_mask"].sum(dim=1).tolist()  # left padding is not the prompt
         for row, limit in enumerate(limits):
-            text, count = self._decode(sequences[row, prompt_len:], limit)
-            results.append(self._result(text, count, engine_seconds=held / len(requests)))
+            decoded = self._decode(sequences[row, prompt_len:], limit)
+            results.append(self._result(decoded, int(prompts[row]), seconds=held / len(requests)))
         return results
 
     def _speak(self, request: GenerationRequest) -> GenerationResult:
@@ -242,5 +246,5 @@ class TransformersEngine:
         if isinstance(wav, list):
             wav = wav[0]
         audio = wav.reshape(-1).detach().float().cpu().numpy()
-        text, count = self._decode(sequences[0, inputs["input_ids"].shape[1] :], limit)
-        return self._result(text, count, audio, held)
+        prompt_len = inputs["input_ids"].shape[1]
+        return self._result(self._decode(sequences[0, prompt_len:], limit), prompt_len, audio, held)

@@ -42,7 +42,7 @@ def engine_args(config: EngineConfig) -> dict[str, Any]:
         "gpu_memory_utilization": config.gpu_memory_utilization,
         "tensor_parallel_size": config.tensor_parallel_size or visible_gpus(),
         "limit_mm_per_prompt": dict(LIMIT_MM_PER_PROMPT),
-        "trust_remote_code": True,
+        "trust_remote_code": False,  # Qwen3-Omni is native in vLLM: no code from the checkpoint runs
         "seed": 1234,
     }
 
@@ -172,5 +172,7 @@ class VllmEngine:
         for out in outputs:
             completion = out.outputs[0]
             reasoning, answer = split_reasoning(completion.text, self._variant is Variant.THINKING)
-            results.append(GenerationResult(answer, reasoning, None, len(completion.token_ids)))
+            finish = "length" if completion.finish_reason == "length" else "stop"
+            results.append(GenerationResult(answer, reasoning, None, len(completion.token_ids),
+                                            prompt_tokens=len(out.prompt_token_ids or []), finish=finish))  # fmt: skip
         return results

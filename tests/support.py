@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -266,9 +267,13 @@ def speech(path: Path, text: str, seconds_pause: float = 0.0) -> Path:
     return path
 
 
+TEST_SECRET_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()  # the services of one test run share it
+
+
 def env_for(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIMEDIA_")}
     env["PYTHONPATH"] = str(REPO)
+    env["OMNIMEDIA_SECRET_KEY"] = TEST_SECRET_KEY
     env.update(overrides)
     return env
 
@@ -286,3 +291,22 @@ def chromium(url: str, out_dir: Path, name: str) -> str:
                    capture_output=True, timeout=120, check=False)  # fmt: skip
     dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     return dom.stdout
+
+
+def stream_until_answered(port: int, head: str, total: int, part: int = 1024 * 1024) -> tuple[int, bytes]:
+    """Send a request head, then its body in `part`-byte pieces, reading for an answer after each; return the
+    bytes sent before the answer came (or the server closed) and the answer's first bytes."""
+    sent, answer = 0, b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        sock.settimeout(0.5)
+        while sent < total and not answer:
+            try:
+                sock.sendall(b"\0" * part)
+                sent += part
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+    return sent, answer

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from core import migrate
 from tests.embedded import clear_caches, use_embedded
-from tests.support import env_for, free_port, http_ok, stop, wait_for
+from tests.support import env_for, free_port, http_ok, stop, stream_until_answered, wait_for
 
 HUNDRED_MB = 100 * 1024 * 1024
 
@@ -58,19 +58,7 @@ def test_a_100_mb_upload_with_a_bad_key_is_answered_after_at_most_one_part(serve
     port, data = server
     head = (f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
             f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {HUNDRED_MB}\r\n\r\n")  # fmt: skip
-    sent, answer = 0, b""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head.encode())
-        sock.settimeout(0.5)
-        while sent < HUNDRED_MB and not answer:
-            try:
-                sock.sendall(b"\0" * 1024 * 1024)
-                sent += 1024 * 1024
-                answer = sock.recv(4096)
-            except TimeoutError:
-                continue
-            except (BrokenPipeError, ConnectionResetError):
-                break
+    sent, answer = stream_until_answered(port, head, HUNDRED_MB)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
     assert sent <= 1024 * 1024
     assert not list((data / "storage").rglob("uploads/*"))

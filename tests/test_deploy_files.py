@@ -15,7 +15,7 @@ def test_compose_services_ports_env_and_gpu_reservations() -> None:
     assert {"api", "migrate", "worker-gpu0", "worker-gpu1", "redis", "postgres", "s3", "flower", "maintenance"} <= set(
         services
     )
-    assert services["api"]["ports"] == ["8000:8000"] and services["flower"]["ports"] == ["5555:5555"]
+    assert services["api"]["ports"] == ["8000:8000"] and services["flower"]["ports"] == ["127.0.0.1:5555:5555"]
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == {"api", "flower"}, "S3, Prometheus and metrics ports stay on the compose network"
     assert services["migrate"]["command"] == ["omnimedia", "db", "upgrade"] and services["migrate"]["restart"] == "no"
@@ -54,10 +54,14 @@ def test_no_default_secrets_in_deployment_files() -> None:
     import re
 
     text = (REPO / "docker-compose.yml").read_text()
-    for name in ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "OMNIMEDIA_ADMIN_TOKEN", "FLOWER_PASSWORD"):
+    names = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "OMNIMEDIA_ADMIN_TOKEN", "OMNIMEDIA_SECRET_KEY",
+             "FLOWER_PASSWORD")  # fmt: skip
+    for name in names:
         uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
         assert uses and all(use.startswith(":?") for use in uses), (name, uses)
     compose = yaml.safe_load(text)
+    flower_env = compose["services"]["flower"]["environment"]
+    assert set(flower_env) == {"OMNIMEDIA_MODE", "OMNIMEDIA_BROKER_URL", "FLOWER_BASIC_AUTH"}, "the broker URL only"
     assert all("basic-auth" not in " ".join(s.get("command", [])) for s in compose["services"].values())
     assert "FLOWER_BASIC_AUTH" in compose["services"]["flower"]["environment"]
     for path in (REPO / "infra").iterdir():

@@ -89,6 +89,9 @@ def test_batch_equals_alone(text_engine: TransformersEngine, media: dict[str, Pa
     alone = [text_engine.generate(r) for r in reqs]
     assert [b.text for b in batched] == [a.text for a in alone]
     assert [b.new_tokens for b in batched] == [5, 8, 3, 6, 7]  # per-request max_new_tokens honoured
+    # Each prompt counts its own tokens, not the batch's left padding; all of these hit their limit.
+    assert [b.prompt_tokens for b in batched] == [a.prompt_tokens for a in alone]
+    assert len({b.prompt_tokens for b in batched}) > 1 and all(b.finish == "length" for b in batched)
     # video-with-audio runs in its own group (use_audio_in_video is per call); the rest share one call
     assert batch_calls == 2
 
@@ -180,3 +183,14 @@ def test_the_last_position_head_generates_what_the_full_head_does(
     finally:
         thinker.lm_head = wrapped
     assert fast == full and all(fast)
+
+
+def test_an_answer_that_ends_with_its_end_token_finishes_by_stop(text_engine: TransformersEngine) -> None:
+    """finish is "stop" when the model ended its answer and "length" when max_new_tokens cut it (OpenAI's
+    finish_reason); the tiny model never ends on its own, so the decoder is given both kinds of token rows."""
+    from models.transformers_backend import IM_END_ID
+
+    text_engine.load()
+    ended = text_engine._decode([100, 200, IM_END_ID, 300], 8)
+    cut = text_engine._decode([100, 200, 300, 400], 4)
+    assert ended[1:] == (2, "stop") and cut[1:] == (4, "length")

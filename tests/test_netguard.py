@@ -48,8 +48,18 @@ def test_refused_with_reason(url: str, reason: str) -> None:
 
 def test_public_and_explicit_loopback() -> None:
     assert check_url("https://public.example/hook", resolve=fake_resolver) == FAKE_DNS["public.example"]
-    assert check_url("http://127.0.0.1:9000/hook", allow_loopback=True) == ["127.0.0.1"]
+    assert check_url("http://127.0.0.1:9000/hook", loopback_ports=[9000]) == ["127.0.0.1"]
     assert check_url("https://public.example:8443/", resolve=fake_resolver, ports=[443, 8443])
     assert check_url("http://[2002:808:808::]/") == ["2002:808:808::"], "6to4 of a public address is public"
     with pytest.raises(UnsafeURL, match="private"):
-        check_url("http://10.0.0.1/", allow_loopback=True)
+        check_url("http://10.0.0.1/", loopback_ports=[80])
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9001/", "http://127.0.0.1/", "http://[::1]:8333/", "http://localhost:8888/"]
+)
+def test_loopback_ports_name_ports_not_the_whole_machine(url: str) -> None:
+    """An operator's receiver on 127.0.0.1:9000 opens that port only: the object store's admin port, the default
+    port and IPv6 loopback on other ports stay refused."""
+    with pytest.raises(UnsafeURL, match="loopback"):
+        check_url(url, loopback_ports=[9000])

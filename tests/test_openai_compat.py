@@ -37,8 +37,9 @@ def api(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[
     data = root / "data"
     data.mkdir()
     migrate.upgrade(f"sqlite:///{data / 'omnimedia.db'}")
+    # OMNIMEDIA_ENABLE_TALKER unset: the embedded default loads the talker on the first speech call.
     env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="12",
-                  OMNIMEDIA_ENABLE_TALKER="true", OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
+                  OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
                   OMNIMEDIA_TALKER_DO_SAMPLE="false", OMNIMEDIA_ALLOW_ANONYMOUS="false")  # fmt: skip
     key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", "oa"], env=env,
                          capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
@@ -62,11 +63,14 @@ def _data_url(path: Path, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def test_models_lists_the_checkpoint_and_refuses_others(api: Api, tiny_model: Path) -> None:
-    assert str(tiny_model) in [m.id for m in api.client.models.list().data]
-    with pytest.raises(openai.NotFoundError) as refused:
-        api.client.audio.transcriptions.create(model="whisper-9", file=("a.wav", b"RIFF"))
-    assert refused.value.body["code"] == "model_not_found"  # type: ignore[index]
+def test_models_lists_the_public_name_never_a_path_and_refuses_others(api: Api, tiny_model: Path) -> None:
+    ids = [m.id for m in api.client.models.list().data]
+    assert ids == [tiny_model.name] and all("/" not in i for i in ids), "a local checkpoint shows its folder's name"
+    for wrong in ("whisper-9", str(tiny_model)):  # the server's path is not a model name either
+        with pytest.raises(openai.NotFoundError) as refused:
+            api.client.audio.transcriptions.create(model=wrong, file=("a.wav", b"RIFF"))
+        assert refused.value.body["code"] == "model_not_found"  # type: ignore[index]
+        assert str(tiny_model) not in refused.value.body["message"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
@@ -122,8 +126,11 @@ def test_chat_completions_with_image_audio_and_video(api: Api, media: dict[str, 
         messages=[{"role": "system", "content": "Be brief."},
                   {"role": "user", "content": [part, {"type": "text", "text": "What is this?"}]}],  # type: ignore[list-item]
     )  # fmt: skip
-    assert completion.choices[0].finish_reason == "stop" and completion.choices[0].message.content
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    # The tiny model never emits its end token: every answer runs to max_tokens, which OpenAI calls "length".
+    assert completion.choices[0].finish_reason == "length" and completion.choices[0].message.content
+    usage = completion.usage
+    assert usage is not None and usage.completion_tokens == 8 and usage.prompt_tokens > 20, "media counts too"
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     job_id = completion.id.removeprefix("chatcmpl-")
     job = api.http.get(f"/v1/jobs/{job_id}").json()
     assert job["task"] == "custom" and job["state"] == "succeeded", "every call is a durable job"
@@ -153,7 +160,7 @@ def test_a_streamed_completion_sends_the_text_then_stops(api: Api, media: dict[s
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[0].choices[0].delta.role == "assistant" and text
-    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_errors_come_in_openai_shape(api: Api, tmp_path: Path) -> None:

@@ -16,17 +16,20 @@ from sqlalchemy import select, update
 
 from tests.embedded import clear_caches, use_embedded
 from tests.receiver import Receiver
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 Client = tuple[TestClient, dict[str, dict[str, str]]]
 SCHEDULE = "[0, 0.2, 0.2, 0.2, 0.2]"
+# The receivers' loopback ports, the only ones the service may call on this machine (OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS).
+HOOK, WATCHER, TARGET, TLS = (free_port() for _ in range(4))
 
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path) -> Iterator[Client]:
     use_embedded(
         monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_ALLOW_ANONYMOUS="false",
-        OMNIMEDIA_ALLOW_LOOPBACK_URLS="true", OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S=SCHEDULE,
+        OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS=json.dumps([HOOK, WATCHER, TARGET, TLS]),
+        OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S=SCHEDULE,
         OMNIMEDIA_WEBHOOK_JITTER="0", OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S="0.1", OMNIMEDIA_WEBHOOK_TIMEOUT_S="1",
         OMNIMEDIA_PUBLIC_URL="https://media.example.com",
     )  # fmt: skip
@@ -43,7 +46,7 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path) -> It
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    hook = Receiver().start()
+    hook = Receiver(port=HOOK).start()
     yield hook
     hook.stop()
 
@@ -136,7 +139,7 @@ def test_410_disables_the_endpoint_and_tells_the_tenant(
 ) -> None:
     client, keys = api
     gone = register(client, keys["alpha"], receiver, events=["job.succeeded"])
-    watcher = Receiver().start()
+    watcher = Receiver(port=WATCHER).start()
     try:
         response = client.post("/v1/webhooks", json={"url": watcher.url, "events": ["webhook.disabled"]},
                                headers=keys["alpha"])  # fmt: skip
@@ -164,7 +167,7 @@ def test_retry_after_is_honoured_and_redirects_are_failures(
 ) -> None:
     client, keys = api
     register(client, keys["alpha"], receiver)
-    target = Receiver().start()
+    target = Receiver(port=TARGET).start()
     try:
         receiver.answer(302, headers={"location": target.url})
         receiver.answer(429, headers={"retry-after": "2"})
@@ -255,13 +258,14 @@ def test_https_delivery_is_pinned_and_still_verifies_the_certificate(
     host name (SNI): a certificate for another name is refused."""
     import ssl
 
+    from core import outbound
     from core.webhooks import delivery as delivery_module
     from tests.receiver import make_certificate
 
     ca, cert, key = make_certificate(tmp_path, "hooks.example.test")
     monkeypatch.setattr(delivery_module, "resolve", lambda host, port: ["127.0.0.1"])
-    monkeypatch.setattr(delivery_module, "_tls", lambda: ssl.create_default_context(cafile=str(ca)))
-    receiver = Receiver(tls=(cert, key)).start()
+    monkeypatch.setattr(outbound, "tls_context", lambda: ssl.create_default_context(cafile=str(ca)))
+    receiver = Receiver(port=TLS, tls=(cert, key)).start()
     try:
         client, keys = api
         for name in ("hooks.example.test", "impostor.example.test"):
@@ -325,7 +329,7 @@ def test_replays_to_a_job_webhook_url_are_rate_limited(
     receiver.secrets.append(client.post("/v1/webhooks/secret", headers=keys["alpha"]).json()["secret"])
     submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]), webhook_url=receiver.url)
     (delivery,) = settled(client, keys["alpha"])
-    monkeypatch.setenv("OMNIMEDIA_WEBHOOK_URL_REPLAYS_PER_HOUR", "2")
+    monkeypatch.setenv("OMNIMEDIA_WEBHOOK_REPLAYS_PER_HOUR", "2")
     get_settings.cache_clear()
     path = f"/v1/webhooks/deliveries/{delivery['id']}/replay"
     time.sleep(1.1)  # a replay is a delivery made later than its event
@@ -333,6 +337,24 @@ def test_replays_to_a_job_webhook_url_are_rate_limited(
     assert [a.status_code for a in answers] == [202, 202, 429]
     assert answers[2].json()["type"] == "/problems/replay-rate-limited"
     assert 0 < int(answers[2].headers["retry-after"]) <= 3600
+
+
+def test_replays_to_a_registered_endpoint_are_rate_limited_too(
+    api: Client, receiver: Receiver, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+
+    client, keys = api
+    register(client, keys["alpha"], receiver)
+    submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
+    (delivery,) = settled(client, keys["alpha"])
+    monkeypatch.setenv("OMNIMEDIA_WEBHOOK_REPLAYS_PER_HOUR", "2")
+    get_settings.cache_clear()
+    time.sleep(1.1)  # a replay is a delivery made later than its event
+    path = f"/v1/webhooks/deliveries/{delivery['id']}/replay"
+    answers = [client.post(path, headers=keys["alpha"]) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[2].json()["type"] == "/problems/replay-rate-limited"
 
 
 def test_batch_completed_is_sent_once(api: Client, receiver: Receiver, media: dict[str, Path]) -> None:

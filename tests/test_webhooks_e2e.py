@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 REDIS_DB = 7
 BUCKET = "omnimedia-hooks"
 SCHEDULE = "[0, 1, 2, 3, 5, 8, 10, 15, 20, 30]"  # production: [0, 5, 300, 1800, 7200, 18000, 36000, ...]
+FLAKY, DOWN = free_port(), free_port()  # the receivers' ports: the only loopback ports the service may call
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_server: PrivateRedis
 ) -> Iterator[Stack]:
     env = {
-        "OMNIMEDIA_ALLOW_LOOPBACK_URLS": "true", "OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S": SCHEDULE,
+        "OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS": f"[{FLAKY}, {DOWN}]", "OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S": SCHEDULE,
         "OMNIMEDIA_WEBHOOK_REDISPATCH_S": "20", "OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S": "1",
         "OMNIMEDIA_RECONCILE_EVERY_S": "3600",
     }  # fmt: skip
@@ -77,7 +78,7 @@ def submit_ocr(stack: Stack, media: dict[str, Path], count: int) -> list[str]:
 def test_three_500s_then_200_is_delivered_once_with_four_attempts_logged(
     stack: Stack, workers: None, media: dict[str, Path]
 ) -> None:
-    receiver = Receiver().start()
+    receiver = Receiver(port=FLAKY).start()
     endpoint = register(stack, receiver)
     try:
         receiver.answer(500, 500, 500)
@@ -101,7 +102,7 @@ def test_three_500s_then_200_is_delivered_once_with_four_attempts_logged(
 
 
 def test_receiver_down_for_a_burst_of_50_jobs_then_up(stack: Stack, workers: None, media: dict[str, Path]) -> None:
-    receiver = Receiver(port=free_port())
+    receiver = Receiver(port=DOWN)
     endpoint = register(stack, receiver)  # registered while nothing listens on its port
     job_ids = submit_ocr(stack, media, 50)
 

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     from core.config import get_settings
 
     settings = get_settings()
-    refusal = refusal_for(settings.backend, args.pool, settings.enable_talker)
+    refusal = refusal_for(settings.backend, args.pool, bool(settings.enable_talker))
     if refusal:
         parser.exit(2, f"omnimedia worker: {refusal}\n")
     if settings.backend == "vllm":  # vLLM's engine processes must not be forked from a process that touched CUDA

@@ -15,6 +15,7 @@ from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import BatchFromFile, BatchFromPrefix
+from core import bounded_json
 from core.batches import (
     BatchLine,
     BatchRejected,
@@ -105,7 +106,7 @@ def _lines_from_json(
     body: bytes, session: Session, storage: Storage, settings: Settings, tenant: str
 ) -> tuple[list[BatchLine], str]:
     try:
-        fields = json.loads(body or b"{}")
+        fields = bounded_json.loads(body or b"{}")
         if isinstance(fields, dict) and "input_file_id" in fields:
             by_file = BatchFromFile.model_validate(fields)
             return lines_from_upload(session, storage, tenant, by_file.input_file_id), f"upload:{by_file.input_file_id}"

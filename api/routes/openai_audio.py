@@ -81,10 +81,10 @@ async def _run(
     idempotency_key: str | None,
 ) -> Response:
     check_model(settings, model)
-    media = await file.read()
-    if not media:
+    if not file.size:
         raise Problem(400, "empty_file", "The file is empty", "the uploaded file has no bytes")
-    call = Call(task, params, media, file.filename or "audio", file.content_type)
+    await file.seek(0)  # the parser spooled the upload to a temporary file: it streams on to storage from there
+    call = Call(task, params, file.file, file.filename or "audio", file.content_type)
     job = await run_in_threadpool(submit, session, storage, settings, tenant, call, idempotency_key)
     job = await wait_final(job.id, tenant, settings.openai_wait_s)
     result = succeeded(job)
@@ -107,7 +107,7 @@ def verbose(
     cues = shape_cues(timed_segments(result))
     body: dict[str, Any] = {
         "task": "transcribe" if task == "transcribe" else "translate",
-        "language": result.get("language") or "unknown",
+        "language": result.get("language") or "unknown",  # asked, or detected from the text (ISO 639-1)
         "duration": result.get("duration_s", 0.0),
         "text": result.get("text", ""),
     }

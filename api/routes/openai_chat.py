@@ -8,85 +8,71 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
-from api.openai_compat import Call, check_model, sampling, served_models, submit, succeeded, wait_final
+from api import openapi
+from api.deps import SettingsDep, StorageDep, TenantDep, with_session
+from api.openai_chat_body import ChatRequest, MediaPart, TextPart, decode_base64, invalid, read_chat
+from api.openai_compat import Call, check_model, public_model_ids, sampling, submit, succeeded, wait_final
 from api.openai_errors import OPENAI_RESPONSES, openai_error
 from api.problems import Problem
 from core.config import Settings
 from core.db import get_sessionmaker
-from core.quotas import limits_for
 from core.remote_media import fetch_media
 from core.schema import Job, JobSegment
 from core.states import JobState
 from models.tasks import Voice
 
 router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_RESPONSES)
-AUDIO_FORMATS = {"wav", "mp3", "flac", "ogg", "m4a", "webm", "aac"}
-
-
-class AudioOut(BaseModel):
-    voice: str
-    format: Literal["wav"] = "wav"
-
-
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # clients send many fields this service has no use for
-
-    model: str
-    messages: list[dict[str, Any]] = Field(min_length=1)
-    modalities: list[Literal["text", "audio"]] | None = None
-    audio: AudioOut | None = None
-    max_tokens: int | None = Field(None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    stream: bool = False
 
 
 @router.get("/models")
 def models(settings: SettingsDep) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "omnimedia"}
-                                       for name in served_models(settings)]}  # fmt: skip
+                                       for name in public_model_ids(settings)]}  # fmt: skip
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, openapi_extra={"requestBody": openapi.chat_request()})
 async def chat_completions(
-    body: ChatRequest,
-    session: SessionDep,
+    request: Request,
     storage: StorageDep,
     settings: SettingsDep,
     tenant: TenantDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> dict[str, Any] | StreamingResponse:
+    """One image, audio or video part (data: URL, public http(s) URL or base64 audio) with text; no database
+    session and no thread is held while the media arrives."""
+    body = await read_chat(request)
     check_model(settings, body.model)
-    call = await run_in_threadpool(_call, body, session, settings, tenant)
-    job = await run_in_threadpool(submit, session, storage, settings, tenant, call, idempotency_key)
+    params, part = _call(body, settings)
+    media, filename = await _media(part, settings, tenant)
+    try:
+        job = await with_session(submit, storage, settings, tenant, Call("custom", params, media, filename),
+                                 idempotency_key)  # fmt: skip
+    finally:
+        media.close()
     if body.stream:
         return StreamingResponse(_events(job.id, tenant, body.model, settings), media_type="text/event-stream",
                                  headers={"X-Omnimedia-Job": job.id, "Cache-Control": "no-cache"})  # fmt: skip
     job = await wait_final(job.id, tenant, settings.openai_wait_s)
     result = succeeded(job)
     message: dict[str, Any] = {"role": "assistant", "content": result.get("text", "")}
-    if call.params.get("voice"):
+    if params.get("voice"):
         wav = await run_in_threadpool(storage.get_bytes, (job.outputs or {})["wav"])
         message["audio"] = {"id": f"audio_{job.id}", "data": base64.b64encode(wav).decode(),
                             "expires_at": int(time.time()) + 3600, "transcript": result.get("text", "")}  # fmt: skip
     return {
         "id": f"chatcmpl-{job.id}", "object": "chat.completion", "created": _created(job), "model": body.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": _usage(result), "x_omnimedia": {"job_id": job.id, "warnings": result.get("warnings", [])},
+        "choices": [{"index": 0, "message": message, "finish_reason": result.get("finish") or "stop"}],
+        "usage": usage(result), "x_omnimedia": {"job_id": job.id, "warnings": result.get("warnings", [])},
     }  # fmt: skip
 
 
@@ -94,38 +80,29 @@ def _created(job: Job) -> int:
     return int(job.created_at.timestamp())
 
 
-def _usage(result: dict[str, Any]) -> dict[str, int]:
-    """Generated tokens are counted; prompt tokens are not (the model's processor expands the media inside the
-    worker), so they read 0."""
-    tokens = int(result.get("tokens") or 0)
-    return {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens}
+def usage(result: dict[str, Any]) -> dict[str, int]:
+    """Tokens as the model counted them: the prompt with its media expanded, and the answer."""
+    prompt, completion = int(result.get("prompt_tokens") or 0), int(result.get("tokens") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _invalid(detail: str) -> Problem:
-    return Problem(422, "invalid_request", "The request is not valid", detail)
-
-
-def _call(body: ChatRequest, session: Any, settings: Settings, tenant: str) -> Call:
+def _call(body: ChatRequest, settings: Settings) -> tuple[dict[str, Any], MediaPart]:
     """The job a conversation asks for: its one media part, the text of the turns as the prompt, the system
-    messages as the system prompt."""
+    messages as the system prompt. Everything that can be refused is refused here, before any media is read."""
     system: list[str] = []
     turns: list[str] = []
-    media: list[dict[str, Any]] = []
+    media: list[MediaPart] = []
     for message in body.messages:
-        role = message.get("role")
-        texts, parts = _parts(message.get("content"))
-        media += parts
-        if role in ("system", "developer"):
+        parts = [TextPart(type="text", text=message.content)] if isinstance(message.content, str) else message.content
+        texts = [part.text for part in parts if isinstance(part, TextPart)]
+        media += [part for part in parts if not isinstance(part, TextPart)]
+        if message.role in ("system", "developer"):
             system += texts
-        elif role in ("user", "assistant"):
-            turns += [f"{role}: {text}" if len(body.messages) > 1 else text for text in texts]
         else:
-            raise _invalid(f"unsupported message role {role!r}")
+            turns += [f"{message.role}: {text}" if len(body.messages) > 1 else text for text in texts]
     if len(media) != 1:
-        raise _invalid(f"give exactly one image_url, input_audio or video_url part (this one has {len(media)}): "
-                       "each call runs on one media input")  # fmt: skip
-    limit = limits_for(session, settings, tenant).max_upload_bytes
-    data, filename = _media(media[0], settings, limit)
+        raise invalid(f"give exactly one image_url, input_audio or video_url part (this one has {len(media)}): "
+                      "each call runs on one media input")  # fmt: skip
     params: dict[str, Any] = {"prompt": ("\n".join(turns) or "Describe this.")[:4000],
                               **sampling(body.temperature, body.top_p)}  # fmt: skip
     if system:
@@ -134,55 +111,28 @@ def _call(body: ChatRequest, session: Any, settings: Settings, tenant: str) -> C
         params["max_new_tokens"] = body.max_completion_tokens or body.max_tokens
     if body.modalities and "audio" in body.modalities:
         if body.audio is None:
-            raise _invalid('modalities ["text", "audio"] need audio: {"voice": ..., "format": "wav"}')
+            raise invalid('modalities ["text", "audio"] need audio: {"voice": ..., "format": "wav"}')
+        if not settings.speech_available():
+            raise invalid("this deployment runs no talker: speech output is not available here; ask for text")
         params["voice"] = Voice.parse(body.audio.voice).value
-    return Call("custom", params, data, filename)
+    return params, media[0]
 
 
-def _parts(content: Any) -> tuple[list[str], list[dict[str, Any]]]:
-    if isinstance(content, str):
-        return [content], []
-    if not isinstance(content, list):
-        raise _invalid("message content must be a string or a list of parts")
-    texts, media = [], []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            texts.append(str(part.get("text", "")))
-        elif kind in ("image_url", "input_audio", "video_url"):
-            media.append(part)
-        else:
-            raise _invalid(f"unsupported content part {kind!r}")
-    return texts, media
-
-
-def _media(part: dict[str, Any], settings: Settings, limit: int) -> tuple[bytes, str]:
-    kind = part["type"]
-    if kind == "input_audio":
-        audio = part.get("input_audio") or {}
-        fmt = str(audio.get("format", "wav")).lower()
-        if fmt not in AUDIO_FORMATS:
-            raise _invalid(f"input_audio format {fmt!r} is not accepted ({', '.join(sorted(AUDIO_FORMATS))})")
-        return _base64(str(audio.get("data", "")), limit), f"audio.{fmt}"
-    url = str((part.get(kind) or {}).get("url", ""))
-    stem = "image" if kind == "image_url" else "video"
+async def _media(part: MediaPart, settings: Settings, tenant: str) -> tuple[IO[bytes], str]:
+    """The part's media in a temporary file, and a file name for it."""
+    limit = settings.openai_media_max_bytes
+    if part.type == "input_audio":
+        return decode_base64(part.input_audio.data, limit), f"audio.{part.input_audio.format}"
+    url = part.image_url.url if part.type == "image_url" else part.video_url.url
+    stem = "image" if part.type == "image_url" else "video"
     if url.startswith("data:"):
-        header, _, payload = url.partition(",")
-        if ";base64" not in header:
-            raise _invalid("data URLs must be base64")
-        return _base64(payload, limit), stem
+        comma = url.find(",", 0, 256)  # data:<media type>[;params];base64,<payload>
+        if comma < 0 or ";base64" not in url[:comma]:
+            raise invalid("data URLs must be base64: data:<type>;base64,<data>")
+        return decode_base64(url, limit, start=comma + 1), stem
     if url.startswith(("http://", "https://")):
-        return fetch_media(url, settings, limit), stem
-    raise _invalid(f"{kind} needs a data: URL or an http(s) URL")
-
-
-def _base64(payload: str, limit: int) -> bytes:
-    if len(payload) > limit * 4 // 3 + 4:
-        raise Problem(413, "upload-too-large", "Media is too large", f"the limit is {limit} bytes")
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid("the media is not valid base64") from exc
+        return await fetch_media(url, settings, tenant, limit), stem
+    raise invalid(f"{part.type} needs a data: URL or an http(s) URL")
 
 
 async def _events(job_id: str, tenant: str, model: str, settings: Settings) -> AsyncIterator[bytes]:
@@ -210,7 +160,7 @@ async def _events(job_id: str, tenant: str, model: str, settings: Settings) -> A
     except Problem as problem:
         yield _error(problem.status, problem.kind, problem.detail or problem.title)
         return
-    yield _chunk(job_id, model, created, {}, finish="stop")
+    yield _chunk(job_id, model, created, {}, finish=(job.result or {}).get("finish") or "stop")
     yield b"data: [DONE]\n\n"
 
 

@@ -55,6 +55,8 @@ def result_record(
         "duration_s": duration_s,
         "variant": variant,
         "tokens": sum(s.tokens for s in segments),
+        "prompt_tokens": sum(s.prompt_tokens for s in segments),
+        "finish": "length" if any(s.finish == "length" for s in segments) else "stop",
         "warnings": warnings,
     }
     if spec.spoken:

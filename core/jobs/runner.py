@@ -45,6 +45,7 @@ from models.budget import segment_budget_s
 from models.chunking import Span, speech_regions
 from models.engine import Engine, GenerationRequest
 from models.errors import MediaError
+from models.language import detect_language
 from models.loader import load_engine
 from models.media import DecodedMedia, MediaInfo, MediaKind, probe
 from models.segments import Plan, load_segment, plan_file
@@ -306,7 +307,8 @@ class JobRunner:
             words, timing = segment_words(result.text, media.audio, decoded, speech, aligner,
                                           getattr(params, "language", None))  # fmt: skip
         segment = Segment(index, decoded.start, decoded.end, result.text, result.reasoning, engine_s,
-                          media.warnings, words=words, timing=timing, tokens=result.new_tokens)  # fmt: skip
+                          media.warnings, words=words, timing=timing, tokens=result.new_tokens,
+                          prompt_tokens=result.prompt_tokens, finish=result.finish)  # fmt: skip
         return segment, wav_bytes(result.audio) if result.audio is not None else None
 
     def _held(self, run: _Run) -> ColumnElement[bool]:
@@ -355,6 +357,8 @@ class JobRunner:
             duration = work.plan.duration_s if work.plan.decoded else max(s.end_s for s in segments)
         spec, params = get_task(job.task), parse_params(job.task, job.params)
         language = getattr(params, "language", None) or getattr(params, "target_language", None)
+        if language is None and spec.spoken:  # not asked: the language the transcript is written in
+            language = detect_language(" ".join(s.text for s in segments))
         result = result_record(spec, language, info.kind, duration, self.engine.variant.value, segments, warnings)
         speech: list[bytes | str] = [s.audio_key for s in segments if s.audio_key]
         if work.last_speech is not None:
@@ -391,9 +395,9 @@ def run_until_settled(runner: JobRunner, job_id: str, sleep: bool = True) -> Run
             time.sleep(result.delay_s)
 
 
-def build_runner(settings: Settings, worker: str) -> JobRunner:
+def build_runner(settings: Settings, worker: str, enable_talker: bool | None = None) -> JobRunner:
     """The runner of a process: its engine from the one loader (batched across jobs when configured), and the
     forced aligner beside it when one is configured (OMNIMEDIA_ALIGNER)."""
-    engine = load_engine(settings.engine_config(), on_batch=metrics.BATCH_SIZE.observe)
+    engine = load_engine(settings.engine_config(enable_talker), on_batch=metrics.BATCH_SIZE.observe)
     aligner = ForcedAligner(settings.aligner, settings.device) if settings.aligner else None
     return JobRunner(settings, get_sessionmaker(), get_storage(), engine, worker=worker, aligner=aligner)

@@ -96,6 +96,12 @@ def validated_job(
     """A queued job for this request, checked but not yet inserted (a batch inserts all its jobs at once)."""
     spec = get_task(task)
     clean_params = parse_params(spec.name, params).model_dump(mode="json", exclude_unset=True)
+    if clean_params.get("voice") and not settings.speech_available():
+        raise InputError(
+            Refusal.SPEECH_UNAVAILABLE,
+            "this deployment runs no talker: speech output (voice) is not "
+            "available; ask for text, or run talker workers (omnimedia worker --queues talker)",
+        )
     ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
     if webhook_url is not None:
         webhook_url = check_job_webhook(session, settings, tenant, webhook_url)

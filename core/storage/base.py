@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 
 class StorageError(Exception):
@@ -30,7 +30,7 @@ class Stored:
 
 
 class Storage(Protocol):
-    def upload_stream(self, key: str, stream: BinaryIO, max_bytes: int, content_type: str | None = None) -> Stored:
+    def upload_stream(self, key: str, stream: IO[bytes], max_bytes: int, content_type: str | None = None) -> Stored:
         """Stream into storage in parts (never whole in memory); raise TooLarge past max_bytes."""
         ...
 
@@ -55,6 +55,6 @@ class Storage(Protocol):
     def ping(self) -> None: ...
 
 
-def chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+def chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
     while chunk := stream.read(size):
         yield chunk

@@ -6,7 +6,7 @@ import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from core.storage.base import ObjectNotFound, StorageError, Stored, TooLarge, chunks
 
@@ -27,13 +27,13 @@ class LocalStorage:
             raise ObjectNotFound(f"invalid key {key!r}")
         return path
 
-    def upload_stream(self, key: str, stream: BinaryIO, max_bytes: int, content_type: str | None = None) -> Stored:
+    def upload_stream(self, key: str, stream: IO[bytes], max_bytes: int, content_type: str | None = None) -> Stored:
         try:
             return self._upload_stream(key, stream, max_bytes)
         except OSError as exc:
             raise StorageError(f"local storage cannot write {key}: {exc.strerror or exc}") from exc
 
-    def _upload_stream(self, key: str, stream: BinaryIO, max_bytes: int) -> Stored:
+    def _upload_stream(self, key: str, stream: IO[bytes], max_bytes: int) -> Stored:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from core.config import Settings
 from core.storage.base import ObjectNotFound, StorageError, Stored, TooLarge, chunks
@@ -54,7 +54,7 @@ class S3Storage:
         except ClientError:
             self.client.create_bucket(Bucket=self.bucket)
 
-    def upload_stream(self, key: str, stream: BinaryIO, max_bytes: int, content_type: str | None = None) -> Stored:
+    def upload_stream(self, key: str, stream: IO[bytes], max_bytes: int, content_type: str | None = None) -> Stored:
         digest, size = hashlib.sha256(), 0
         extra = {"ContentType": content_type} if content_type else {}
         upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)

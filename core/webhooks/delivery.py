@@ -11,21 +11,18 @@ import email.utils
 import json
 import logging
 import random
-import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import metrics
+from core import metrics, outbound
 from core.config import Settings
-from core.netguard import Resolver, UnsafeURL, check_url, system_resolver
+from core.netguard import Resolver, system_resolver
+from core.outbound import Guard, OutboundError
 from core.schema import (
     TenantWebhookSecret,
     WebhookAttempt,
@@ -125,58 +122,32 @@ def _target(
     return delivery.url or "", active_secrets(holder, now) if holder else []
 
 
-@lru_cache(maxsize=1)
-def _tls() -> ssl.SSLContext:
-    """One verifying TLS context for all deliveries: building one per client costs ~20 ms (the CA bundle)."""
-    return ssl.create_default_context()
-
-
 def post(url: str, msg_id: str, body: str, secrets: list[str], settings: Settings) -> AttemptResult:
-    """POST to the address the guard approved (pinned: no second DNS lookup to rebind), no redirects, no proxies."""
-    try:
-        addresses = check_url(url, settings.allow_loopback_urls, resolve, settings.webhook_ports)
-    except UnsafeURL as exc:
-        return AttemptResult(error=f"refused by the SSRF guard: {exc.reason}")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    address = addresses[0]
-    pinned_host = f"[{address}]" if ":" in address else address
-    pinned = urlunsplit((parts.scheme, pinned_host + (f":{parts.port}" if parts.port else ""),
-                         parts.path or "/", parts.query, ""))  # fmt: skip
+    """POST the signed event through core.outbound: the address the guard approved, no redirects, no proxies, and
+    one wall-clock deadline (webhook_timeout_s) for the whole attempt."""
     stamp = utcnow()
     headers = {
-        "host": parts.netloc, "content-type": "application/json", "user-agent": USER_AGENT,
+        "content-type": "application/json", "user-agent": USER_AGENT,
         "webhook-id": msg_id, "webhook-timestamp": str(int(stamp.timestamp())),
         "webhook-signature": signature_header(secrets, msg_id, stamp, body),
     }  # fmt: skip
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    guard = Guard(resolve, settings.webhook_ports, settings.webhook_loopback_ports)
     started = time.perf_counter()
     try:
-        with httpx.Client(
-            timeout=settings.webhook_timeout_s, follow_redirects=False, trust_env=False, verify=_tls()
-        ) as client:
-            request = client.build_request("POST", pinned, content=body.encode(), headers=headers,
-                                           extensions=extensions)  # fmt: skip
-            response = client.send(request, stream=True)
-            try:
-                received = b""
-                for chunk in response.iter_bytes():
-                    received += chunk
-                    if len(received) >= MAX_BODY_LOGGED:
-                        break
-            finally:
-                response.close()
-    except httpx.TimeoutException:
-        return AttemptResult(latency_ms=_ms(started), error=f"timed out after {settings.webhook_timeout_s:g} s")
-    except httpx.HTTPError as exc:
-        return AttemptResult(latency_ms=_ms(started), error=f"connection failed: {type(exc).__name__}: {exc}")
-    status = response.status_code
-    retry_after = parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+        reply = outbound.request_blocking("POST", url, guard, settings.webhook_timeout_s, MAX_BODY_LOGGED,
+                                          headers=headers, content=body.encode(), refuse_encoded=False)  # fmt: skip
+    except OutboundError as exc:
+        if exc.kind == "refused":
+            return AttemptResult(error=exc.reason)
+        if exc.kind == "timeout":
+            return AttemptResult(latency_ms=_ms(started), error=f"timed out after {settings.webhook_timeout_s:g} s")
+        return AttemptResult(latency_ms=_ms(started), error=exc.reason)
+    status = reply.status
+    retry_after = parse_retry_after(reply.headers.get("retry-after")) if status in (429, 503) else None
     error = None
     if not 200 <= status < 300:
         error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
-    text = received[:MAX_BODY_LOGGED].decode("utf-8", "replace")
-    return AttemptResult(status, _ms(started), error, text, retry_after)
+    return AttemptResult(status, _ms(started), error, reply.head.decode("utf-8", "replace"), retry_after)
 
 
 def _ms(started: float) -> float:

@@ -30,7 +30,7 @@ def check_target(url: str, settings: Settings) -> str:
     """Refuse a URL the service must not call (SSRF guard); it is checked again at each connect."""
     url = url.strip()
     try:
-        check_url(url, settings.allow_loopback_urls, delivery_module.resolve, settings.webhook_ports)
+        check_url(url, delivery_module.resolve, settings.webhook_ports, settings.webhook_loopback_ports)
     except UnsafeURL as exc:
         raise WebhookError(Refusal.INVALID_WEBHOOK_URL, f"webhook URL refused: {exc.reason}") from exc
     return url
@@ -108,10 +108,9 @@ def check_job_webhook(session: Session, settings: Settings, tenant: str, url: st
 
 
 def replay(session: Session, settings: Settings, original: WebhookDelivery) -> WebhookDelivery:
-    """Send the same event (same webhook-id) to the same target again, as a new delivery. Replays to a job's or
-    batch's own webhook_url (a URL no one registered) are rate-limited per tenant."""
-    if original.url:
-        _check_replay_rate(session, settings, original.tenant)
+    """Send the same event (same webhook-id) to the same target again, as a new delivery. Replays are
+    rate-limited per tenant, to registered endpoints and to jobs' and batches' own webhook_url alike."""
+    _check_replay_rate(session, settings, original.tenant)
     if original.endpoint_id:
         endpoint = session.get(WebhookEndpoint, original.endpoint_id)
         if endpoint is None or not endpoint.enabled:
@@ -125,22 +124,21 @@ def replay(session: Session, settings: Settings, original: WebhookDelivery) -> W
 
 def _check_replay_rate(session: Session, settings: Settings, tenant: str) -> None:
     """A replay is a delivery made later than its event (originals are written with it); count the tenant's replays
-    to webhook_urls in the last hour."""
+    in the last hour."""
     now = utcnow()
     rows = session.execute(
         select(WebhookDelivery.created_at, WebhookEvent.created_at)
         .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
         .where(
             WebhookDelivery.tenant == tenant,
-            WebhookDelivery.url.is_not(None),
             WebhookDelivery.created_at >= now - REPLAY_WINDOW,
         )
     ).all()
     replays = sorted(as_utc(made) for made, event in rows if as_utc(made) - as_utc(event) > timedelta(seconds=1))
-    if len(replays) >= settings.webhook_url_replays_per_hour:
+    if len(replays) >= settings.webhook_replays_per_hour:
         wait_s = (replays[0] + REPLAY_WINDOW - now).total_seconds()
         raise WebhookError(
             Refusal.REPLAY_RATE_LIMITED,
-            f"at most {settings.webhook_url_replays_per_hour} replays to webhook_url targets an hour",
+            f"at most {settings.webhook_replays_per_hour} replays an hour",
             retry_after_s=max(1, int(wait_s) + 1),
         )
