@@ -67,14 +67,14 @@ def engine_for(spec: str) -> NoopEngine:
 
 
 def main() -> None:
-    import core.jobs.runner
+    import models.pipeline
 
     engine = engine_for(sys.argv[1])
 
     def stand_in(config: EngineConfig, on_batch: object = None) -> NoopEngine:
         return engine
 
-    core.jobs.runner.load_engine = stand_in  # type: ignore[assignment]
+    models.pipeline.load_engine = stand_in  # type: ignore[assignment]
     if sys.argv[2:3] == ["--cli"]:
         from cli.main import app as cli
 

@@ -36,8 +36,8 @@ class EmbeddedWorker:
         """The process's runner (its engine loads on the first job). The first speech job, where speech is
         available, replaces the engine once by one with the talker, which serves every later job too."""
         with self._lock:
-            if speech and self._runner is not None and not self._runner.engine.can_speak:
-                unload_engine(self._runner.engine)
+            if speech and self._runner is not None and not self._runner.pipeline.can_speak:
+                unload_engine(self._runner.pipeline.engine)
                 self._runner = None
             if self._runner is None:
                 self._runner = build_runner(self.settings, "embedded", enable_talker=speech or None)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from models.engine import Engine, GenerationRequest, GenerationResult
+from models.backend import EngineBackend
+from models.engine import GenerationRequest, GenerationResult
 from models.variants import Variant
 
 
@@ -26,14 +26,11 @@ class _Pending:
 
 
 class BatchingEngine:
-    """Wraps an Engine; thread-safe `generate` calls are merged into `generate_batch` calls."""
+    """Wraps a backend; thread-safe `generate` calls are merged into one `run_validated` call on the batcher's
+    thread (each request validated once, in its caller's thread; the backend reports the batch's size)."""
 
-    def __init__(
-        self, inner: Engine, max_batch_size: int = 16, max_wait_ms: float = 20.0,
-        on_batch: Callable[[int], None] | None = None,
-    ) -> None:  # fmt: skip
+    def __init__(self, inner: EngineBackend, max_batch_size: int = 16, max_wait_ms: float = 20.0) -> None:
         self.inner = inner
-        self.on_batch = on_batch or (lambda _size: None)
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
         self.batch_sizes: list[int] = []  # sizes of the batches run, for metrics and tests (most recent 1000)
@@ -58,13 +55,13 @@ class BatchingEngine:
     def generate(self, request: GenerationRequest) -> GenerationResult:
         self.inner.validate(request)  # a bad request fails here, in its caller, before it can join a batch
         if request.wants_speech:
-            return self.inner.generate(request)
+            return self.inner.run_validated([request])[0]
         pending = _Pending(request, Future())
         self._queue.put(pending)
         return pending.future.result()
 
     def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        return self.inner.generate_batch(requests)
+        return self.inner.generate_batch(requests)  # validates each, then runs them together
 
     def _collect(self) -> list[_Pending]:
         batch = [self._queue.get()]
@@ -83,16 +80,15 @@ class BatchingEngine:
         while True:
             batch = self._collect()
             self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
-            self.on_batch(len(batch))
             try:
-                results = self.inner.generate_batch([p.request for p in batch])
+                results = self.inner.run_validated([p.request for p in batch])
             except Exception as exc:
                 if len(batch) == 1:
                     batch[0].future.set_exception(exc)
                     continue
                 for pending in batch:  # isolate the bad item: everyone else still gets a result
                     try:
-                        pending.future.set_result(self.inner.generate(pending.request))
+                        pending.future.set_result(self.inner.run_validated([pending.request])[0])
                     except Exception as exc:
                         pending.future.set_exception(exc)
                 continue

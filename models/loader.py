@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from models.backend import EngineBackend
 from models.batcher import BatchingEngine
 from models.engine import Engine, EngineConfig
 
@@ -17,19 +18,23 @@ VLLM_BATCH_WAIT_MS = 5.0  # how long the thread that owns vLLM collects prompts 
 
 
 def _build(config: EngineConfig, on_batch: Callable[[int], None] | None) -> Engine:
+    backend: EngineBackend
     if config.backend == "vllm":
         from models.vllm_backend import VllmEngine  # its own image: imported only when asked for
 
+        backend = VllmEngine(config)
+    else:
+        from models.transformers_backend import TransformersEngine
+
+        backend = TransformersEngine(config)
+    backend.on_batch = on_batch  # every batch size, batched across jobs or not
+    if config.backend == "vllm":
         # One thread owns LLM (concurrent generate calls on one LLM can mix their outputs): every job's prompt goes
         # through the batcher, which hands vLLM many at once for its continuous batching.
-        wait_ms = config.batch_max_wait_ms or VLLM_BATCH_WAIT_MS
-        return BatchingEngine(VllmEngine(config), config.max_batch_size, wait_ms, on_batch)
-    from models.transformers_backend import TransformersEngine
-
-    engine: Engine = TransformersEngine(config)
+        return BatchingEngine(backend, config.max_batch_size, config.batch_max_wait_ms or VLLM_BATCH_WAIT_MS)
     if config.batch_max_wait_ms > 0:
-        engine = BatchingEngine(engine, config.max_batch_size, config.batch_max_wait_ms, on_batch)
-    return engine
+        return BatchingEngine(backend, config.max_batch_size, config.batch_max_wait_ms)
+    return backend
 
 
 def load_engine(config: EngineConfig, on_batch: Callable[[int], None] | None = None) -> Engine:

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from models.backend import EngineBackend
 from models.engine import EngineConfig, GenerationRequest, GenerationResult, split_reasoning
 from models.errors import TaskInputError
-from models.prompting import conversation, validate_request, video_processor_kwargs
+from models.prompting import conversation, video_processor_kwargs
 from models.tasks import TaskParams, Voice
-from models.variants import Variant, detect_variant
+from models.variants import Variant
 
 IM_END_ID = 151645
 PAD_ID = 151643
@@ -51,25 +52,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class TransformersEngine:
+class TransformersEngine(EngineBackend):
     """Qwen3OmniMoeForConditionalGeneration + Qwen3OmniMoeProcessor, loaded lazily, once, under a lock."""
 
     def __init__(self, config: EngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._model: Any = None
         self._processor: Any = None
-        self._variant = config.variant or detect_variant(config.model)
         self.generate_calls = 0  # model.generate() calls made, for batching checks
-
-    @property
-    def variant(self) -> Variant:
-        return self._variant
-
-    @property
-    def can_speak(self) -> bool:
-        return self.config.enable_talker and self._variant.can_speak
 
     @property
     def loaded(self) -> bool:
@@ -98,9 +90,6 @@ class TransformersEngine:
             model.to(device).eval()
             self._processor = Qwen3OmniMoeProcessor.from_pretrained(self.config.model)
             self._model = model
-
-    def validate(self, request: GenerationRequest) -> None:
-        validate_request(request, self._variant, self.config.enable_talker)
 
     def _inputs(self, requests: list[GenerationRequest], use_audio_in_video: bool) -> Any:
         texts: list[str] = []
@@ -173,14 +162,8 @@ class TransformersEngine:
         return GenerationResult(answer, reasoning, audio, tokens, seconds, prompt_tokens, finish)
 
     # -- generation -------------------------------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        return self.generate_batch([request])[0]
-
-    def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         """Text-out requests that share sampling settings run in one generate() call; speech runs alone."""
-        for request in requests:
-            self.validate(request)
-        self.load()
         results: dict[int, GenerationResult] = {}
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, request in enumerate(requests):

@@ -14,12 +14,13 @@ import os
 import threading
 from typing import Any
 
+from models.backend import EngineBackend
 from models.budget import prompt_tokens
 from models.engine import EngineConfig, GenerationRequest, GenerationResult, split_reasoning
 from models.errors import BackendUnavailable, CapabilityError, PromptTooLong
 from models.media import MediaKind
 from models.prompting import conversation, validate_request, video_processor_kwargs
-from models.variants import Variant, detect_variant
+from models.variants import Variant
 
 LIMIT_MM_PER_PROMPT = {"image": 1, "video": 1, "audio": 1}  # one media item per job (and its own audio track)
 
@@ -67,7 +68,7 @@ def expand_as_vllm(processor: Any, rendered: dict[str, Any]) -> Any:
     return processor(text=[rendered["prompt"]], **media, **kwargs, return_tensors="pt")
 
 
-class VllmEngine:
+class VllmEngine(EngineBackend):
     """Qwen3-Omni thinker on vLLM: `LLM.generate` with `multi_modal_data` and `mm_processor_kwargs`."""
 
     def __init__(self, config: EngineConfig) -> None:
@@ -76,16 +77,11 @@ class VllmEngine:
                 "the vLLM backend runs in the vLLM image (infra/Dockerfile.vllm) on a GPU machine; this environment "
                 "has no vllm package"
             )
-        self.config = config
+        super().__init__(config)
         self.engine_args = engine_args(config)
-        self._variant = config.variant or detect_variant(config.model)
         self._lock = threading.Lock()
         self._llm: Any = None
         self._processor: Any = None
-
-    @property
-    def variant(self) -> Variant:
-        return self._variant
 
     @property
     def can_speak(self) -> bool:
@@ -154,13 +150,7 @@ class VllmEngine:
             repetition_penalty=p.repetition_penalty,
         )  # fmt: skip
 
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        return self.generate_batch([request])[0]
-
-    def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        for request in requests:
-            self.validate(request)
-        self.load()
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         try:
             outputs = self._llm.generate([self.prompt(r) for r in requests],
                                          sampling_params=[self.sampling(r) for r in requests])  # fmt: skip

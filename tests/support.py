@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -310,3 +311,11 @@ def stream_until_answered(port: int, head: str, total: int, part: int = 1024 * 1
             except (BrokenPipeError, ConnectionResetError):
                 break
     return sent, answer
+
+
+def runner_on(settings: Any, sessions: Any, storage: Any, engine: Any, worker: str) -> Any:
+    """A job runner whose pipeline runs on `engine` (a real engine, or one a test wraps to inject a fault)."""
+    from core.jobs.runner import JobRunner
+    from models.pipeline import pipeline_over
+
+    return JobRunner(settings, sessions, storage, pipeline_over(engine, settings.engine_config()), worker)

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.jobs.runner import JobRunner, RunStatus, backoff_s, run_until_settled
+from core.jobs.runner import RunStatus, backoff_s, run_until_settled
 from core.schema import Job, JobEvent
 from core.storage import StorageError
 from tests.embedded import clear_caches, use_embedded
+from tests.support import runner_on
 
 
 class FlakyStorage:
@@ -86,7 +87,7 @@ def _events(env, job_id: str) -> list[str]:  # type: ignore[no-untyped-def]
 def test_transient_storage_error_retries_then_succeeds(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
     settings, sessions, storage, engine = env
     job_id = _submit(env, media["speech_wav"])
-    runner = JobRunner(settings, sessions, FlakyStorage(storage, failures=1), engine, "w")
+    runner = runner_on(settings, sessions, FlakyStorage(storage, failures=1), engine, "w")
     first = runner.run(job_id)
     assert first.status is RunStatus.RETRY and 0 <= first.delay_s <= 0.01
     assert run_until_settled(runner, job_id).status is RunStatus.SUCCEEDED
@@ -96,7 +97,7 @@ def test_transient_storage_error_retries_then_succeeds(env, media: dict[str, Pat
 def test_attempts_are_capped_and_last_error_kept(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
     settings, sessions, storage, engine = env
     job_id = _submit(env, media["speech_wav"])
-    runner = JobRunner(settings, sessions, FlakyStorage(storage, failures=99), engine, "w")
+    runner = runner_on(settings, sessions, FlakyStorage(storage, failures=99), engine, "w")
     assert run_until_settled(runner, job_id).status is RunStatus.FAILED
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -107,7 +108,7 @@ def test_attempts_are_capped_and_last_error_kept(env, media: dict[str, Path]) ->
 def test_out_of_memory_retries_once_with_half_segments(env, media: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
     settings, sessions, storage, engine = env
     job_id = _submit(env, media["speech_wav"], segment_seconds=6)
-    runner = JobRunner(settings, sessions, storage, OomOnceEngine(engine), "w")
+    runner = runner_on(settings, sessions, storage, OomOnceEngine(engine), "w")
     assert run_until_settled(runner, job_id).status is RunStatus.SUCCEEDED
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -150,13 +151,13 @@ class LeakyEngine:
 def test_failure_reasons_carry_no_internals(env, media: dict[str, Path], tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     settings, sessions, storage, engine = env
     job_id = _submit(env, media["speech_wav"])
-    runner = JobRunner(settings, sessions, storage, LeakyEngine(engine), "w")
+    runner = runner_on(settings, sessions, storage, LeakyEngine(engine), "w")
     with caplog.at_level("ERROR"):
         assert run_until_settled(runner, job_id).status is RunStatus.FAILED
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
     broken_id = _submit(env, corrupt)
-    assert run_until_settled(JobRunner(settings, sessions, storage, engine, "w"), broken_id).status is RunStatus.FAILED
+    assert run_until_settled(runner_on(settings, sessions, storage, engine, "w"), broken_id).status is RunStatus.FAILED
     with sessions() as session:
         job, broken = session.get(Job, job_id), session.get(Job, broken_id)
         told = [job.failure_reason, broken.failure_reason] + [
@@ -198,7 +199,7 @@ def test_a_run_that_lost_its_lease_writes_nothing_final(env, media: dict[str, Pa
 
     settings, sessions, storage, engine = env
     job_id = _submit(env, media["speech_wav"], formats=["json", "srt"], segment_seconds=6)  # two segments
-    first = JobRunner(settings, sessions, storage, TakenOverEngine(engine, sessions, job_id), "worker-a")
+    first = runner_on(settings, sessions, storage, TakenOverEngine(engine, sessions, job_id), "worker-a")
     assert first.run(job_id).reason.startswith("lease lost")
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -207,7 +208,7 @@ def test_a_run_that_lost_its_lease_writes_nothing_final(env, media: dict[str, Pa
     with sessions() as session:  # worker-b died too: its lease runs out, and a third run takes over and finishes
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
         session.commit()
-    third = JobRunner(settings, sessions, storage, engine, "worker-c")
+    third = runner_on(settings, sessions, storage, engine, "worker-c")
     assert run_until_settled(third, job_id).status is RunStatus.SUCCEEDED
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -243,7 +244,7 @@ def test_a_prompt_over_the_context_is_retried_with_smaller_segments(env, tmp_pat
     long = speech(tmp_path / "twelve.wav", "One sentence after another fills a dozen seconds of audio. " * 2, 1.0)
     job_id = _submit(env, long, segment_seconds=12)
     refusing = ContextOf(engine, seconds=4.0)
-    runner = JobRunner(settings, sessions, storage, refusing, "w")
+    runner = runner_on(settings, sessions, storage, refusing, "w")
     assert run_until_settled(runner, job_id).status is RunStatus.SUCCEEDED
     with sessions() as session:
         job = session.get(Job, job_id)

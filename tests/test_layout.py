@@ -67,7 +67,7 @@ def test_import_contracts_hold() -> None:
     lint = Path(sys.executable).parent / "lint-imports"
     done = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 kept, 0 broken" in done.stdout
+    assert "5 kept, 0 broken" in done.stdout
 
 
 def test_gpu_memory_metric_ignores_a_torch_still_being_imported(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +84,18 @@ def test_gpu_memory_metric_ignores_a_torch_still_being_imported(monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "torch", half)
     metrics.record_gpu_memory()  # used to raise AttributeError: module 'torch' has no attribute 'cuda'
     assert not hasattr(half, "cuda")
+
+
+def test_the_runner_contract_forbids_every_models_module_but_its_three() -> None:
+    """core.jobs.runner may import models.pipeline, models.errors and models.tasks only: the import-linter
+    contract lists every other module of models/, so a module added there is forbidden to the runner too."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    (contract,) = [
+        c for c in config["tool"]["importlinter"]["contracts"] if c.get("source_modules") == ["core.jobs.runner"]
+    ]
+    modules = {f"models.{p.stem}" for p in (REPO / "models").glob("*.py") if p.stem != "__init__"}
+    modules |= {f"models.{p.name}" for p in (REPO / "models").iterdir() if (p / "__init__.py").is_file()}
+    allowed = {"models.pipeline", "models.errors", "models.tasks"}
+    assert set(contract["forbidden_modules"]) == modules - allowed

@@ -9,12 +9,12 @@ import pysubs2
 import pytest
 from sqlalchemy import event, select
 
-from core.jobs.runner import JobRunner, RunStatus, run_until_settled
+from core.jobs.runner import RunStatus, run_until_settled
 from core.schema import Job
 from models.media import load_media, probe
 from tests.embedded import clear_caches, use_embedded
 from tests.media_corpus import damaged_media
-from tests.support import speech
+from tests.support import runner_on, speech
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_no_cue_ends_past_the_decoded_media(env, damaged: dict[str, Path], name:
 
     settings, sessions, storage, engine = env
     job_id = _submit(env, damaged[name], task)
-    assert run_until_settled(JobRunner(settings, sessions, storage, engine, "w"), job_id).status is RunStatus.SUCCEEDED
+    assert run_until_settled(runner_on(settings, sessions, storage, engine, "w"), job_id).status is RunStatus.SUCCEEDED
     job = _job(env, job_id)
     result = job.result
     assert result is not None
@@ -127,11 +127,11 @@ class FailsOnSegment:
 def test_a_retried_job_reuses_its_stored_plan_without_decoding_to_replan(
     env, fifteen_seconds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from core.jobs import runner as runner_module
+    from models import pipeline as pipeline_module
 
     settings, sessions, storage, engine = env
     job_id = _submit(env, fifteen_seconds, segment_seconds=5)
-    first = JobRunner(settings, sessions, storage, FailsOnSegment(engine, 1), "w")
+    first = runner_on(settings, sessions, storage, FailsOnSegment(engine, 1), "w")
     assert first.run(job_id).status is RunStatus.RETRY
     job = _job(env, job_id)
     assert job.plan is not None and job.plan["decoded"] and job.segments_done == 1
@@ -140,8 +140,8 @@ def test_a_retried_job_reuses_its_stored_plan_without_decoding_to_replan(
     def no_replanning(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the stored plan must be used")
 
-    monkeypatch.setattr(runner_module, "plan_file", no_replanning)
-    assert run_until_settled(JobRunner(settings, sessions, storage, engine, "w"), job_id).status is RunStatus.SUCCEEDED
+    monkeypatch.setattr(pipeline_module, "plan_file", no_replanning)
+    assert run_until_settled(runner_on(settings, sessions, storage, engine, "w"), job_id).status is RunStatus.SUCCEEDED
     job = _job(env, job_id)
     assert job.segments_done == planned and len(job.result["segments"]) == planned >= 3
 
@@ -158,7 +158,7 @@ def test_a_one_segment_job_takes_two_write_transactions_to_run(env, damaged: dic
     bind = sessions.kw["bind"]
     event.listen(bind, "commit", counted)
     try:
-        assert JobRunner(settings, sessions, storage, engine, "w").run(job_id).status is RunStatus.SUCCEEDED
+        assert runner_on(settings, sessions, storage, engine, "w").run(job_id).status is RunStatus.SUCCEEDED
     finally:
         event.remove(bind, "commit", counted)
     assert len(commits) == 2, len(commits)

@@ -131,7 +131,7 @@ def test_the_batcher_owns_the_vllm_engine(
     tiny_model: Path, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With backend=vllm the loader puts the engine behind the batcher: however many job threads call generate,
-    every generate_batch reaches the engine from one thread (the transformers engine stands in for vLLM here)."""
+    every batch reaches the engine from one thread (the transformers engine stands in for vLLM here)."""
     from models import loader, vllm_backend
     from models.batcher import BatchingEngine
     from models.transformers_backend import TransformersEngine
@@ -139,9 +139,9 @@ def test_the_batcher_owns_the_vllm_engine(
     threads: set[str] = set()
 
     class StandIn(TransformersEngine):
-        def generate_batch(self, requests):  # type: ignore[no-untyped-def]
+        def _generate_batch(self, requests):  # type: ignore[no-untyped-def]
             threads.add(threading.current_thread().name)
-            return super().generate_batch(requests)
+            return super()._generate_batch(requests)
 
     monkeypatch.setattr(vllm_backend, "VllmEngine", StandIn)
     engine = loader.load_engine(EngineConfig(str(tiny_model), backend="vllm", max_new_tokens_cap=4))

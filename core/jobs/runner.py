@@ -1,5 +1,5 @@
-"""Run one job by id: fetch input, plan segments (once per job), run the engine per segment (checkpointed), write
-outputs, and settle the job.
+"""Run one job by id: claim it, fetch its input, hand the file to the media pipeline (models.pipeline: plan once
+per job, then segment by segment), commit each segment, write outputs, and settle the job.
 
 Shared by the Celery task (workers/), the embedded in-process worker and archive runs; `build_runner` makes the
 one runner (and engine) of a process. Failures are classified by type (core.jobs.failures): bad media and invalid
@@ -39,19 +39,9 @@ from core.schema import Job, JobSegment, utcnow
 from core.states import JobState
 from core.storage import Storage, get_storage
 from core.storage.keys import output_key
-from models.aligner import ForcedAligner
-from models.batcher import BatchingEngine
-from models.budget import segment_budget_s
-from models.chunking import Span, speech_regions
-from models.engine import Engine, GenerationRequest
 from models.errors import MediaError
-from models.language import detect_language
-from models.loader import load_engine
-from models.media import DecodedMedia, MediaInfo, MediaKind, probe
-from models.segments import Plan, load_segment, plan_file
-from models.speech import wav_bytes
-from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
-from models.timing import Word, segment_words, speech_in
+from models.pipeline import NO_SPEECH, MediaPipeline, build_pipeline
+from models.tasks import TaskParams, parse_params
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +63,6 @@ class RunResult:
 
 
 SMALLER_RETRIES = 2  # halvings of the segment length after running out of memory or context
-NO_SPEECH = "none"  # a spoken-text segment in which silero-vad heard no speech: the engine did not run
 LEASE_LOST = RunResult(RunStatus.SKIPPED, reason="lease lost: another worker holds the job now")
 
 
@@ -101,15 +90,13 @@ class JobRunner:
         settings: Settings,
         sessions: sessionmaker[Session],
         storage: Storage,
-        engine: Engine,
+        pipeline: MediaPipeline,
         worker: str,
-        aligner: ForcedAligner | None = None,
     ) -> None:
-        self.aligner = aligner  # word times for transcripts; without it they are shared out over speech
         self.settings = settings
         self.sessions = sessions
         self.storage = storage
-        self.engine = engine
+        self.pipeline = pipeline  # a file's media work: models.pipeline
         self.worker = worker
 
     # -- entry point ------------------------------------------------------------------------------
@@ -231,21 +218,14 @@ class JobRunner:
 
     def _execute(self, run: _Run) -> RunResult:
         job = run.job
-        spec = get_task(job.task)
         params = parse_params(job.task, job.params)
-        limits = self.settings.media_limits()
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
             local = local_input(job, Path(tmp), self.sessions, self.settings, self.storage)
-            info = probe(local, limits)
-            check_media(spec, info.kind, info.has_audio)
-            answer = min(params.max_new_tokens, self.settings.max_new_tokens_cap)
-            fits = segment_budget_s(info, limits, self.settings.max_model_len, answer)  # the model's context
-            segment_s = min(self._segment_seconds(job, params), fits or float("inf"))
-            run.segment_s = segment_s
-            plan = Plan.from_json(job.plan) if job.plan else plan_file(local, info, segment_s, limits)
-            work = Work(plan, plan.segments(segment_s), self._done_segments(job))
+            prepared = self.pipeline.prepare(local, job.task, job.params, self._segment_seconds(job, params), job.plan)
+            run.segment_s = prepared.segment_s
+            work = Work(prepared, self._done_segments(job))
             finished = {s.index for s in work.done}
-            for index, span in enumerate(work.spans):
+            for index in range(work.planned):
                 if index in finished:
                     continue
                 if work.committed:  # not before this run's first segment: the job was just claimed
@@ -255,21 +235,21 @@ class JobRunner:
                     if cancel:
                         return self._cancel(job.id)
                 try:
-                    media = load_segment(local, info, span, limits)
+                    out = self.pipeline.segment(prepared, index)
                 except MediaError as exc:
                     if not work.segments():
                         raise
-                    work.warnings.append(f"decoding stopped at {span.start:.1f} s: {exc.reason}")
+                    work.warnings.append(f"decoding stopped at {prepared.spans[index].start:.1f} s: {exc.reason}")
                     break
-                segment, speech = self._generate(index, span, media, spec, params, work.plan)
-                if index < len(work.spans) - 1:
-                    if not self._commit_segment(run, work, segment, speech):
+                segment = Segment.of_output(out)
+                if index < work.planned - 1:
+                    if not self._commit_segment(run, work, segment, out.speech):
                         return LEASE_LOST
                 else:
-                    work.last, work.last_speech = segment, speech
+                    work.last, work.last_speech = segment, out.speech
         if run.lease.lost:
             return LEASE_LOST
-        return self._finish(run, info, work)
+        return self._finish(run, work)
 
     def _done_segments(self, job: Job) -> list[Segment]:
         if not job.segments_done:
@@ -283,34 +263,6 @@ class JobRunner:
                 self._count_final(session, job_id)
         return RunResult(RunStatus.CANCELED)
 
-    def _generate(
-        self, index: int, span: Span, media: DecodedMedia, spec: TaskSpec, params: TaskParams, plan: Plan
-    ) -> tuple[Segment, bytes | None]:
-        request = GenerationRequest(spec, params, media)
-        self.engine.validate(request)
-        end = span.end if media.kind is MediaKind.IMAGE else min(span.end, media.end_s)  # never past what decoded
-        decoded = Span(span.start, round(end, 3))
-        speech: list[Span] = []
-        if spec.spoken and media.audio is not None:  # cues follow the speech: silero-vad bounds every word
-            speech = speech_in(plan.pauses, decoded) if plan.decoded else speech_regions(media.audio, span.start)
-            if not speech:  # nothing said here: no words to write, and none for the model to make up
-                return Segment(index, decoded.start, decoded.end, "", None, 0.0, media.warnings, timing=NO_SPEECH), None
-        started = time.perf_counter()
-        result = self.engine.generate(request)
-        if not isinstance(self.engine, BatchingEngine):  # the batcher reports its own batch sizes
-            metrics.BATCH_SIZE.observe(1)
-        engine_s = result.engine_seconds or (time.perf_counter() - started)
-        words: list[Word] = []
-        timing: str | None = None
-        if speech:
-            aligner = self.aligner if spec.word_timed else None
-            words, timing = segment_words(result.text, media.audio, decoded, speech, aligner,
-                                          getattr(params, "language", None))  # fmt: skip
-        segment = Segment(index, decoded.start, decoded.end, result.text, result.reasoning, engine_s,
-                          media.warnings, words=words, timing=timing, tokens=result.new_tokens,
-                          prompt_tokens=result.prompt_tokens, finish=result.finish)  # fmt: skip
-        return segment, wav_bytes(result.audio) if result.audio is not None else None
-
     def _held(self, run: _Run) -> ColumnElement[bool]:
         return and_(Job.id == run.job.id, Job.state == JobState.RUNNING.value, Job.worker == self.worker,
                     Job.attempts == run.attempt)  # fmt: skip
@@ -323,11 +275,11 @@ class JobRunner:
             self.storage.put_bytes(key, speech, "audio/wav")
             segment = replace(segment, audio_key=key)
         values: dict[str, object] = {
-            "segments_done": Job.segments_done + 1, "segments_planned": len(work.spans),
+            "segments_done": Job.segments_done + 1, "segments_planned": work.planned,
             "engine_seconds": Job.engine_seconds + segment.engine_seconds, "heartbeat_at": utcnow(),
         }  # fmt: skip
         if run.job.plan is None:
-            values["plan"] = run.job.plan = work.plan.to_json()
+            values["plan"] = run.job.plan = work.prepared.plan_json()
         with self.sessions() as session:
             session.add(segment.row(run.job.id))
             try:
@@ -344,22 +296,17 @@ class JobRunner:
         run.lease.renewed()
         return True
 
-    def _finish(self, run: _Run, info: MediaInfo, work: Work) -> RunResult:
-        job = run.job
+    def _finish(self, run: _Run, work: Work) -> RunResult:
+        job, prepared = run.job, work.prepared
         segments = work.segments()
-        warnings = list(dict.fromkeys([*work.plan.warnings, *(w for s in segments for w in s.warnings),
-                                       *work.warnings]))  # fmt: skip
+        found = [*prepared.plan.warnings, *(w for s in segments for w in s.warnings), *work.warnings]
+        warnings = list(dict.fromkeys(found))
         if segments and all(s.timing == NO_SPEECH for s in segments):
             warnings.append("no speech was detected")
-        if info.kind is MediaKind.IMAGE:
-            duration = 0.0
-        else:
-            duration = work.plan.duration_s if work.plan.decoded else max(s.end_s for s in segments)
-        spec, params = get_task(job.task), parse_params(job.task, job.params)
-        language = getattr(params, "language", None) or getattr(params, "target_language", None)
-        if language is None and spec.spoken:  # not asked: the language the transcript is written in
-            language = detect_language(" ".join(s.text for s in segments))
-        result = result_record(spec, language, info.kind, duration, self.engine.variant.value, segments, warnings)
+        duration = prepared.duration_s(max(s.end_s for s in segments))
+        language = self.pipeline.language(prepared, " ".join(s.text for s in segments))
+        result = result_record(prepared.spec, language, prepared.kind, duration, self.pipeline.variant, segments,
+                               warnings)  # fmt: skip
         speech: list[bytes | str] = [s.audio_key for s in segments if s.audio_key]
         if work.last_speech is not None:
             speech.append(work.last_speech)
@@ -374,7 +321,7 @@ class JobRunner:
         if work.last is not None:
             values["engine_seconds"] = Job.engine_seconds + work.last.engine_seconds
         if job.plan is None:
-            values["plan"] = work.plan.to_json()
+            values["plan"] = prepared.plan_json()
         with self.sessions() as session:
             if work.last is not None:
                 session.add(work.last.row(job.id))
@@ -396,8 +343,8 @@ def run_until_settled(runner: JobRunner, job_id: str, sleep: bool = True) -> Run
 
 
 def build_runner(settings: Settings, worker: str, enable_talker: bool | None = None) -> JobRunner:
-    """The runner of a process: its engine from the one loader (batched across jobs when configured), and the
-    forced aligner beside it when one is configured (OMNIMEDIA_ALIGNER)."""
-    engine = load_engine(settings.engine_config(enable_talker), on_batch=metrics.BATCH_SIZE.observe)
-    aligner = ForcedAligner(settings.aligner, settings.device) if settings.aligner else None
-    return JobRunner(settings, get_sessionmaker(), get_storage(), engine, worker=worker, aligner=aligner)
+    """The runner of a process, over the process's media pipeline (its engine from the one loader, batched across
+    jobs when configured, and the forced aligner when OMNIMEDIA_ALIGNER names one)."""
+    config = settings.engine_config(enable_talker)
+    pipeline = build_pipeline(config, settings.aligner, on_batch=metrics.BATCH_SIZE.observe)
+    return JobRunner(settings, get_sessionmaker(), get_storage(), pipeline, worker=worker)

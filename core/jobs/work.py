@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.schema import JobSegment
-from models.chunking import Span
-from models.segments import Plan
+from models.pipeline import Prepared, SegmentOutput
 from models.timing import Word
 
 
@@ -30,6 +29,12 @@ class Segment:
     finish: str | None = None  # stop | length
 
     @classmethod
+    def of_output(cls, out: SegmentOutput, audio_key: str | None = None) -> Segment:
+        return cls(out.index, out.start_s, out.end_s, out.text, out.reasoning, out.engine_seconds,
+                   list(out.warnings), audio_key, list(out.words), out.timing, out.tokens, out.prompt_tokens,
+                   out.finish)  # fmt: skip
+
+    @classmethod
     def of(cls, row: JobSegment) -> Segment:
         words = [Word(float(a), float(b), str(w)) for a, b, w in row.words or []]
         return cls(row.index, row.start_s, row.end_s, row.text, row.reasoning, row.engine_seconds,
@@ -50,13 +55,16 @@ class Work:
     """A run's segments: those earlier attempts finished, those this run committed, and the last one, which is
     written with the job's success."""
 
-    plan: Plan
-    spans: list[Span]
+    prepared: Prepared
     done: list[Segment]
     committed: list[Segment] = field(default_factory=list)
     last: Segment | None = None
     last_speech: bytes | None = None
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def planned(self) -> int:
+        return len(self.prepared.spans)
 
     def segments(self) -> list[Segment]:
         found = [*self.done, *self.committed, *([self.last] if self.last else [])]

@@ -1,0 +1,56 @@
+"""What every backend shares (immich's load + predict split): `generate_batch` validates each request once and
+loads the model on first use, then hands the batch to the backend's `_generate_batch`; the batch's size goes to
+the loader's `on_batch` hook (metrics). A backend implements `load` and `_generate_batch`, and adds its own
+checks to `validate`. The cross-job batcher validates each request in its caller's thread and then calls
+`run_validated`, so a request is validated exactly once on every path."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from models.engine import EngineConfig, GenerationRequest, GenerationResult
+from models.prompting import validate_request
+from models.variants import Variant, detect_variant
+
+
+class EngineBackend(ABC):
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._variant = config.variant or detect_variant(config.model)
+        self.on_batch: Callable[[int], None] | None = None
+
+    @property
+    def variant(self) -> Variant:
+        return self._variant
+
+    @property
+    def can_speak(self) -> bool:
+        return self.config.enable_talker and self._variant.can_speak
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model (once; later calls return at once)."""
+
+    @abstractmethod
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """Run validated requests on the loaded model."""
+
+    def validate(self, request: GenerationRequest) -> None:
+        """Raise the typed error (models.errors) for a request this backend cannot run."""
+        validate_request(request, self._variant, self.config.enable_talker)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        return self.generate_batch([request])[0]
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        for request in requests:
+            self.validate(request)
+        return self.run_validated(requests)
+
+    def run_validated(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        self.load()
+        results = self._generate_batch(requests)
+        if self.on_batch is not None:
+            self.on_batch(len(requests))
+        return results

@@ -1,0 +1,179 @@
+"""The one front door for a file's media work, as vLLM's `LLM` stands over its engine: a process-wide pipeline
+(the engine, the forced aligner, and the steps that come later) with two calls.
+
+- `prepare(path, task, params, segment_s, stored_plan)`: probe the file, check the task can use it, fit the
+  segment length to the model's context, and plan the segments (or take the stored plan: a retry or resumed job
+  never decodes the file again to re-plan).
+- `segment(prepared, index)`: decode one segment by seeking to its span, find its speech, run the engine, time
+  the words (aligner or speech-bounded), and render the talker's audio.
+
+It knows no database, Celery or HTTP: the job runner (core.jobs.runner) claims, fences, commits and settles, and
+calls these two. A new step that works on media (speakers, translated tracks, descriptions) is added here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.aligner import ForcedAligner
+from models.budget import segment_budget_s
+from models.chunking import Span, speech_regions
+from models.engine import Engine, EngineConfig, GenerationRequest
+from models.language import detect_language
+from models.loader import load_engine
+from models.media import MediaInfo, MediaKind, MediaLimits, probe
+from models.segments import Plan, load_segment, plan_file
+from models.speech import wav_bytes
+from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
+from models.timing import Word, segment_words, speech_in
+
+NO_SPEECH = "none"  # the timing of a spoken-text segment in which silero-vad heard no speech: the engine did not run
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A file ready to be worked through segment by segment."""
+
+    path: Path
+    spec: TaskSpec
+    params: TaskParams
+    info: MediaInfo
+    plan: Plan
+    segment_s: float  # the segment length planned with (the context's limit applied)
+    spans: list[Span]
+
+    @property
+    def kind(self) -> MediaKind:
+        return self.info.kind
+
+    def plan_json(self) -> dict[str, Any]:
+        return self.plan.to_json()
+
+    def duration_s(self, last_end_s: float) -> float:
+        """The media's length: what the plan decoded, else how far its segments reached (an image: 0)."""
+        if self.info.kind is MediaKind.IMAGE:
+            return 0.0
+        return self.plan.duration_s if self.plan.decoded else last_end_s
+
+
+@dataclass(frozen=True)
+class SegmentOutput:
+    """What one segment gave: its text and timing, the engine's accounting, and the talker's WAV if any."""
+
+    index: int
+    start_s: float
+    end_s: float  # never past what decoded
+    text: str
+    reasoning: str | None
+    engine_seconds: float
+    warnings: list[str] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
+    timing: str | None = None  # aligner | speech | NO_SPEECH, for spoken text
+    tokens: int = 0
+    prompt_tokens: int = 0
+    finish: str | None = None  # stop | length
+    speech: bytes | None = None  # 24 kHz WAV
+
+
+class MediaPipeline:
+    """A file's media work over one engine (and aligner), loaded once per process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        limits: MediaLimits,
+        max_model_len: int,
+        max_new_tokens_cap: int,
+        aligner: ForcedAligner | None = None,
+    ) -> None:
+        self.engine = engine
+        self.limits = limits
+        self.max_model_len = max_model_len
+        self.max_new_tokens_cap = max_new_tokens_cap
+        self.aligner = aligner  # word times for transcripts; without it they are shared out over speech
+
+    @property
+    def variant(self) -> str:
+        return self.engine.variant.value
+
+    @property
+    def can_speak(self) -> bool:
+        return self.engine.can_speak
+
+    def prepare(
+        self, path: Path, task: str, params: dict[str, Any], segment_s: float, stored_plan: dict[str, Any] | None
+    ) -> Prepared:
+        """Probe, check and plan a file (raises MediaError, TaskInputError)."""
+        spec, parsed = get_task(task), parse_params(task, params)
+        info = probe(path, self.limits)
+        check_media(spec, info.kind, info.has_audio)
+        answer = min(parsed.max_new_tokens, self.max_new_tokens_cap)
+        fits = segment_budget_s(info, self.limits, self.max_model_len, answer)  # the model's context
+        segment_s = min(segment_s, fits or float("inf"))
+        plan = Plan.from_json(stored_plan) if stored_plan else plan_file(path, info, segment_s, self.limits)
+        return Prepared(path, spec, parsed, info, plan, segment_s, plan.segments(segment_s))
+
+    def segment(self, prepared: Prepared, index: int) -> SegmentOutput:
+        """Decode segment `index` and run every step on it (raises MediaError when it does not decode, and the
+        engine's typed errors)."""
+        span = prepared.spans[index]
+        media = load_segment(prepared.path, prepared.info, span, self.limits)
+        end = span.end if media.kind is MediaKind.IMAGE else min(span.end, media.end_s)  # never past what decoded
+        decoded = Span(span.start, round(end, 3))
+        spec, params = prepared.spec, prepared.params
+        speech: list[Span] = []
+        if spec.spoken and media.audio is not None:  # cues follow the speech: silero-vad bounds every word
+            plan = prepared.plan
+            speech = speech_in(plan.pauses, decoded) if plan.decoded else speech_regions(media.audio, span.start)
+            if not speech:  # nothing said here: no words to write, and none for the model to make up
+                return SegmentOutput(index, decoded.start, decoded.end, "", None, 0.0, media.warnings, timing=NO_SPEECH)
+        started = time.perf_counter()
+        result = self.engine.generate(GenerationRequest(spec, params, media))
+        engine_s = result.engine_seconds or (time.perf_counter() - started)
+        words: list[Word] = []
+        timing: str | None = None
+        if speech:
+            aligner = self.aligner if spec.word_timed else None
+            language = getattr(params, "language", None)
+            words, timing = segment_words(result.text, media.audio, decoded, speech, aligner, language)
+        return SegmentOutput(
+            index,
+            decoded.start,
+            decoded.end,
+            result.text,
+            result.reasoning,
+            engine_s,
+            media.warnings,
+            words=words,
+            timing=timing,
+            tokens=result.new_tokens,
+            prompt_tokens=result.prompt_tokens,
+            finish=result.finish,
+            speech=wav_bytes(result.audio) if result.audio is not None else None,
+        )
+
+    @staticmethod
+    def language(prepared: Prepared, text: str) -> str | None:
+        """The language asked for, or for spoken text asked in none, the one its transcript is written in."""
+        params = prepared.params
+        asked = getattr(params, "language", None) or getattr(params, "target_language", None)
+        if asked is None and prepared.spec.spoken:
+            return detect_language(text)
+        return asked
+
+
+def build_pipeline(
+    config: EngineConfig, aligner: str | None, on_batch: Callable[[int], None] | None = None
+) -> MediaPipeline:
+    """A process's pipeline: its engine from the one loader (weights load on first use) and the forced aligner
+    beside it when one is configured."""
+    found = ForcedAligner(aligner, config.device) if aligner else None
+    return pipeline_over(load_engine(config, on_batch=on_batch), config, found)
+
+
+def pipeline_over(engine: Engine, config: EngineConfig, aligner: ForcedAligner | None = None) -> MediaPipeline:
+    """A pipeline over an engine already at hand (benchmarks and tests wrap engines)."""
+    return MediaPipeline(engine, config.limits, config.max_model_len, config.max_new_tokens_cap, aligner)
