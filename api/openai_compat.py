@@ -83,8 +83,8 @@ def submit(
         if found is not None:
             return found
     upload = store_upload(session, storage, settings, tenant, call.filename, call.content_type, call.media)
-    job, _ = intake.submit_job(session, storage, settings, tenant, call.task, call.params, upload.id, formats=[],
-                               idempotency_key=idempotency_key, request=request)  # fmt: skip
+    asked = intake.JobRequest(tenant, call.task, upload.id, call.params, formats=[])
+    job, _ = intake.submit_job(session, storage, settings, asked, idempotency_key, request)
     return job
 
 

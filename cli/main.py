@@ -15,15 +15,13 @@ from rich.table import Table
 from sqlalchemy import select
 
 from cli import admin
-from core import embedded, migrate
+from core import embedded, intake, migrate
 from core.config import get_settings
 from core.db import get_sessionmaker
 from core.errors import Refused
 from core.jobs.outputs import formats_for, render
 from core.jobs.runner import run_until_settled
-from core.jobs.submit import prepare_job
 from core.keys import anonymous_allowed
-from core.queue import enqueue
 from core.schema import LOCAL_TENANT, Job
 from core.states import JobState
 from core.storage import get_storage
@@ -69,8 +67,8 @@ def submit(
     with get_sessionmaker()() as session, file.open("rb") as fh:
         try:
             upload = store_upload(session, storage, settings, LOCAL_TENANT, file.name, None, fh)
-            job = prepare_job(session, storage, settings, task, _parse_params(param), upload.id, formats=[])
-            session.commit()
+            asked = intake.JobRequest(LOCAL_TENANT, task, upload.id, _parse_params(param), formats=[])
+            job, _ = intake.submit_job(session, storage, settings, asked)  # published in celery mode
         except (Refused, TaskInputError) as exc:
             err.print(f"[red]error:[/red] {exc.reason}")
             raise typer.Exit(2) from exc
@@ -78,7 +76,6 @@ def submit(
     if settings.mode == "embedded":
         run_until_settled(embedded.start(settings).worker.runner(), job.id)
     else:
-        enqueue(job.id, job.queue, settings)
         if not wait:
             console.print(job.id)
             return

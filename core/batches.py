@@ -18,11 +18,11 @@ from core.config import Settings
 from core.errors import Refusal, Refused
 from core.grants import may_read
 from core.jobs import machine
-from core.jobs.finished import complete_batch_if_done
-from core.jobs.submit import InputError, add_jobs, validated_job
+from core.jobs.finished import batch_state
+from core.jobs.rows import InputError, JobRequest, add_jobs, validated_job
 from core.owned import get_owned
 from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, Upload, as_utc, new_id, utcnow
-from core.states import FINAL_JOB_STATES, BatchState, JobState
+from core.states import FINAL_JOB_STATES, JobState
 from core.storage import ObjectNotFound, Storage, StorageError
 from core.storage.keys import parse_s3_prefix
 from models.errors import TaskInputError
@@ -158,7 +158,8 @@ def create_batch(
         job_id = None
         if error is None:
             try:
-                job = validated_job(session, storage, settings, item.task or "", item.params, item.input or "", tenant)
+                asked = JobRequest(tenant, item.task or "", item.input or "", item.params or {})
+                job = validated_job(session, storage, settings, asked)
                 created.append(job)
                 job_id = job.id
             except (TaskInputError, InputError) as exc:
@@ -203,12 +204,8 @@ def batch_status(session: Session, batch: Batch) -> dict[str, Any]:
             media_done = float(media or 0.0)
     jobs_total = sum(counts.values())
     finished = sum(counts[s.value] for s in FINAL_JOB_STATES)
-    if finished == jobs_total:
-        state = BatchState.CANCELED if batch.cancel_requested else BatchState.COMPLETED
-        if batch.completed_at is None and complete_batch_if_done(session, batch.id):  # normally done by the last job
-            session.commit()
-    else:
-        state = BatchState.CANCELING if batch.cancel_requested else BatchState.IN_PROGRESS
+    # A read: it never writes. The last job's transaction completes the batch (the reconciler backs it up).
+    state = batch_state(batch, [s for s, n in counts.items() if n])
     return {
         "id": batch.id, "state": state.value, "source": batch.source, "total_lines": batch.total,
         "invalid_lines": batch.invalid, "jobs": jobs_total, "counts": counts,

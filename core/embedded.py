@@ -13,8 +13,8 @@ from sqlalchemy import select
 from core import queue
 from core.config import Settings
 from core.db import get_sessionmaker
+from core.jobs.rows import TALKER_QUEUE
 from core.jobs.runner import JobRunner, RunResult, build_runner, run_until_settled
-from core.jobs.submit import TALKER_QUEUE
 from core.schema import Job, utcnow
 from core.states import JobState
 from core.webhooks.delivery import deliver, due_ids

@@ -52,7 +52,7 @@ def running_stack(
         OMNIMEDIA_STORAGE_BACKEND="s3", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint, OMNIMEDIA_S3_BUCKET=bucket,
         OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
         OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="6", OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
-        OMNIMEDIA_TALKER_DO_SAMPLE="false",
+        OMNIMEDIA_TALKER_DO_SAMPLE="false", OMNIMEDIA_TALKER_WORKERS="true",
         OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2", OMNIMEDIA_ADMIN_TOKEN=ADMIN_TOKEN, **extra_env,
     )  # fmt: skip
     key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", tenant], env=env,

@@ -65,14 +65,15 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # t
 
 
 def _submit(env, path: Path, formats: list[str] | None = None, **params: object) -> str:  # type: ignore[no-untyped-def]
-    from core.jobs.submit import prepare_job
+    from core.jobs.rows import JobRequest, prepare_job
     from core.schema import LOCAL_TENANT
     from core.uploads import store_upload
 
     settings, sessions, storage, _ = env
     with sessions() as session, path.open("rb") as fh:
         upload = store_upload(session, storage, settings, LOCAL_TENANT, path.name, None, fh)
-        job = prepare_job(session, storage, settings, "transcribe", dict(params), upload.id, formats=formats)
+        asked = JobRequest(LOCAL_TENANT, "transcribe", upload.id, dict(params), formats=formats)
+        job = prepare_job(session, storage, settings, asked)
         session.commit()
         return job.id
 

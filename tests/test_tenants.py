@@ -130,7 +130,7 @@ def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str
     from core import migrate
     from core.config import Settings
     from core.jobs import active
-    from core.jobs.submit import add_jobs, queued_job
+    from core.jobs.rows import JobRequest, add_jobs, queued_job
     from core.quotas import QuotaExceeded, enforce_active_jobs
     from core.schema import Job, new_id
 
@@ -141,7 +141,7 @@ def test_active_job_quota_holds_under_concurrent_submits_on_postgres(pg_url: str
 
     def submit(_: int) -> bool:
         with Session(engine) as session:
-            add_jobs(session, [queued_job(settings, tenant, "ocr", {}, "upload:x")])
+            add_jobs(session, [queued_job(settings, JobRequest(tenant, "ocr"), "upload:x")])
             try:
                 enforce_active_jobs(session, settings, tenant)
             except QuotaExceeded:
@@ -173,7 +173,7 @@ def test_active_job_counter_follows_every_state_change(
     from core.config import Settings
     from core.jobs import active, machine
     from core.jobs.machine import Transition
-    from core.jobs.submit import add_jobs, queued_job
+    from core.jobs.rows import JobRequest, add_jobs, queued_job
     from core.quotas import QuotaExceeded, enforce_active_jobs
     from core.schema import Job, new_id
     from core.states import ACTIVE_JOB_STATES
@@ -193,7 +193,7 @@ def test_active_job_counter_follows_every_state_change(
         return int(really or 0)
 
     def new(session: Session, count: int) -> list[str]:
-        jobs = [queued_job(settings, tenant, "ocr", {}, "upload:x") for _ in range(count)]
+        jobs = [queued_job(settings, JobRequest(tenant, "ocr"), "upload:x") for _ in range(count)]
         add_jobs(session, jobs)
         return [job.id for job in jobs]
 

@@ -77,8 +77,8 @@ def _job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: Path, path: Pat
     use_embedded(monkeypatch, tmp_path / "data", model, OMNIMEDIA_MAX_NEW_TOKENS_CAP="40", **env)
     from core.config import get_settings
     from core.db import get_sessionmaker
+    from core.jobs.rows import JobRequest, prepare_job
     from core.jobs.runner import build_runner
-    from core.jobs.submit import prepare_job
     from core.schema import LOCAL_TENANT
     from core.storage import get_storage
     from core.uploads import store_upload
@@ -87,7 +87,7 @@ def _job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: Path, path: Pat
     with sessions() as session, path.open("rb") as fh:
         upload = store_upload(session, storage, settings, LOCAL_TENANT, path.name, None, fh)
         params = {"max_new_tokens": 40, "language": "en", "segment_seconds": 20}
-        job_id = prepare_job(session, storage, settings, "transcribe", params, upload.id).id
+        job_id = prepare_job(session, storage, settings, JobRequest(LOCAL_TENANT, "transcribe", upload.id, params)).id
         session.commit()
     runner = build_runner(settings, "timing")
     assert run_until_settled(runner, job_id).status is RunStatus.SUCCEEDED

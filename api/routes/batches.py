@@ -15,27 +15,21 @@ from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.lookup import load_owned
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import BatchFromFile, BatchFromPrefix
-from core import bounded_json
+from core import bounded_json, intake
 from core.batches import (
     BatchLine,
     BatchRejected,
     batch_results,
     batch_status,
     cancel_batch,
-    create_batch,
     decode_utf8,
     lines_from_prefix,
     lines_from_upload,
     parse_jsonl,
-    queued_jobs,
 )
 from core.config import Settings
-from core.idempotency import create_once
-from core.queue import enqueue
-from core.quotas import enforce_active_jobs
 from core.schema import Batch, BatchItem
 from core.storage import Storage
-from core.webhooks.endpoints import check_job_webhook
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=PROBLEM_RESPONSES)
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "text/plain")
@@ -74,27 +68,16 @@ def _create(
     settings: Settings,
     tenant: str,
 ) -> dict[str, Any]:
-    if webhook_url is not None:
-        webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
+    if content_type not in (*JSONL_TYPES, "application/json"):
+        raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
 
-    def create() -> str:
+    def read_lines() -> tuple[list[BatchLine], str]:
         if content_type in JSONL_TYPES:
-            lines, source = parse_jsonl(decode_utf8(body)), "jsonl"
-        elif content_type == "application/json":
-            lines, source = _lines_from_json(body, session, storage, settings, tenant)
-        else:
-            raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
-        batch = create_batch(session, storage, settings, lines, source, tenant, webhook_url)[0]
-        enforce_active_jobs(session, settings, tenant)  # last: the tenant's lock lasts one count and the commit
-        return batch.id
+            return parse_jsonl(decode_utf8(body)), "jsonl"
+        return _lines_from_json(body, session, storage, settings, tenant)
 
-    request = body + b"\0" + (webhook_url or "").encode()
-    ttl = settings.idempotency_ttl_s
-    batch_id, created = create_once(session, tenant, idempotency_key, request, "batches", ttl, create)
-    batch = load_owned(session, Batch, batch_id, tenant)
-    if created:
-        for job in queued_jobs(session, batch.id):
-            enqueue(job.id, job.queue, settings)
+    asked = intake.BatchRequest(tenant, read_lines, webhook_url)
+    batch, _ = intake.submit_batch(session, storage, settings, asked, idempotency_key, body)
     status = batch_status(session, batch)
     status["errors"] = [
         {"line": i.line, "custom_id": i.custom_id, "error": i.error} for i in batch_items_with_errors(session, batch)

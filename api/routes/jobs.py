@@ -65,9 +65,8 @@ def _submit(
 ) -> JobOut:
     formats = None if body.formats is None else [str(f) for f in dict.fromkeys(body.formats)]
     request = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    job, _ = intake.submit_job(session, storage, settings, tenant, body.task.value, body.params, body.input,
-                        webhook_url=body.webhook_url, formats=formats, idempotency_key=idempotency_key,
-                        request=request)  # fmt: skip
+    asked = intake.JobRequest(tenant, body.task.value, body.input, body.params, body.webhook_url, formats)
+    job, _ = intake.submit_job(session, storage, settings, asked, idempotency_key, request)
     return job_out(job)
 
 

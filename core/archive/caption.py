@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import intake
 from core.archive.walk import ArchiveEntry, walk
 from core.config import Settings
 from core.jobs import machine
@@ -26,7 +27,6 @@ from core.jobs.failures import FailureClass
 from core.jobs.machine import Transition
 from core.jobs.outputs import formats_for, render
 from core.jobs.runner import JobRunner, run_until_settled
-from core.jobs.submit import add_jobs, queued_job
 from core.schema import LOCAL_TENANT, Job
 from core.states import JobState
 from core.storage import Storage
@@ -104,11 +104,11 @@ class CaptionRun:
         for job in candidates:
             if job.params == self.params:
                 return job
-        job = queued_job(self.settings, LOCAL_TENANT, self.spec.name.value, self.params, f"file://{entry.path}",
-                         content_sha256=entry.sha256, formats=[])  # fmt: skip
-        add_jobs(session, [job])
-        session.commit()
-        return job
+        task = self.spec.name.value
+        asked = intake.JobRequest(
+            LOCAL_TENANT, task, params=self.params, formats=[], local_file=entry.path, content_sha256=entry.sha256
+        )
+        return intake.submit_job(session, self.storage, self.settings, asked)[0]
 
     def plan(self, source: Path) -> tuple[dict[str, list[ArchiveEntry]], list[FileOutcome], dict[str, str]]:
         """Group files by content; create or find one job per content; list skips."""

@@ -1,5 +1,5 @@
 """How many active (queued, running, retrying) jobs each tenant has: one counter row per tenant, changed in the
-transactions that change the number — a job's insert (`core.jobs.submit.add_job`) and its state changes
+transactions that change the number — a job's insert (`core.jobs.rows.add_jobs`) and its state changes
 (`core.jobs.machine.transition`). The active-jobs quota is then one conditional UPDATE of that row, placed just
 before the commit, instead of a count of the tenant's jobs under a lock held across the request: a tenant's
 submissions wait on each other for that one statement and the commit only."""

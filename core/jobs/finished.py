@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.schema import Batch, BatchItem, Job, utcnow
-from core.states import FINAL_JOB_STATES, BatchState, EventType, JobState
+from core.states import BatchState, EventType, JobState
 from core.webhooks import outbox
 
 MAX_REASON_CHARS = 2_000
@@ -44,6 +45,14 @@ def job_finished(session: Session, job: Job) -> None:
         complete_batch_if_done(session, batch_id)
 
 
+def batch_state(batch: Batch, job_states: Iterable[str]) -> BatchState:
+    """The one rule for a batch's state, from its jobs' states: in progress (or canceling) while any job can still
+    run; once all are final, completed (or canceled, when a cancel was asked for)."""
+    if all(JobState(state).final for state in job_states):
+        return BatchState.CANCELED if batch.cancel_requested else BatchState.COMPLETED
+    return BatchState.CANCELING if batch.cancel_requested else BatchState.IN_PROGRESS
+
+
 def complete_batch_if_done(session: Session, batch_id: str) -> bool:
     """Mark a batch completed (and emit batch.completed) once all its jobs are final. The batch row is locked
     first, so of two jobs finishing at once the second sees the first and exactly one of them completes it."""
@@ -57,10 +66,10 @@ def complete_batch_if_done(session: Session, batch_id: str) -> bool:
         .group_by(Job.state)
     ).all()
     counts = {state: count for state, count in rows}
-    if any(JobState(state) not in FINAL_JOB_STATES for state in counts):
+    state = batch_state(batch, counts)
+    if state not in (BatchState.COMPLETED, BatchState.CANCELED):
         return False
     batch.completed_at = utcnow()
-    state = BatchState.CANCELED if batch.cancel_requested else BatchState.COMPLETED
     data = {
         "id": batch.id, "object": "batch", "state": state.value, "counts": counts, "invalid_lines": batch.invalid,
         "results_url": public_path(f"/v1/batches/{batch.id}/results"),

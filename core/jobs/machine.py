@@ -96,7 +96,7 @@ def transition(
 
 
 def created_event(job: Job) -> dict[str, Any]:
-    """The first event of a new job, as the row core.jobs.submit.add_jobs inserts."""
+    """The first event of a new job, as the row core.jobs.rows.add_jobs inserts."""
     return {"job_id": job.id, "at": job.created_at, "from_state": None, "to_state": job.state, "reason": "created"}
 
 

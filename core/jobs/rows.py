@@ -1,8 +1,12 @@
-"""Creating a job: the one place a job row is written, for the API, batches and archive runs alike."""
+"""Job rows from requests: the one place a job row is built and inserted, for every door of core.intake (the API,
+batches, the CLI and archive runs). It checks a request (task parameters, input, webhook, speech) and builds the
+queued row; core.intake decides idempotency, quota and publishing around it."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
@@ -22,6 +26,20 @@ from models.tasks import get_task, parse_params
 
 TALKER_QUEUE = "talker"
 THINKER_QUEUE = "thinker"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a caller asks for, whichever door it came in by."""
+
+    tenant: str
+    task: str
+    input: str = ""  # an upload id (or upload:<id>), or s3://bucket/key
+    params: dict[str, Any] = field(default_factory=dict)
+    webhook_url: str | None = None
+    formats: list[str] | None = None  # result files to write to storage (None: the default, none)
+    local_file: Path | None = None  # an operator's archive run on this machine: the file itself, never a tenant's
+    content_sha256: str | None = None  # of local_file, which archive runs find earlier jobs by
 
 
 class InputError(Refused):
@@ -64,75 +82,68 @@ def resolve_input(
     return f"upload:{upload.id}", upload
 
 
-def prepare_job(
-    session: Session,
-    storage: Storage,
-    settings: Settings,
-    task: str,
-    params: dict[str, Any] | None,
-    input_ref: str,
-    tenant: str = LOCAL_TENANT,
-    webhook_url: str | None = None,
-    formats: list[str] | None = None,
-) -> Job:
+def prepare_job(session: Session, storage: Storage, settings: Settings, request: JobRequest) -> Job:
     """Validate and insert a queued job in the caller's transaction, which commits it. Raises TaskInputError,
     InputError or WebhookError."""
-    job = validated_job(session, storage, settings, task, params, input_ref, tenant, webhook_url, formats)
+    job = validated_job(session, storage, settings, request)
     add_jobs(session, [job])
     return job
 
 
-def validated_job(
-    session: Session,
-    storage: Storage,
-    settings: Settings,
-    task: str,
-    params: dict[str, Any] | None,
-    input_ref: str,
-    tenant: str = LOCAL_TENANT,
-    webhook_url: str | None = None,
-    formats: list[str] | None = None,
-) -> Job:
+def validated_job(session: Session, storage: Storage, settings: Settings, request: JobRequest) -> Job:
     """A queued job for this request, checked but not yet inserted (a batch inserts all its jobs at once)."""
-    spec = get_task(task)
-    clean_params = parse_params(spec.name, params).model_dump(mode="json", exclude_unset=True)
-    if clean_params.get("voice") and not settings.speech_available():
-        raise InputError(
-            Refusal.SPEECH_UNAVAILABLE,
-            "this deployment runs no talker: speech output (voice) is not "
-            "available; ask for text, or run talker workers (omnimedia worker --queues talker)",
-        )
-    ref, upload = resolve_input(session, storage, settings, input_ref, tenant)
-    if webhook_url is not None:
-        webhook_url = check_job_webhook(session, settings, tenant, webhook_url)
-    return queued_job(settings, tenant, spec.name.value, clean_params, ref, upload=upload, webhook_url=webhook_url,
-                      formats=formats)  # fmt: skip
+    spec = get_task(request.task)
+    params = parse_params(spec.name, request.params).model_dump(mode="json", exclude_unset=True)
+    if params.get("voice") and not settings.speech_available():
+        reason = "this deployment runs no talker: speech output (voice) is not available; ask for text, or run "
+        raise InputError(Refusal.SPEECH_UNAVAILABLE, reason + "talker workers (omnimedia worker --queues talker)")
+    checked = replace(request, task=spec.name.value, params=params)
+    if request.local_file is not None:
+        return queued_job(settings, checked, f"file://{request.local_file}")
+    ref, upload = resolve_input(session, storage, settings, request.input, request.tenant)
+    if request.webhook_url is not None:
+        webhook_url = check_job_webhook(session, settings, request.tenant, request.webhook_url)
+        checked = replace(checked, webhook_url=webhook_url)
+    return queued_job(settings, checked, ref, upload)
 
 
-def queued_job(
-    settings: Settings,
-    tenant: str,
-    task: str,
-    params: dict[str, Any],
-    input_ref: str,
-    upload: Upload | None = None,
-    content_sha256: str | None = None,
-    webhook_url: str | None = None,
-    formats: list[str] | None = None,
-) -> Job:
-    """A new queued job row for already validated parameters (every column set: add_jobs inserts it as it is);
-    its queue follows from them (speech: talker). `formats`: the result files to write to storage (None: the
-    default, none)."""
+def queued_job(settings: Settings, request: JobRequest, input_ref: str, upload: Upload | None = None) -> Job:
+    """A new queued job row for an already checked request (every column set: add_jobs inserts it as it is);
+    its queue follows from its parameters (speech: talker)."""
     now = utcnow()
     return Job(
-        id=new_id(), tenant=tenant, task=task, params=params, input_ref=input_ref,
-        upload_id=upload.id if upload else None, content_sha256=upload.sha256 if upload else content_sha256,
-        queue=queue_for(params), state=JobState.QUEUED.value, attempts=0, max_attempts=settings.max_attempts,
-        oom_retries=0, segment_seconds=None, cancel_requested=False, failure_class=None, failure_reason=None,
-        segments_planned=None, segments_done=0, media_seconds=None, engine_seconds=0.0, worker=None, result=None,
-        outputs=None, formats=formats, plan=None, webhook_url=webhook_url, created_at=now, queued_at=now,
-        started_at=None, heartbeat_at=None, finished_at=None,
-    )  # fmt: skip
+        id=new_id(),
+        tenant=request.tenant,
+        task=request.task,
+        params=request.params,
+        input_ref=input_ref,
+        upload_id=upload.id if upload else None,
+        content_sha256=upload.sha256 if upload else request.content_sha256,
+        queue=queue_for(request.params),
+        state=JobState.QUEUED.value,
+        attempts=0,
+        max_attempts=settings.max_attempts,
+        oom_retries=0,
+        segment_seconds=None,
+        cancel_requested=False,
+        failure_class=None,
+        failure_reason=None,
+        segments_planned=None,
+        segments_done=0,
+        media_seconds=None,
+        engine_seconds=0.0,
+        worker=None,
+        result=None,
+        outputs=None,
+        formats=request.formats,
+        plan=None,
+        webhook_url=request.webhook_url,
+        created_at=now,
+        queued_at=now,
+        started_at=None,
+        heartbeat_at=None,
+        finished_at=None,
+    )
 
 
 _JOB_COLUMNS = [column.key for column in Job.__table__.columns]
