@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api.problems import Problem
 from core.config import Settings, get_settings
 from core.db import get_sessionmaker
+from core.errors import ProblemKind
 from core.storage import Storage, get_storage
 
 P = ParamSpec("P")
@@ -82,7 +83,7 @@ def _tenant(request: Request) -> str:
     """The caller's tenant, settled from the headers by api.guard.CallerGuard before the body was read."""
     tenant = getattr(request.state, "tenant", None)
     if tenant is None:  # only reachable if a /v1 route were served without the guard
-        raise Problem(401, "unauthorized", "API key required", "the caller could not be identified")
+        raise Problem(401, ProblemKind.UNAUTHORIZED, "API key required", "the caller could not be identified")
     return str(tenant)
 
 

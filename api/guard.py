@@ -33,7 +33,7 @@ from api.problems import (
 from core.batches import MAX_BATCH_BYTES
 from core.config import get_settings
 from core.db import get_sessionmaker
-from core.errors import Refused
+from core.errors import ProblemKind, Refusal, Refused
 from core.keys import anonymous_allowed, tenant_for_token
 from core.quotas import upload_limit
 from core.schema import LOCAL_TENANT
@@ -51,7 +51,7 @@ class Caller:
 
 
 def _unauthorized(detail: str) -> Problem:
-    problem = Problem(401, "unauthorized", "API key required", detail)
+    problem = Problem(401, ProblemKind.UNAUTHORIZED, "API key required", detail)
     problem.headers["WWW-Authenticate"] = "Bearer"
     return problem
 
@@ -74,20 +74,20 @@ def identify(authorization: str, method: str, path: str) -> Caller:
             if settings.openai_media_max_bytes < limit:
                 limit = settings.openai_media_max_bytes
                 reason = f"media in a chat call is at most {limit} bytes"
-            body = BodyLimit(limit * 4 // 3 + CHAT_TEXT_BYTES, "upload-too-large", "Upload is too large", reason)
+            body = BodyLimit(limit * 4 // 3 + CHAT_TEXT_BYTES, Refusal.UPLOAD_TOO_LARGE, "Upload is too large", reason)
         elif method == "POST" and route in MEDIA_ROUTES:  # a file in a multipart body
             limit, reason = upload_limit(session, settings, tenant)
-            body = BodyLimit(limit + FRAMING_SLACK_BYTES, "upload-too-large", "Upload is too large", reason)
+            body = BodyLimit(limit + FRAMING_SLACK_BYTES, Refusal.UPLOAD_TOO_LARGE, "Upload is too large", reason)
         elif method == "POST" and route == "/v1/batches":
             reason = f"the limit is {MAX_BATCH_BYTES} bytes"
-            body = BodyLimit(MAX_BATCH_BYTES, "batch-too-large", "Batch body is too large", reason)
+            body = BodyLimit(MAX_BATCH_BYTES, ProblemKind.BATCH_TOO_LARGE, "Batch body is too large", reason)
         else:
             body = JSON_LIMIT
     return Caller(tenant, body)
 
 
 JSON_LIMIT = BodyLimit(
-    JSON_BODY_BYTES, "too-large", "Request body is too large", f"the limit is {JSON_BODY_BYTES} bytes"
+    JSON_BODY_BYTES, ProblemKind.TOO_LARGE, "Request body is too large", f"the limit is {JSON_BODY_BYTES} bytes"
 )
 
 
@@ -98,7 +98,7 @@ def _declared(headers: Headers) -> int:
 
 def over_share_problem(share: int) -> Problem:
     detail = f"this tenant has {share} requests in flight, its share of the service; retry shortly"
-    problem = Problem(429, "too-many-requests", "Too many requests in flight", detail)
+    problem = Problem(429, ProblemKind.TOO_MANY_REQUESTS, "Too many requests in flight", detail)
     problem.headers["Retry-After"] = "1"
     return problem
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.problems import Problem
 from core import bounded_json
+from core.errors import ProblemKind, Refusal
 from core.remote_media import spooled
 
 CHAT_TEXT_BYTES = 2 * 1024 * 1024  # the text of a call (turns, system prompt, fields) beside its media
@@ -87,7 +88,7 @@ class ChatRequest(BaseModel):
 
 
 def invalid(detail: str) -> Problem:
-    return Problem(400, "invalid_request", "The request is not valid", detail)
+    return Problem(400, ProblemKind.INVALID_REQUEST, "The request is not valid", detail)
 
 
 async def read_chat(request: Request) -> ChatRequest:
@@ -122,7 +123,7 @@ def decode_base64(text: str, limit: int, start: int = 0) -> IO[bytes]:
     """The base64 in `text` from `start` on (a data: URL's payload, never copied out whole), decoded slice by
     slice into a temporary file (positioned at its start)."""
     if len(text) - start > limit * 4 // 3 + 4:
-        raise Problem(413, "upload-too-large", "Media is too large", f"the limit is {limit} bytes")
+        raise Problem(413, Refusal.UPLOAD_TOO_LARGE, "Media is too large", f"the limit is {limit} bytes")
     out = spooled()
     try:
         for offset in range(start, len(text), BASE64_SLICE):

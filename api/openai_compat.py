@@ -22,16 +22,16 @@ from api.problems import Problem
 from core import intake
 from core.config import Settings
 from core.db import get_sessionmaker
+from core.errors import ProblemKind
 from core.idempotency import find
-from core.jobs.failures import FailureClass
 from core.owned import get_owned
 from core.schema import Job
-from core.states import JobState
+from core.states import FailureClass, JobState
 from core.storage import Storage
 from core.uploads import store_upload
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-CLIENT_FAILURES = {FailureClass.MEDIA.value, FailureClass.INVALID_INPUT.value, FailureClass.UNSUPPORTED.value}
+CLIENT_FAILURES = {FailureClass.MEDIA, FailureClass.INVALID_INPUT, FailureClass.UNSUPPORTED}
 
 
 def public_model_ids(settings: Settings) -> list[str]:
@@ -47,7 +47,7 @@ def public_model_ids(settings: Settings) -> list[str]:
 def check_model(settings: Settings, model: str) -> None:
     if model not in public_model_ids(settings):
         detail = f"this model is not served here; GET /v1/models lists {', '.join(public_model_ids(settings))}"
-        raise Problem(404, "model_not_found", "Model not found", detail)
+        raise Problem(404, ProblemKind.MODEL_NOT_FOUND, "Model not found", detail)
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,16 @@ async def wait_final(job_id: str, tenant: str, timeout_s: float) -> Job:
     pause = 0.05
     while True:
         job = await run_in_threadpool(_read, job_id, tenant)
-        if JobState(job.state).final:
+        if job.state.final:
             return job
         if time.monotonic() > deadline:
-            problem = Problem(504, "job_still_running", "The job is still running",
-                              f"job {job_id} is still {job.state} after {timeout_s:.0f} s; poll GET /v1/jobs/{job_id} "
-                              f"and GET /v1/jobs/{job_id}/result")  # fmt: skip
+            problem = Problem(
+                504,
+                ProblemKind.JOB_STILL_RUNNING,
+                "The job is still running",
+                f"job {job_id} is still {job.state} after {timeout_s:.0f} s; poll GET /v1/jobs/{job_id} "
+                f"and GET /v1/jobs/{job_id}/result",
+            )
             problem.headers["Location"] = f"/v1/jobs/{job_id}"
             raise problem
         await asyncio.sleep(pause)
@@ -110,20 +114,24 @@ def _read(job_id: str, tenant: str) -> Job:
     with get_sessionmaker()() as session:
         job = get_owned(session, Job, job_id, tenant)
         if job is None:
-            raise Problem(404, "job_not_found", "Job not found", f"no job {job_id}")
+            raise Problem(404, ProblemKind.JOB_NOT_FOUND, "Job not found", f"no job {job_id}")
         session.expunge(job)
         return job
 
 
 def succeeded(job: Job) -> dict[str, Any]:
     """The job's result, or the error a client should see for why it has none."""
-    if job.state == JobState.SUCCEEDED.value and job.result is not None:
+    if job.state == JobState.SUCCEEDED and job.result is not None:
         return job.result
-    if job.state == JobState.CANCELED.value:
-        raise Problem(409, "job_canceled", "The job was canceled", f"job {job.id} was canceled")
+    if job.state == JobState.CANCELED:
+        raise Problem(409, ProblemKind.JOB_CANCELED, "The job was canceled", f"job {job.id} was canceled")
     status = 422 if job.failure_class in CLIENT_FAILURES else 502
-    raise Problem(status, job.failure_class or "job_failed", "The job failed",
-                  f"job {job.id} failed: {job.failure_reason or 'unknown error'}")  # fmt: skip
+    raise Problem(
+        status,
+        job.failure_class or "job_failed",
+        "The job failed",
+        f"job {job.id} failed: {job.failure_reason or 'unknown error'}",
+    )
 
 
 def sampling(temperature: float | None, top_p: float | None = None) -> dict[str, Any]:

@@ -9,17 +9,23 @@ _TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit
 
 
 _DOCUMENTED = (
-    (400, "Invalid request, or media that cannot be used"), (401, "API key missing, wrong or revoked"),
-    (404, "Model or job not found"), (409, "The job was canceled"), (413, "Media over the upload limit"),
-    (429, "Over a tenant limit: retry after Retry-After"), (502, "The job failed on the service's side"),
+    (400, "Invalid request, or media that cannot be used"),
+    (401, "API key missing, wrong or revoked"),
+    (404, "Model or job not found"),
+    (409, "The job was canceled"),
+    (413, "Media over the upload limit"),
+    (429, "Over a tenant limit: retry after Retry-After"),
+    (502, "The job failed on the service's side"),
     (503, "Overloaded, or storage or database briefly unavailable"),
     (504, "The job is still running: poll GET /v1/jobs/{id}"),
-)  # fmt: skip
+)
 OPENAI_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"description": text,
-           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIErrorBody"}}}}
+    code: {
+        "description": text,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIErrorBody"}}},
+    }
     for code, text in _DOCUMENTED
-}  # fmt: skip
+}
 
 
 def openai_error(status: int, kind: str, title: str, detail: str | None) -> tuple[int, dict[str, Any]]:

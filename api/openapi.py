@@ -48,14 +48,21 @@ def job_request() -> dict[str, Any]:
     variants = []
     for spec in CATALOGUE.values():
         params = _schema(spec.params)
-        variants.append({
-            "title": f"{spec.name.value} job",
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"task": {"const": spec.name.value}, "input": INPUT, "params": params,
-                           "webhook_url": WEBHOOK_URL, "formats": FORMATS},
-            "required": ["task", "input", *(["params"] if params.get("required") else [])],
-        })  # fmt: skip
+        variants.append(
+            {
+                "title": f"{spec.name.value} job",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "task": {"const": spec.name.value},
+                    "input": INPUT,
+                    "params": params,
+                    "webhook_url": WEBHOOK_URL,
+                    "formats": FORMATS,
+                },
+                "required": ["task", "input", *(["params"] if params.get("required") else [])],
+            }
+        )
     return {"required": True, "content": {"application/json": {"schema": {"oneOf": variants}}}}
 
 

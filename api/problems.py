@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.openai_errors import OPENAI_PATHS, openai_error
-from core.errors import Refusal, Refused
+from core.errors import ProblemKind, Refusal, Refused
 from core.storage import StorageError
 from models.errors import TaskInputError
 
@@ -63,7 +63,7 @@ class BodyTimeout(StarletteHTTPException):
         super().__init__(408, reason, headers={"Connection": "close"})
 
     def problem(self) -> Problem:
-        problem = Problem(408, "body-timeout", "The request body arrived too slowly", str(self.detail))
+        problem = Problem(408, ProblemKind.BODY_TIMEOUT, "The request body arrived too slowly", str(self.detail))
         problem.headers["Connection"] = "close"
         return problem
 
@@ -107,17 +107,22 @@ def unavailable_problem(exc: Exception) -> Problem:
     """503 + Retry-After for a dependency that is down (storage, database) or busy (no pooled connection free in
     db_pool_timeout_s): the client retries; it never sees a 500 for a fault that passes."""
     if isinstance(exc, PoolTimeout):
-        problem = Problem(503, "database-busy", "The service is busy", "no database connection came free in time")
+        problem = Problem(
+            503, ProblemKind.DATABASE_BUSY, "The service is busy", "no database connection came free in time"
+        )
         problem.headers["Retry-After"] = "1"
         return problem
     what = "storage" if isinstance(exc, StorageError) else "database"
-    problem = Problem(503, f"{what}-unavailable", f"{what.capitalize()} is unavailable", "try again shortly")
+    kind = ProblemKind.STORAGE_UNAVAILABLE if what == "storage" else ProblemKind.DATABASE_UNAVAILABLE
+    problem = Problem(503, kind, f"{what.capitalize()} is unavailable", "try again shortly")
     problem.headers["Retry-After"] = "5"
     return problem
 
 
 def overloaded_problem() -> Problem:
-    problem = Problem(503, "overloaded", "The service is overloaded", "too many requests in flight; retry shortly")
+    problem = Problem(
+        503, ProblemKind.OVERLOADED, "The service is overloaded", "too many requests in flight; retry shortly"
+    )
     problem.headers["Retry-After"] = "1"
     return problem
 
@@ -173,7 +178,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TaskInputError)
     async def _task_input(request: Request, exc: TaskInputError) -> JSONResponse:
-        problem = Problem(422, "invalid-params", "Task parameters are not valid", exc.reason)
+        problem = Problem(422, ProblemKind.INVALID_PARAMS, "Task parameters are not valid", exc.reason)
         return await _problem(request, problem)
 
     @app.exception_handler(RequestValidationError)
@@ -184,12 +189,13 @@ def install(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
         return problem_response(
-            422, "validation-error", "Request is not valid", detail, request.url.path, errors=errors
+            422, ProblemKind.VALIDATION_ERROR, "Request is not valid", detail, request.url.path, errors=errors
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(exc.status_code, "http-error")
+        known = {404: ProblemKind.NOT_FOUND, 405: ProblemKind.METHOD_NOT_ALLOWED, 413: ProblemKind.TOO_LARGE}
+        kind = known.get(exc.status_code, ProblemKind.HTTP_ERROR)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Allow lists every method of the path, not only the first route's
             headers["Allow"] = _allowed_methods(request)
@@ -205,16 +211,23 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
-        return problem_response(500, "internal-error", "Internal error", "the error was logged", request.url.path)
+        return problem_response(
+            500, ProblemKind.INTERNAL_ERROR, "Internal error", "the error was logged", request.url.path
+        )
 
 
 _ERRORS = (
-    (400, "Malformed request (the body cannot be parsed)"), (401, "API key missing, wrong or revoked"),
-    (403, "Not allowed"), (404, "Not found"), (409, "Conflict with the resource's state"),
-    (413, "Body over the route's limit, or over the tenant's storage"), (415, "Unsupported content type"),
-    (422, "Invalid request"), (429, "Over a tenant limit: retry after Retry-After"),
+    (400, "Malformed request (the body cannot be parsed)"),
+    (401, "API key missing, wrong or revoked"),
+    (403, "Not allowed"),
+    (404, "Not found"),
+    (409, "Conflict with the resource's state"),
+    (413, "Body over the route's limit, or over the tenant's storage"),
+    (415, "Unsupported content type"),
+    (422, "Invalid request"),
+    (429, "Over a tenant limit: retry after Retry-After"),
     (503, "Overloaded, or storage or database briefly unavailable: retry after Retry-After"),
-)  # fmt: skip
+)
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}}
     for code, text in _ERRORS

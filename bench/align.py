@@ -14,11 +14,11 @@ import numpy as np
 from models.aligner import ForcedAligner
 from models.decoding import SAMPLE_RATE, decode_audio
 from models.engine import EngineConfig, GenerationRequest
+from models.fixtures.tiny import build
+from models.fixtures.tiny_aligner import build_aligner
 from models.loader import load_engine
 from models.media import DecodedMedia, MediaInfo, MediaKind
 from models.tasks import get_task, parse_params
-from models.tiny import build
-from models.tiny_aligner import build_aligner
 from tests.support import speech
 
 SEGMENT_S = float(os.environ.get("BENCH_SEGMENT_S", "30"))
@@ -48,8 +48,10 @@ def main() -> None:
             assert found is not None and text is not None
     minutes = SEGMENTS * SEGMENT_S / 60
     print(f"segments={SEGMENTS} x {SEGMENT_S:.0f} s, {len(TEXT.split())} words each; tiny checkpoints on the CPU")
-    print(f"ratio={aligner_s / thinker_s:.3f} aligner_s_per_audio_min={aligner_s / minutes:.3f} "
-          f"thinker_s_per_audio_min={thinker_s / minutes:.3f}")  # fmt: skip
+    print(
+        f"ratio={aligner_s / thinker_s:.3f} aligner_s_per_audio_min={aligner_s / minutes:.3f} "
+        f"thinker_s_per_audio_min={thinker_s / minutes:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from models.tiny import build
+from models.fixtures.tiny import build
 from tests.support import env_for, ffmpeg, speech
 
 FILES = int(os.environ.get("BENCH_FILES", "200"))
@@ -29,8 +29,12 @@ STAND_IN = "sleep:0.2"
 
 def speech_archive(root: Path) -> Path:
     root.mkdir(parents=True)
-    voices = [speech(root.parent / f"v{i}.wav", text, 0.2) for i, text in enumerate(
-        ["One short clip.", "Another sample here.", "Archive file number three.", "The last voice."])]  # fmt: skip
+    voices = [
+        speech(root.parent / f"v{i}.wav", text, 0.2)
+        for i, text in enumerate(
+            ["One short clip.", "Another sample here.", "Archive file number three.", "The last voice."]
+        )
+    ]
     for i in range(FILES):
         folder = root / f"box{i % 10:02d}"
         folder.mkdir(exist_ok=True)
@@ -49,12 +53,24 @@ def clip_archive(root: Path) -> Path:
     return root
 
 
-def run(archive: Path, data: Path, model: Path, prefetch: int, stand_in: str | None = None,
-        task: str = "transcribe") -> tuple[float, float, int]:  # fmt: skip
+def run(
+    archive: Path, data: Path, model: Path, prefetch: int, stand_in: str | None = None, task: str = "transcribe"
+) -> tuple[float, float, int]:
     env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="16")
     entry = ["-m", "cli"] if stand_in is None else ["-m", "bench.standin", stand_in, "--cli"]
-    cmd = [sys.executable, *entry, "caption", str(archive), "--task", task, "--out", str(data / "out"),
-           "--json", "--prefetch", str(prefetch)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        *entry,
+        "caption",
+        str(archive),
+        "--task",
+        task,
+        "--out",
+        str(data / "out"),
+        "--json",
+        "--prefetch",
+        str(prefetch),
+    ]
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=3600)
     with sqlite3.connect(data / "omnimedia.db") as db:
         first, last, count = db.execute(
@@ -77,8 +93,10 @@ def main() -> None:
         sleeping = {p: run(clips, tmp / f"sleep{p}", model, p, STAND_IN, "caption_audio") for p in (1, 0)}
     for name, results in (("tiny model", tiny), (f"stand-in {STAND_IN} (benchmark only)", sleeping)):
         for prefetch, (wall, engine, count) in results.items():
-            print(f"{name}: prefetch={prefetch} files={count} wall_s={wall:.2f} engine_s={engine:.2f} "
-                  f"busy={engine / wall:.3f} overhead_ms_per_file={(wall - engine) / count * 1000:.1f}")  # fmt: skip
+            print(
+                f"{name}: prefetch={prefetch} files={count} wall_s={wall:.2f} engine_s={engine:.2f} "
+                f"busy={engine / wall:.3f} overhead_ms_per_file={(wall - engine) / count * 1000:.1f}"
+            )
     (w1, e1, _), (w0, e0, _) = sleeping[1], sleeping[0]
     (tw1, te1, tn1), _ = tiny[1], tiny[0]
     print(

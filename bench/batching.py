@@ -15,9 +15,9 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from models.engine import EngineConfig, GenerationRequest
+from models.fixtures.tiny import build
 from models.media import load_media
 from models.tasks import get_task, parse_params
-from models.tiny import build
 from models.transformers_backend import TransformersEngine
 
 N, TOKENS = 16, 32
@@ -54,8 +54,9 @@ def main() -> None:
         def direct(reqs: list[GenerationRequest]) -> None:
             inputs = batched._inputs(reqs, False)
             with torch.inference_mode():
-                batched._model.generate(**inputs, return_audio=False, thinker_max_new_tokens=TOKENS,
-                                        thinker_do_sample=False)  # fmt: skip
+                batched._model.generate(
+                    **inputs, return_audio=False, thinker_max_new_tokens=TOKENS, thinker_do_sample=False
+                )
 
         t16 = timed(lambda: batched.generate_batch(requests))
         t1 = timed(lambda: single.generate_batch(requests))

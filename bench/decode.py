@@ -16,11 +16,32 @@ REPEATS = 5
 
 def make_video(path: Path) -> None:
     subprocess.run(
-        ["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=60",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=60", "-c:v", "libx264", "-preset", "veryfast",
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
+        [
+            "ffmpeg",
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25:duration=60",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=60",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def main() -> None:
@@ -30,10 +51,33 @@ def main() -> None:
         make_video(video)
         info = probe(video, limits)
         w, h = frame_size(info.width, info.height, limits.max_frame_pixels)
-        baseline_cmd = ["ffmpeg", "-y", "-v", "error", "-nostdin", "-i", str(video),
-                        "-map", "0:v:0", "-vf", f"fps=2,scale={w}:{h}", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                        str(Path(tmp) / "frames.raw"), "-map", "0:a:0", "-ac", "1", "-ar", "16000", "-f", "f32le",
-                        str(Path(tmp) / "audio.raw")]  # fmt: skip
+        baseline_cmd = [
+            "ffmpeg",
+            "-y",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(video),
+            "-map",
+            "0:v:0",
+            "-vf",
+            f"fps=2,scale={w}:{h}",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            str(Path(tmp) / "frames.raw"),
+            "-map",
+            "0:a:0",
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            "-f",
+            "f32le",
+            str(Path(tmp) / "audio.raw"),
+        ]
         ours, baseline = [], []
         for _ in range(REPEATS):
             start = time.perf_counter()

@@ -50,8 +50,13 @@ def torchcodec_media(path: Path, size: tuple[int, int] | None, seconds: float) -
     frames = 0
     if size is not None:
         width, height = size
-        video = VideoDecoder(str(path), dimension_order="NHWC", num_ffmpeg_threads=0, seek_mode="approximate",
-                             transforms=[Resize((height, width))])  # fmt: skip
+        video = VideoDecoder(
+            str(path),
+            dimension_order="NHWC",
+            num_ffmpeg_threads=0,
+            seek_mode="approximate",
+            transforms=[Resize((height, width))],
+        )
         batch = video.get_frames_played_at(seconds=[i / 2 for i in range(int(seconds * 2))])
         frames = int(batch.data.shape[0])
     audio = AudioDecoder(str(path), sample_rate=16_000, num_channels=1).get_all_samples()
@@ -59,8 +64,22 @@ def torchcodec_media(path: Path, size: tuple[int, int] | None, seconds: float) -
 
 
 def make_clip(path: Path) -> None:
-    subprocess.run(["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=2",
-                    "-ar", "22050", str(path)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=2",
+            "-ar",
+            "22050",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def main() -> None:
@@ -87,8 +106,10 @@ def main() -> None:
         tc_clip = timed(lambda: torchcodec_media(clip, None, 2.0), CLIPS)
         same = np.isclose(pyav_media(clip, limits)[1], torchcodec_media(clip, None, 2.0)[1], rtol=0.01)
         print(f"short clip sample counts agree within 1%: {bool(same)}")
-        print(f"ratio={tc_video / pyav_video:.3f} pyav_video_s={pyav_video:.3f} torchcodec_video_s={tc_video:.3f} "
-              f"pyav_clip_ms={pyav_clip * 1000:.1f} torchcodec_clip_ms={tc_clip * 1000:.1f}")  # fmt: skip
+        print(
+            f"ratio={tc_video / pyav_video:.3f} pyav_video_s={pyav_video:.3f} torchcodec_video_s={tc_video:.3f} "
+            f"pyav_clip_ms={pyav_clip * 1000:.1f} torchcodec_clip_ms={tc_clip * 1000:.1f}"
+        )
 
 
 if __name__ == "__main__":

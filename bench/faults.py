@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from models.tiny import build
+from models.fixtures.tiny import build
 from tests.faults import run_fault_run
 from tests.support import ffmpeg, seaweedfs
 

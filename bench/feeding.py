@@ -41,14 +41,29 @@ def busy(stack, engine, uploads: list[str], pool: list[str], name: str) -> tuple
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM job_segments"))
     # caption_audio: tones are not speech, and transcribe skips the engine where silero-vad hears none
-    lines = "\n".join(json.dumps({"custom_id": f"{name}-{i}", "task": "caption_audio",
-                                  "input": uploads[i % len(uploads)]}) for i in range(JOBS))  # fmt: skip
+    lines = "\n".join(
+        json.dumps({"custom_id": f"{name}-{i}", "task": "caption_audio", "input": uploads[i % len(uploads)]})
+        for i in range(JOBS)
+    )
     response = stack.api.post("/v1/batches", content=lines.encode(), headers={"Content-Type": "application/jsonl"})
     assert response.status_code == 202, response.text
     batch = response.json()["id"]
     log = (stack.logs / f"worker-{pool[1]}.log").open("wb")
-    cmd = [sys.executable, "-m", "bench.standin", STAND_IN, "-Q", "thinker", *pool, "-n", f"{pool[1]}@localhost",
-           "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.standin",
+        STAND_IN,
+        "-Q",
+        "thinker",
+        *pool,
+        "-n",
+        f"{pool[1]}@localhost",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
+    ]
     worker = subprocess.Popen(cmd, env=stack.env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: stack.api.get(f"/v1/batches/{batch}").json()["state"] == "completed", 900, "the batch", 0.5)
@@ -73,11 +88,13 @@ def main() -> None:
             private_redis(tmp / "redis") as server,
             running_stack(tmp, db_url, s3, tmp / "no-model", server.url(), "bench-feeding") as stack,
         ):
-            uploads = [stack.api.post("/v1/uploads", files={"file": (p.name, p.read_bytes())}).json()["id"]
-                       for p in clips(tmp)]  # fmt: skip
+            uploads = [
+                stack.api.post("/v1/uploads", files={"file": (p.name, p.read_bytes())}).json()["id"] for p in clips(tmp)
+            ]
             engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
-            results = {name: busy(stack, engine, uploads, pool, f"b{i}") for i, (name, pool) in
-                       enumerate(POOLS.items())}  # fmt: skip
+            results = {
+                name: busy(stack, engine, uploads, pool, f"b{i}") for i, (name, pool) in enumerate(POOLS.items())
+            }
             engine.dispose()
     for name, (fraction, wall, engine_s) in results.items():
         print(f"{name}: jobs={JOBS} wall_s={wall:.1f} engine_s={engine_s:.1f} busy={fraction:.3f}")

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from models.tiny import build
+from models.fixtures.tiny import build
 from tests.stack import running_stack
 from tests.support import ffmpeg, postgres_database, private_redis, seaweedfs, wait_for
 
@@ -20,17 +20,38 @@ JOBS = int(os.environ.get("BENCH_JOBS", "64"))
 def run_jobs(stack, tmp: Path, batching: bool, uploads: list[str]) -> float:  # type: ignore[no-untyped-def]
     env = {**stack.env, "OMNIMEDIA_BATCH_MAX_WAIT_MS": "50" if batching else "0", "OMNIMEDIA_MAX_NEW_TOKENS_CAP": "32"}
     log = (tmp / f"worker-{batching}.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "workers.main", "--queues", "thinker", "--pool", "threads",
-                               "--concurrency", "16", "--name", f"bench-{batching}@localhost"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workers.main",
+            "--queues",
+            "thinker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "16",
+            "--name",
+            f"bench-{batching}@localhost",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         warm = stack.api.post("/v1/jobs", json={"task": "transcribe", "input": uploads[0]}).json()["id"]
         wait_for(lambda: stack.api.get(f"/v1/jobs/{warm}").json()["state"] == "succeeded", 120, "warm-up", 0.2)
         start = time.perf_counter()
-        ids = [stack.api.post("/v1/jobs", json={"task": "transcribe", "input": uploads[i % len(uploads)]}).json()["id"]
-               for i in range(JOBS)]  # fmt: skip
-        wait_for(lambda: all(stack.api.get(f"/v1/jobs/{j}").json()["state"] == "succeeded" for j in ids), 900,
-                 "all jobs", 0.5)  # fmt: skip
+        ids = [
+            stack.api.post("/v1/jobs", json={"task": "transcribe", "input": uploads[i % len(uploads)]}).json()["id"]
+            for i in range(JOBS)
+        ]
+        wait_for(
+            lambda: all(stack.api.get(f"/v1/jobs/{j}").json()["state"] == "succeeded" for j in ids),
+            900,
+            "all jobs",
+            0.5,
+        )
         return JOBS / (time.perf_counter() - start)
     finally:
         worker.terminate()

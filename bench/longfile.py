@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from models.tiny import build
+from models.fixtures.tiny import build
 from tests.support import env_for, ffmpeg, speech
 
 MINUTES = float(os.environ.get("BENCH_MINUTES", "75"))
@@ -34,14 +34,26 @@ def make_long_speech(root: Path, minutes: float) -> Path:
     ffmpeg(*inputs, "-filter_complex", f"concat=n={len(parts)}:v=0:a=1", str(block))
     out = root / "archive" / "lecture.mp3"
     out.parent.mkdir()
-    ffmpeg("-stream_loop", "-1", "-i", str(block), "-t", str(minutes * 60), "-c:a", "libmp3lame", "-b:a", "64k",
-           str(out))  # fmt: skip
+    ffmpeg(
+        "-stream_loop", "-1", "-i", str(block), "-t", str(minutes * 60), "-c:a", "libmp3lame", "-b:a", "64k", str(out)
+    )
     return out
 
 
 def caption(archive: Path, data: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "cli", "caption", str(archive), "--task", "transcribe", "--out", str(data / "out"),
-           "--formats", "srt,json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "caption",
+        str(archive),
+        "--task",
+        "transcribe",
+        "--out",
+        str(data / "out"),
+        "--formats",
+        "srt,json",
+    ]
     log = (data.parent / f"{data.name}.log").open("ab")
     return subprocess.Popen(cmd, env={**env, "OMNIMEDIA_DATA_DIR": str(data)}, stdout=log, stderr=subprocess.STDOUT)
 
@@ -68,8 +80,12 @@ def main() -> None:
         tmp = Path(tmp_name)
         model = build(tmp / "tiny")
         archive = make_long_speech(tmp, MINUTES).parent
-        env = env_for(OMNIMEDIA_MODEL=str(model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="8", OMNIMEDIA_LEASE_S="5",
-                      TOKENIZERS_PARALLELISM="false")  # fmt: skip
+        env = env_for(
+            OMNIMEDIA_MODEL=str(model),
+            OMNIMEDIA_MAX_NEW_TOKENS_CAP="8",
+            OMNIMEDIA_LEASE_S="5",
+            TOKENIZERS_PARALLELISM="false",
+        )
 
         started = time.perf_counter()
         status, peak_mb = finish(caption(archive, tmp / "full", env))

@@ -85,8 +85,9 @@ def transactions(engine) -> int:  # type: ignore[no-untyped-def]
     """Committed and rolled-back transactions of this database so far (Postgres' statistics)."""
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-        row = conn.execute(text("SELECT xact_commit + xact_rollback FROM pg_stat_database "
-                                "WHERE datname = current_database()")).scalar_one()  # fmt: skip
+        row = conn.execute(
+            text("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar_one()
     return int(row)
 
 
@@ -97,25 +98,41 @@ def main() -> None:
             raw_rate = raw_celery_rate(tmp, server.url(1))
             migrate.upgrade(db_url)
             env = env_for(
-                OMNIMEDIA_MODE="celery", OMNIMEDIA_DATABASE_URL=db_url, OMNIMEDIA_BROKER_URL=server.url(0),
-                OMNIMEDIA_STORAGE_BACKEND="s3", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint,
-                OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
-                OMNIMEDIA_S3_BUCKET="bench", OMNIMEDIA_MODEL="noop",
-            )  # fmt: skip
-            key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", "bench"], env=env,
-                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+                OMNIMEDIA_MODE="celery",
+                OMNIMEDIA_DATABASE_URL=db_url,
+                OMNIMEDIA_BROKER_URL=server.url(0),
+                OMNIMEDIA_STORAGE_BACKEND="s3",
+                OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint,
+                OMNIMEDIA_S3_ACCESS_KEY=s3.access_key,
+                OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
+                OMNIMEDIA_S3_BUCKET="bench",
+                OMNIMEDIA_MODEL="noop",
+            )
+            key = subprocess.run(
+                [sys.executable, "-m", "cli", "keys", "create", "--tenant", "bench"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
             port = free_port()
-            api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port),
-                                    "--log-level", "warning"], env=env)  # fmt: skip
-            worker = subprocess.Popen([sys.executable, "-m", "bench.standin", "noop", "-Q", "thinker", "-n",
-                                       "noop@localhost", *WORKER_ARGS], env=env)  # fmt: skip
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                  headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            api = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port), "--log-level", "warning"], env=env
+            )
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "bench.standin", "noop", "-Q", "thinker", "-n", "noop@localhost", *WORKER_ARGS],
+                env=env,
+            )
+            client = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {key}"}
+            )
             engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
             try:
                 wait_for(lambda: http_ok("/readyz", client), 60, "API")
-                uploads = [client.post("/v1/uploads", files={"file": (p.name, p.read_bytes())}).json()["id"]
-                           for p in clips(tmp)]  # fmt: skip
+                uploads = [
+                    client.post("/v1/uploads", files={"file": (p.name, p.read_bytes())}).json()["id"]
+                    for p in clips(tmp)
+                ]
                 assert client.post("/v1/jobs", json={"task": TASK, "input": uploads[0]}).status_code == 202
                 wait_for(lambda: _done(engine) >= 1, 120, "warm-up job")
                 time.sleep(1.0)  # let the statistics of the warm-up settle
@@ -144,12 +161,16 @@ def main() -> None:
     latencies.sort()
     p50, p99 = statistics.median(latencies) * 1000, latencies[int(0.99 * (len(latencies) - 1))] * 1000
     print(f"engine=NO-OP (benchmark only) jobs={N} task={TASK} on 1-3 s clips")
-    print(f"ours_jobs_s={ours_rate:.1f} raw_celery_jobs_s={raw_rate:.1f} worker_cpu_ms_per_job={worker_ms:.1f} "
-          f"db_transactions_per_job={xacts:.1f}")  # fmt: skip
-    print(f"ratio={ours_rate / raw_rate:.3f} ours_jobs_s={ours_rate:.1f} baseline_jobs_s={raw_rate:.1f} "
-          f"worker_cpu_ms_per_job={worker_ms:.1f} stack_cpu_ms_per_job={stack_ms:.1f} "
-          f"db_transactions_per_job={xacts:.1f} "
-          f"submit_p50_ms={p50:.1f} submit_p99_ms={p99:.1f}")  # fmt: skip
+    print(
+        f"ours_jobs_s={ours_rate:.1f} raw_celery_jobs_s={raw_rate:.1f} worker_cpu_ms_per_job={worker_ms:.1f} "
+        f"db_transactions_per_job={xacts:.1f}"
+    )
+    print(
+        f"ratio={ours_rate / raw_rate:.3f} ours_jobs_s={ours_rate:.1f} baseline_jobs_s={raw_rate:.1f} "
+        f"worker_cpu_ms_per_job={worker_ms:.1f} stack_cpu_ms_per_job={stack_ms:.1f} "
+        f"db_transactions_per_job={xacts:.1f} "
+        f"submit_p50_ms={p50:.1f} submit_p99_ms={p99:.1f}"
+    )
 
 
 POLLS = [0]  # this bench's own reads, taken out of the transaction count

@@ -8,8 +8,9 @@ from celery import Celery
 
 broker = os.environ.get("RAW_CELERY_BROKER", "redis://127.0.0.1:6379/10")
 app = Celery("raw", broker=broker, backend=broker)
-app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1, task_default_queue="raw",
-                broker_connection_retry_on_startup=True)  # fmt: skip
+app.conf.update(
+    task_acks_late=True, worker_prefetch_multiplier=1, task_default_queue="raw", broker_connection_retry_on_startup=True
+)
 
 
 @app.task(name="raw.noop")

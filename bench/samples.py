@@ -47,8 +47,9 @@ def write_video(path: Path, audio: np.ndarray, seconds: float, size: tuple[int, 
                 out.mux(packet)
         chunk = 1024
         for start in range(0, audio.size, chunk):
-            frame = av.AudioFrame.from_ndarray(audio[None, start : start + chunk].astype(np.float32), format="flt",
-                                               layout="mono")  # fmt: skip
+            frame = av.AudioFrame.from_ndarray(
+                audio[None, start : start + chunk].astype(np.float32), format="flt", layout="mono"
+            )
             frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, start, Fraction(1, SAMPLE_RATE)
             for packet in sound.encode(frame):
                 out.mux(packet)

@@ -76,8 +76,18 @@ async def _load(base_url: str, path: str, headers: dict[str, str], body: dict[st
 def floor(tmp: Path, env: dict[str, str]) -> Load:
     port = free_port()
     log = (tmp / "floor.log").open("wb")
-    cmd = [sys.executable, "-m", "uvicorn", "bench.floor_api:app", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.floor_api:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -93,8 +103,9 @@ def batch_time(stack, upload: str, broker: redis.Redis) -> tuple[float, float]: 
     broker.delete("thinker")
     lines = "\n".join(json.dumps({"custom_id": f"c{i}", "task": "ocr", "input": upload}) for i in range(BATCH_LINES))
     started = time.perf_counter()
-    response = stack.api.post("/v1/batches", content=lines.encode(), headers={"Content-Type": "application/jsonl"},
-                              timeout=600)  # fmt: skip
+    response = stack.api.post(
+        "/v1/batches", content=lines.encode(), headers={"Content-Type": "application/jsonl"}, timeout=600
+    )
     answered = time.perf_counter() - started
     assert response.status_code == 202, response.text[:500]
     wait_for(lambda: broker.llen("thinker") >= BATCH_LINES, 600, "the batch's jobs in the broker", 0.05)
@@ -108,8 +119,22 @@ def main() -> None:
             limits = {"OMNIMEDIA_TENANT_MAX_ACTIVE_JOBS": str(10 * (SUBMITS + BATCH_LINES))}
             with running_stack(tmp, db_url, s3, tmp / "no-model", server.url(), "bench-load", **limits) as stack:
                 image = tmp / "page.png"
-                subprocess.run(["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240",
-                                "-frames:v", "1", str(image)], check=True)  # fmt: skip
+                subprocess.run(
+                    [
+                        "ffmpeg",
+                        "-y",
+                        "-v",
+                        "error",
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        "testsrc=size=320x240",
+                        "-frames:v",
+                        "1",
+                        str(image),
+                    ],
+                    check=True,
+                )
                 upload = stack.api.post("/v1/uploads", files={"file": (image.name, image.read_bytes())}).json()["id"]
                 headers = {"Authorization": f"Bearer {stack.key}"}
                 job = {"task": "ocr", "input": upload}

@@ -69,8 +69,18 @@ def _ours(db_url: str, url: str) -> tuple[list[float], list[tuple[str, str]], st
     secret = new_secret()
     with Session(engine) as session:
         now = utcnow()
-        session.add(WebhookEndpoint(id="bench", tenant="bench", url=url, event_types=[], enabled=True, secret=secret,
-                                    created_at=now, updated_at=now))  # fmt: skip
+        session.add(
+            WebhookEndpoint(
+                id="bench",
+                tenant="bench",
+                url=url,
+                event_types=[],
+                enabled=True,
+                secret=secret,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         session.commit()
         for i in range(N):
             emit(
@@ -99,9 +109,11 @@ def _raw(url: str, bodies: list[tuple[str, str]], secret: str, mode: str) -> lis
         started = time.perf_counter()
         stamp = utcnow()
         headers = {
-            "content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(int(stamp.timestamp())),
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(stamp.timestamp())),
             "webhook-signature": signer.sign(msg_id, stamp, body),
-        }  # fmt: skip
+        }
         if client is not None:
             response = client.post(url, content=body, headers=headers)
         elif mode == "naive":

@@ -87,13 +87,13 @@ def _wait(job_id: str, poll_s: float = 0.5) -> Job:
         with get_sessionmaker()() as session:
             job = session.get(Job, job_id)
             assert job is not None
-            if JobState(job.state).final:
+            if job.state.final:
                 return job
         time.sleep(poll_s)
 
 
 def _print_result(job: Job, fmt: str) -> None:
-    if job.state != JobState.SUCCEEDED.value:
+    if job.state != JobState.SUCCEEDED:
         err.print(f"[red]job {job.id} {job.state}[/red]: {job.failure_reason or ''}")
         raise typer.Exit(1)
     result = job.result or {}
@@ -195,8 +195,19 @@ def status(job_id: str) -> None:
         if job is None:
             err.print(f"no job {job_id}")
             raise typer.Exit(1)
-        fields = ("id", "task", "state", "params", "input_ref", "attempts", "failure_class", "failure_reason",
-                  "segments_planned", "segments_done", "outputs")  # fmt: skip
+        fields = (
+            "id",
+            "task",
+            "state",
+            "params",
+            "input_ref",
+            "attempts",
+            "failure_class",
+            "failure_reason",
+            "segments_planned",
+            "segments_done",
+            "outputs",
+        )
         console.print_json(json.dumps({f: getattr(job, f) for f in fields}, default=str))
 
 
@@ -260,8 +271,14 @@ def worker(
         args.append(f"--name={name}")
     if gpu is not None:  # one slot of these GPU(s)
         gpus, gpus_per_worker = gpu, len([g for g in gpu.split(",") if g.strip()]) or 1
-    cmd = [sys.executable, "-m", "workers.fleet", f"--gpus={gpus or 'none'}", f"--gpus-per-worker={gpus_per_worker}",
-           *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "workers.fleet",
+        f"--gpus={gpus or 'none'}",
+        f"--gpus-per-worker={gpus_per_worker}",
+        *args,
+    ]
     # exec, not a child: signals (SIGTERM from systemd, docker or a test) reach the supervisor directly
     os.execve(sys.executable, cmd, {**os.environ, "OMNIMEDIA_MODE": "celery"})
 

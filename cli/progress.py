@@ -22,10 +22,15 @@ class ProgressView:
         self.as_json, self.out, self.err = as_json, out, err
         self.started = time.monotonic()
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=err, transient=False,
-        )  # fmt: skip
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
         self.task_id = self.bar.add_task("captioning", total=None, detail="")
 
     def __enter__(self) -> ProgressView:
@@ -47,9 +52,11 @@ class ProgressView:
             print(json.dumps(event, ensure_ascii=False), flush=True)
             return
         rate = progress.media_seconds / elapsed
-        detail = (f"done {progress.done} (reused {progress.reused}) failed {progress.failed} "
-                  f"skipped {progress.skipped} "
-                  f"media {progress.media_seconds / 3600:.2f} h ({rate:.1f}x real time)")  # fmt: skip
+        detail = (
+            f"done {progress.done} (reused {progress.reused}) failed {progress.failed} "
+            f"skipped {progress.skipped} "
+            f"media {progress.media_seconds / 3600:.2f} h ({rate:.1f}x real time)"
+        )
         self.bar.update(self.task_id, total=progress.total, completed=finished, detail=detail)
 
     def summary(self, outcomes: list[FileOutcome], out_dir: Path) -> None:

@@ -166,8 +166,9 @@ def create_batch(
                 error = f"line {item.line}: {exc.reason}"
         if error:
             errors.append({"line": item.line, "custom_id": item.custom_id, "error": error})
-        items.append({"batch_id": batch.id, "custom_id": item.custom_id, "line": item.line, "job_id": job_id,
-                      "error": error})  # fmt: skip
+        items.append(
+            {"batch_id": batch.id, "custom_id": item.custom_id, "line": item.line, "job_id": job_id, "error": error}
+        )
     if not created:
         session.rollback()
         raise BatchRejected("no line of the batch is valid", errors)
@@ -181,7 +182,7 @@ def create_batch(
 
 def queued_jobs(session: Session, batch_id: str) -> list[Job]:
     """The batch's jobs still waiting for a worker (to publish after the batch commits)."""
-    waiting = Job.state == JobState.QUEUED.value
+    waiting = Job.state == JobState.QUEUED
     return list(
         session.scalars(
             select(Job).join(BatchItem, BatchItem.job_id == Job.id).where(BatchItem.batch_id == batch_id, waiting)
@@ -198,21 +199,27 @@ def batch_status(session: Session, batch: Batch) -> dict[str, Any]:
     ).all()
     counts = {state.value: 0 for state in JobState}
     media_done = 0.0
-    for state, count, media in rows:
-        counts[state] = count
-        if state == JobState.SUCCEEDED.value:
+    for job_state, count, media in rows:
+        counts[job_state] = count
+        if job_state == JobState.SUCCEEDED:
             media_done = float(media or 0.0)
     jobs_total = sum(counts.values())
-    finished = sum(counts[s.value] for s in FINAL_JOB_STATES)
+    finished = sum(counts[s] for s in FINAL_JOB_STATES)
     # A read: it never writes. The last job's transaction completes the batch (the reconciler backs it up).
     state = batch_state(batch, [s for s, n in counts.items() if n])
     return {
-        "id": batch.id, "state": state.value, "source": batch.source, "total_lines": batch.total,
-        "invalid_lines": batch.invalid, "jobs": jobs_total, "counts": counts,
+        "id": batch.id,
+        "state": state,
+        "source": batch.source,
+        "total_lines": batch.total,
+        "invalid_lines": batch.invalid,
+        "jobs": jobs_total,
+        "counts": counts,
         "progress": round(finished / jobs_total, 4) if jobs_total else 1.0,
-        "media_seconds_done": round(media_done, 3), "created_at": as_utc(batch.created_at).isoformat(),
+        "media_seconds_done": round(media_done, 3),
+        "created_at": as_utc(batch.created_at).isoformat(),
         "completed_at": as_utc(batch.completed_at).isoformat() if batch.completed_at else None,
-    }  # fmt: skip
+    }
 
 
 def batch_results(session: Session, batch: Batch, result_url: str) -> list[dict[str, Any]]:
@@ -226,17 +233,24 @@ def batch_results(session: Session, batch: Batch, result_url: str) -> list[dict[
         if job is None:
             record["response"] = None
             record["error"] = {"code": "invalid_line", "message": item.error, "line": item.line}
-        elif not JobState(job.state).final:
+        elif not job.state.final:
             continue
-        elif job.state == JobState.SUCCEEDED.value:
-            body = {"job_id": job.id, "state": job.state, "result": job.result,
-                    "result_url": result_url.format(job_id=job.id)}  # fmt: skip
+        elif job.state == JobState.SUCCEEDED:
+            body = {
+                "job_id": job.id,
+                "state": job.state,
+                "result": job.result,
+                "result_url": result_url.format(job_id=job.id),
+            }
             record["response"] = {"status_code": 200, "body": body}
             record["error"] = None
         else:
             record["response"] = None
-            record["error"] = {"code": job.failure_class or job.state, "message": job.failure_reason or job.state,
-                               "job_id": job.id}  # fmt: skip
+            record["error"] = {
+                "code": job.failure_class or job.state,
+                "message": job.failure_reason or job.state,
+                "job_id": job.id,
+            }
         records.append(record)
     return records
 

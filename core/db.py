@@ -32,9 +32,11 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     settings = settings or get_settings()
     engine = create_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-    )  # fmt: skip
+    )
     _ping_idle_connections(engine)
     return engine
 

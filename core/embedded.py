@@ -121,7 +121,7 @@ class EmbeddedExecutor:
     def resume(self) -> None:
         """Run what an earlier process left queued, and send the webhook retries it left due."""
         with get_sessionmaker()() as session:
-            waiting = [JobState.QUEUED.value, JobState.RETRYING.value]
+            waiting = [JobState.QUEUED, JobState.RETRYING]
             pending = session.scalars(select(Job.id).where(Job.state.in_(waiting)).order_by(Job.created_at)).all()
             retries_due = bool(due_ids(session, utcnow(), limit=1))
         for job_id in pending:

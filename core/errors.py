@@ -7,7 +7,7 @@ import enum
 from typing import Any
 
 
-class Refusal(str, enum.Enum):
+class Refusal(enum.StrEnum):
     INVALID_INPUT = "invalid-input"
     INPUT_NOT_FOUND = "input-not-found"
     EMPTY_INPUT = "empty-input"
@@ -28,6 +28,41 @@ class Refusal(str, enum.Enum):
     REPLAY_RATE_LIMITED = "replay-rate-limited"
     RATE_LIMITED = "rate-limited"
     SPEECH_UNAVAILABLE = "speech-unavailable"
+
+
+class ProblemKind(enum.StrEnum):
+    """Kinds of problem the API answers with of its own (the caller, the body, the route, the service's state),
+    beside the refusals core makes (Refusal); OpenAI-compatible routes keep OpenAI's snake_case codes."""
+
+    UNAUTHORIZED = "unauthorized"
+    ADMIN_DISABLED = "admin-disabled"
+    TOO_LARGE = "too-large"
+    BATCH_TOO_LARGE = "batch-too-large"
+    BODY_TIMEOUT = "body-timeout"
+    TOO_MANY_REQUESTS = "too-many-requests"
+    OVERLOADED = "overloaded"
+    DATABASE_BUSY = "database-busy"
+    DATABASE_UNAVAILABLE = "database-unavailable"
+    STORAGE_UNAVAILABLE = "storage-unavailable"
+    VALIDATION_ERROR = "validation-error"
+    INVALID_PARAMS = "invalid-params"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
+    NOT_FOUND = "not-found"
+    METHOD_NOT_ALLOWED = "method-not-allowed"
+    HTTP_ERROR = "http-error"
+    INTERNAL_ERROR = "internal-error"
+    JOB_FINISHED = "job-finished"
+    JOB_NOT_FINISHED = "job-not-finished"
+    JOB_NOT_RETRYABLE = "job-not-retryable"
+    FORMAT_NOT_AVAILABLE = "format-not-available"
+    OUTPUT_MISSING = "output-missing"
+    # OpenAI-compatible routes (OpenAI's error codes)
+    INVALID_REQUEST = "invalid_request"
+    EMPTY_FILE = "empty_file"
+    MODEL_NOT_FOUND = "model_not_found"
+    JOB_NOT_FOUND = "job_not_found"
+    JOB_CANCELED = "job_canceled"
+    JOB_STILL_RUNNING = "job_still_running"
 
 
 class Refused(Exception):

@@ -81,7 +81,7 @@ def service_health(session: Session, settings: Settings) -> Health:
     report = Health(settings.mode)
     waiting = dict(
         session.execute(
-            select(Job.queue, func.min(Job.queued_at)).where(Job.state == JobState.QUEUED.value).group_by(Job.queue)
+            select(Job.queue, func.min(Job.queued_at)).where(Job.state == JobState.QUEUED).group_by(Job.queue)
         ).all()
     )
     client = _broker(settings)
@@ -95,7 +95,7 @@ def service_health(session: Session, settings: Settings) -> Health:
                 depth = None
         count = None if consumers is None else consumers.get(name, 0)
         report.queues[name] = QueueHealth(count, depth, _age(waiting.get(name), now))
-    pending = (WebhookDelivery.state == DeliveryState.PENDING.value, WebhookDelivery.next_attempt_at <= now)
+    pending = (WebhookDelivery.state == DeliveryState.PENDING, WebhookDelivery.next_attempt_at <= now)
     report.webhooks_pending, oldest = session.execute(
         select(func.count(), func.min(WebhookDelivery.next_attempt_at)).where(*pending)
     ).one()

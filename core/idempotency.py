@@ -68,8 +68,16 @@ def create_once(
     if existing is not None:
         return existing, False
     resource_id = create()
-    session.add(IdempotencyKey(tenant=tenant, key=key, request_sha256=digest, resource=resource,
-                               resource_id=resource_id, created_at=utcnow()))  # fmt: skip
+    session.add(
+        IdempotencyKey(
+            tenant=tenant,
+            key=key,
+            request_sha256=digest,
+            resource=resource,
+            resource_id=resource_id,
+            created_at=utcnow(),
+        )
+    )
     try:
         session.commit()
     except IntegrityError:  # a concurrent request with this key committed first: ours is undone, answer with its

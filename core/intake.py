@@ -60,7 +60,7 @@ def submit_job(
     job_id, created = create_once(session, request.tenant, idempotency_key, body, "jobs", ttl, create)
     job = new[0] if created else get_owned(session, Job, job_id, request.tenant)
     assert job is not None  # the key names a job of this tenant
-    if not operator_run and (created or job.state == JobState.QUEUED.value):
+    if not operator_run and (created or job.state == JobState.QUEUED):
         enqueue(job.id, job.queue, settings)
     return job, created
 

@@ -16,15 +16,18 @@ JOBS = Counter("omnimedia_jobs", "Jobs that reached a final state on a worker", 
 ENGINE_SECONDS = Counter("omnimedia_engine_seconds", "Seconds the engine spent on jobs", ["task"])
 MEDIA_SECONDS = Counter("omnimedia_media_seconds", "Seconds of media processed", ["task"])
 QUEUE_WAIT = Histogram(
-    "omnimedia_queue_wait_seconds", "Time from queued to started", ["task"],
+    "omnimedia_queue_wait_seconds",
+    "Time from queued to started",
+    ["task"],
     buckets=(0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, float("inf")),
-)  # fmt: skip
+)
 BATCH_SIZE = Histogram("omnimedia_batch_size", "Requests per engine generate call", buckets=(1, 2, 4, 8, 16, 32, 64))
 WEBHOOK_ATTEMPTS = Counter("omnimedia_webhook_attempts", "Webhook delivery attempts by result", ["result"])
 WEBHOOK_SECONDS = Histogram(
-    "omnimedia_webhook_attempt_seconds", "Webhook attempt latency",
+    "omnimedia_webhook_attempt_seconds",
+    "Webhook attempt latency",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, float("inf")),
-)  # fmt: skip
+)
 QUEUE_CONSUMERS = Gauge("omnimedia_queue_consumers", "Workers consuming each queue (-1: unknown)", ["queue"])
 QUEUE_DEPTH = Gauge("omnimedia_queue_depth", "Messages waiting in the broker per queue", ["queue"])
 QUEUE_OLDEST_SECONDS = Gauge("omnimedia_queue_oldest_job_seconds", "Age of the oldest queued job", ["queue"])

@@ -51,9 +51,12 @@ def _refusal(address: Address, loopback_allowed: bool) -> str | None:
     if address.is_loopback:
         return None if loopback_allowed else f"{address} is a loopback address"
     for flag, what in (
-        ("is_unspecified", "unspecified"), ("is_link_local", "link-local (cloud metadata range)"),
-        ("is_multicast", "multicast"), ("is_private", "private"), ("is_reserved", "reserved"),
-    ):  # fmt: skip
+        ("is_unspecified", "unspecified"),
+        ("is_link_local", "link-local (cloud metadata range)"),
+        ("is_multicast", "multicast"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
         if getattr(address, flag):
             return f"{address} is a {what} address"
     if not address.is_global:

@@ -61,8 +61,9 @@ def pinned(url: str, guard: Guard) -> tuple[str, dict[str, str], dict[str, str]]
     parts = urlsplit(url)
     address = addresses[0]
     host = f"[{address}]" if ":" in address else address
-    target = urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path or "/",
-                         parts.query, ""))  # fmt: skip
+    target = urlunsplit(
+        (parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path or "/", parts.query, "")
+    )
     extensions = {"sni_hostname": parts.hostname or ""} if parts.scheme == "https" else {}
     return target, {"host": parts.netloc, "accept-encoding": "identity"}, extensions
 
@@ -83,8 +84,17 @@ async def request(
     target, base_headers, extensions = pinned(url, guard)
     try:
         with anyio.fail_after(deadline_s):
-            return await _exchange(method, target, {**base_headers, **(headers or {})}, extensions, content,
-                                   deadline_s, max_bytes, sink, refuse_encoded)  # fmt: skip
+            return await _exchange(
+                method,
+                target,
+                {**base_headers, **(headers or {})},
+                extensions,
+                content,
+                deadline_s,
+                max_bytes,
+                sink,
+                refuse_encoded,
+            )
     except TimeoutError as exc:
         raise OutboundError("timeout", f"no complete answer within {deadline_s:g} s") from exc
     except httpx.HTTPError as exc:

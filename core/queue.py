@@ -73,8 +73,9 @@ def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     if settings.mode == "celery":
         try:
-            app.send_task(RUN_JOB, args=[job_id], queue=queue, retry=True, retry_policy={"max_retries": 3},
-                          ignore_result=True)  # fmt: skip
+            app.send_task(
+                RUN_JOB, args=[job_id], queue=queue, retry=True, retry_policy={"max_retries": 3}, ignore_result=True
+            )
         except Exception:
             log.exception("could not publish job %s; the reconciler will re-send it", job_id)
     elif _in_process is not None:
@@ -88,7 +89,14 @@ def send_deliveries(delivery_ids: list[str], countdown: float | None = None) -> 
     sweeper. In embedded mode the in-process sender picks up whatever is due."""
     if get_settings().mode == "celery":
         for delivery_id in delivery_ids:
-            app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE, countdown=countdown or None,
-                          retry=True, retry_policy={"max_retries": 2}, ignore_result=True)  # fmt: skip
+            app.send_task(
+                DELIVER_WEBHOOK,
+                args=[delivery_id],
+                queue=WEBHOOK_QUEUE,
+                countdown=countdown or None,
+                retry=True,
+                retry_policy={"max_retries": 2},
+                ignore_result=True,
+            )
     elif _in_process is not None:
         _in_process.wake_webhooks()

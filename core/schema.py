@@ -3,15 +3,16 @@ store are the enums of core.states."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.sealed import SealedString
-from core.states import DeliveryState, JobState, UploadState
+from core.states import DeliveryState, FailureClass, JobState, UploadState
 
 
 def utcnow() -> datetime:
@@ -25,6 +26,18 @@ def as_utc(moment: datetime) -> datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def stored(kind: type[enum.StrEnum], length: int = 16) -> Enum:
+    """A column of one of core.states' enums: Python sees members, the database keeps their string values in a plain
+    VARCHAR of the same length as before (no native enum type, no migration)."""
+    return Enum(
+        kind,
+        native_enum=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class Base(DeclarativeBase):
@@ -56,7 +69,7 @@ class Upload(Base):
     storage_key: Mapped[str] = mapped_column(String(1024))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default=UploadState.READY.value)
+    state: Mapped[UploadState] = mapped_column(stored(UploadState), default=UploadState.READY)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -77,13 +90,13 @@ class Job(Base):
     upload_id: Mapped[str | None] = mapped_column(ForeignKey("uploads.id"))
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     queue: Mapped[str] = mapped_column(String(32), default="thinker")
-    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED.value)
+    state: Mapped[JobState] = mapped_column(stored(JobState), default=JobState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     oom_retries: Mapped[int] = mapped_column(Integer, default=0)
     segment_seconds: Mapped[float | None] = mapped_column(Float)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    failure_class: Mapped[str | None] = mapped_column(String(32))
+    failure_class: Mapped[FailureClass | None] = mapped_column(stored(FailureClass, 32))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     segments_planned: Mapped[int | None] = mapped_column(Integer)
     segments_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -108,8 +121,8 @@ class JobEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    from_state: Mapped[str | None] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[JobState | None] = mapped_column(stored(JobState))
+    to_state: Mapped[JobState] = mapped_column(stored(JobState))
     reason: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
 
@@ -271,7 +284,7 @@ class WebhookDelivery(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
     endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
     url: Mapped[str | None] = mapped_column(String(2048))  # a job's or batch's own webhook_url
-    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
+    state: Mapped[DeliveryState] = mapped_column(stored(DeliveryState), default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column()

@@ -36,13 +36,13 @@ def job_stats(session: Session, top_n: int = 10) -> dict[str, Any]:
         engine = list(
             session.scalars(
                 select(Job.engine_seconds)
-                .where(Job.finished_at >= since, Job.state == JobState.SUCCEEDED.value)
+                .where(Job.finished_at >= since, Job.state == JobState.SUCCEEDED)
                 .limit(MAX_ROWS_FOR_PERCENTILES)
             )
         )
         failures = session.execute(
             select(Job.failure_reason, func.count().label("n"))
-            .where(Job.finished_at >= since, Job.state == JobState.FAILED.value)
+            .where(Job.finished_at >= since, Job.state == JobState.FAILED)
             .group_by(Job.failure_reason)
             .order_by(func.count().desc())
             .limit(top_n)

@@ -37,9 +37,14 @@ def _empty() -> UploadError:
 def _new_upload(tenant: str, filename: str, content_type: str | None, state: UploadState) -> Upload:
     upload_id = new_id()
     return Upload(
-        id=upload_id, tenant=tenant, filename=filename[:512], content_type=content_type,
-        storage_key=upload_key(tenant, upload_id), state=state.value, created_at=utcnow(),
-    )  # fmt: skip
+        id=upload_id,
+        tenant=tenant,
+        filename=filename[:512],
+        content_type=content_type,
+        storage_key=upload_key(tenant, upload_id),
+        state=state.value,
+        created_at=utcnow(),
+    )
 
 
 def store_upload(
@@ -107,7 +112,7 @@ def presign_upload(
 def confirm_upload(session: Session, storage: Storage, settings: Settings, upload: Upload) -> Upload:
     """Check a presigned upload's object and mark it ready (again: a no-op). A refused object is deleted, and
     so is its upload."""
-    if upload.state == UploadState.READY.value:
+    if upload.state == UploadState.READY:
         return upload
     size = storage.size(upload.storage_key)
     if size is None:
@@ -122,7 +127,7 @@ def confirm_upload(session: Session, storage: Storage, settings: Settings, uploa
             raise _empty()
         raise _too_large(upload.size_bytes or 0, f"the upload declared {upload.size_bytes} bytes but has {size}")
     upload.sha256 = storage.sha256(upload.storage_key)
-    upload.state = UploadState.READY.value
+    upload.state = UploadState.READY
     session.commit()
     return upload
 
@@ -131,7 +136,7 @@ def purge_abandoned(session: Session, storage: Storage, settings: Settings) -> i
     """Presigned uploads never confirmed long after their URL expired: free their reservation and any object."""
     cutoff = utcnow() - timedelta(seconds=2 * settings.presign_expiry_s + 3600)
     stale = session.scalars(
-        select(Upload).where(Upload.state == UploadState.PENDING.value, Upload.created_at < cutoff).limit(500)
+        select(Upload).where(Upload.state == UploadState.PENDING, Upload.created_at < cutoff).limit(500)
     ).all()
     for upload in stale:
         storage.delete(upload.storage_key)

@@ -7,7 +7,7 @@ cd "$ROOT"
 export OMNIMEDIA_DATA_DIR="${OMNIMEDIA_DATA_DIR:-$ROOT/.omnimedia}"
 TINY="$OMNIMEDIA_DATA_DIR/tiny-qwen3-omni"
 SAMPLES="$OMNIMEDIA_DATA_DIR/samples"
-[ -f "$TINY/model.safetensors" ] || python -m models.tiny "$TINY"
+[ -f "$TINY/model.safetensors" ] || python -m models.fixtures.tiny "$TINY"
 python -m bench.samples "$SAMPLES"
 export OMNIMEDIA_MODEL="$TINY" OMNIMEDIA_MAX_NEW_TOKENS_CAP="${OMNIMEDIA_MAX_NEW_TOKENS_CAP:-24}"
 cat <<MSG

@@ -16,10 +16,10 @@ from transformers import Qwen3OmniMoeProcessor
 
 from models.aligner import ForcedAligner
 from models.engine import EngineConfig, GenerationRequest
+from models.fixtures.tiny import build
+from models.fixtures.tiny_aligner import build_aligner
 from models.media import DecodedMedia, MediaInfo, MediaKind
 from models.tasks import CATALOGUE, get_task, parse_params
-from models.tiny import build
-from models.tiny_aligner import build_aligner
 from models.transformers_backend import TransformersEngine
 from models.variants import Variant
 from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm

@@ -93,8 +93,9 @@ class ForcedAligner:
             batch = {k: v.to(model.device) for k, v in inputs.items() if k in _MODEL_INPUTS}
             logits = model(**batch).logits
         spent = time.perf_counter() - started
-        decoded = processor.decode_forced_alignment(logits, inputs["input_ids"], word_lists,
-                                                    model.config.timestamp_token_id)[0]  # fmt: skip
+        decoded = processor.decode_forced_alignment(
+            logits, inputs["input_ids"], word_lists, model.config.timestamp_token_id
+        )[0]
         return Alignment([(w["start_time"], w["end_time"]) for w in decoded], counts, spent)
 
 

@@ -95,9 +95,12 @@ def speech_regions(audio: np.ndarray, offset_s: float = 0.0, min_pause_s: float 
     if audio.size < SAMPLE_RATE // 10:
         return []
     found = get_speech_timestamps_sequence(
-        np.ascontiguousarray(audio, dtype=np.float32), _vad_model(), sampling_rate=SAMPLE_RATE,
-        return_seconds=True, min_silence_duration_ms=int(min_pause_s * 1000),
-    )  # fmt: skip
+        np.ascontiguousarray(audio, dtype=np.float32),
+        _vad_model(),
+        sampling_rate=SAMPLE_RATE,
+        return_seconds=True,
+        min_silence_duration_ms=int(min_pause_s * 1000),
+    )
     return [Span(round(offset_s + float(r["start"]), 3), round(offset_s + float(r["end"]), 3)) for r in found]
 
 

@@ -20,10 +20,36 @@ import av.logging
 from models.errors import MediaError
 
 ALLOWED_FORMATS = (
-    "mov", "matroska", "avi", "mpegts", "mpeg", "flv", "asf", "ogg", "wav", "w64", "aiff", "caf", "au", "mp3",
-    "flac", "aac", "ac3", "eac3", "amr", "wv", "ape", "gif", "image2", "png_pipe", "jpeg_pipe", "webp_pipe",
-    "tiff_pipe", "bmp_pipe", "jpegls_pipe",
-)  # fmt: skip
+    "mov",
+    "matroska",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "asf",
+    "ogg",
+    "wav",
+    "w64",
+    "aiff",
+    "caf",
+    "au",
+    "mp3",
+    "flac",
+    "aac",
+    "ac3",
+    "eac3",
+    "amr",
+    "wv",
+    "ape",
+    "gif",
+    "image2",
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "tiff_pipe",
+    "bmp_pipe",
+    "jpegls_pipe",
+)
 INPUT_GUARD = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
 # FFmpeg reads up to 2,500 packets to describe the streams: a 2 s WAV took 3 ms to open. A few packets describe
 # every container we tried (MP4, MPEG-TS, Matroska, WebM, AVI, FLAC, Ogg, M4A, WAV, MP3); a file they do not
@@ -112,8 +138,9 @@ def _open(path: str | Path, name: str, probing: dict[str, str]) -> av.container.
 def _described(container: av.container.InputContainer) -> bool:
     """Whether every audio stream has its sample rate and every video stream its frame size."""
     audio = all(s.codec_context is None or s.codec_context.sample_rate for s in container.streams.audio)
-    video = all(s.codec_context is None or (s.codec_context.width and s.codec_context.height)
-                for s in container.streams.video)  # fmt: skip
+    video = all(
+        s.codec_context is None or (s.codec_context.width and s.codec_context.height) for s in container.streams.video
+    )
     return bool(audio and video)
 
 

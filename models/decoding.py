@@ -74,8 +74,9 @@ class AudioReader:
     """The first audio stream of a file (or its [start, end) window) as chunks of 16 kHz mono float32; after the
     iteration, `report` says where the audio really ended and whether it was damaged."""
 
-    def __init__(self, path: str | Path, start_s: float = 0.0, end_s: float | None = None,
-                 deadline: Deadline | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, path: str | Path, start_s: float = 0.0, end_s: float | None = None, deadline: Deadline | None = None
+    ) -> None:
         self.path, self.start_s, self.end_s = Path(path), start_s, end_s
         self.deadline = deadline or Deadline(120.0, "audio decoding")
         self.report = DecodeReport(end_s=start_s)
@@ -110,8 +111,9 @@ class AudioReader:
             self.report.end_s = max(self.start_s, end if self.end_s is None else min(end, self.end_s))
 
 
-def decode_audio(path: str | Path, start_s: float = 0.0, end_s: float | None = None,
-                 deadline: Deadline | None = None) -> tuple[np.ndarray, DecodeReport]:  # fmt: skip
+def decode_audio(
+    path: str | Path, start_s: float = 0.0, end_s: float | None = None, deadline: Deadline | None = None
+) -> tuple[np.ndarray, DecodeReport]:
     """The [start, end) window of the first audio stream as one 16 kHz mono float32 array."""
     reader = AudioReader(path, start_s, end_s, deadline)
     chunks = list(reader)

@@ -177,8 +177,9 @@ def window_warnings(name: str, report: DecodeReport, start_s: float, end_s: floa
     """What a tenant should know about a window that did not decode whole (its result still stands)."""
     found: list[str] = []
     if report.damaged_at_s is not None:
-        found.append(f"{name}: the stream is damaged at {report.damaged_at_s:.1f} s ({report.damage}); "
-                     "FFmpeg decoded past it")  # fmt: skip
+        found.append(
+            f"{name}: the stream is damaged at {report.damaged_at_s:.1f} s ({report.damage}); FFmpeg decoded past it"
+        )
     if end_s - report.end_s > SHORT_BY_S:
         found.append(f"{name}: decoded {report.end_s:.1f} s of {end_s:.1f} s: the file is truncated or damaged")
     return found

@@ -34,13 +34,21 @@ class Plan:
         return segments
 
     def to_json(self) -> dict[str, Any]:
-        return {"duration_s": self.duration_s, "pauses": [[p.start, p.end] for p in self.pauses],
-                "warnings": self.warnings, "decoded": self.decoded}  # fmt: skip
+        return {
+            "duration_s": self.duration_s,
+            "pauses": [[p.start, p.end] for p in self.pauses],
+            "warnings": self.warnings,
+            "decoded": self.decoded,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
-        return cls(float(data["duration_s"]), [Span(float(a), float(b)) for a, b in data.get("pauses", [])],
-                   list(data.get("warnings", [])), bool(data.get("decoded", False)))  # fmt: skip
+        return cls(
+            float(data["duration_s"]),
+            [Span(float(a), float(b)) for a, b in data.get("pauses", [])],
+            list(data.get("warnings", [])),
+            bool(data.get("decoded", False)),
+        )
 
 
 def plan_file(path: str | Path, info: MediaInfo, max_len: float, limits: MediaLimits) -> Plan:
@@ -59,8 +67,9 @@ def plan_file(path: str | Path, info: MediaInfo, max_len: float, limits: MediaLi
     speech = finder.finish()
     decoded_s = round(finder.samples / SAMPLE_RATE, 3)
     if decoded_s < limits.min_duration_s:
-        raise MediaError(f"{path.name}: decoded only {decoded_s:.2f} s of the {info.duration_s:.1f} s its header "
-                         "claims")  # fmt: skip
+        raise MediaError(
+            f"{path.name}: decoded only {decoded_s:.2f} s of the {info.duration_s:.1f} s its header claims"
+        )
     warnings = window_warnings(path.name, reader.report, 0.0, info.duration_s)
     return Plan(decoded_s, pauses_between(speech, decoded_s), warnings, decoded=True)
 

@@ -112,9 +112,20 @@ class CustomParams(TaskParams):
 
 
 _ZH = {"zh", "chinese", "mandarin", "zh-cn", "cn"}
-_LANG_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "es": "Spanish",
-               "it": "Italian", "ja": "Japanese", "ko": "Korean", "ru": "Russian", "pt": "Portuguese",
-               "ar": "Arabic", "nl": "Dutch"}  # fmt: skip
+_LANG_NAMES = {
+    "en": "English",
+    "zh": "Chinese",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ru": "Russian",
+    "pt": "Portuguese",
+    "ar": "Arabic",
+    "nl": "Dutch",
+}
 
 
 def language_name(code: str) -> str:
@@ -206,14 +217,19 @@ CATALOGUE: dict[TaskName, TaskSpec] = {
         TaskSpec(TaskName.TRANSCRIBE, TranscribeParams, _AUDIO_LIKE, True, "Speech recognition (ASR)", spoken=True),
         TaskSpec(TaskName.TRANSLATE, TranslateParams, _AUDIO_LIKE, True, "Speech-to-text translation", spoken=True),
         TaskSpec(TaskName.CAPTION_AUDIO, CaptionAudioParams, _AUDIO_LIKE, True, "Describe speech, music, sound"),
-        TaskSpec(TaskName.DESCRIBE_VIDEO, DescribeVideoParams, frozenset({MediaKind.VIDEO}), False,
-                 "Describe a video, with its audio by default"),
+        TaskSpec(
+            TaskName.DESCRIBE_VIDEO,
+            DescribeVideoParams,
+            frozenset({MediaKind.VIDEO}),
+            False,
+            "Describe a video, with its audio by default",
+        ),
         TaskSpec(TaskName.OCR, OcrParams, frozenset({MediaKind.IMAGE}), False, "Read the text in an image"),
         TaskSpec(TaskName.ASK, AskParams, _ANY, False, "Answer a question about image, audio or video"),
         TaskSpec(TaskName.ANALYZE_MUSIC, AnalyzeMusicParams, _AUDIO_LIKE, True, "Music analysis"),
         TaskSpec(TaskName.CUSTOM, CustomParams, _ANY, False, "Your own prompt and optional system prompt"),
     )
-}  # fmt: skip
+}
 
 
 def get_task(name: str | TaskName) -> TaskSpec:

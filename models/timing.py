@@ -52,8 +52,9 @@ def estimated_words(text: str, speech: list[Span], span: Span) -> list[Word]:
     return result
 
 
-def placed_words(aligned: list[tuple[float, float]], text: str, speech: list[Span], span: Span,
-                 counts: list[int]) -> list[Word]:  # fmt: skip
+def placed_words(
+    aligned: list[tuple[float, float]], text: str, speech: list[Span], span: Span, counts: list[int]
+) -> list[Word]:
     """Display words from the aligner's times: `aligned` holds (start, end) per aligner word relative to the
     segment, `counts` how many aligner words each whitespace token of `text` became (0 for bare punctuation,
     which takes its neighbour's time). Times are made monotonic and moved into speech within the segment."""

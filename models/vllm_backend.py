@@ -107,8 +107,10 @@ class VllmEngine(EngineBackend):
         seconds = max(media.end_s - media.start_s, 0.0)
         expected = prompt_tokens(media.info, self.config.limits, seconds)
         if expected + min(request.params.max_new_tokens, self.config.max_new_tokens_cap) > self.config.max_model_len:
-            raise PromptTooLong(f"a {seconds:.0f} s segment is about {expected:.0f} prompt tokens; the model's "
-                                f"context is {self.config.max_model_len}")  # fmt: skip
+            raise PromptTooLong(
+                f"a {seconds:.0f} s segment is about {expected:.0f} prompt tokens; the model's "
+                f"context is {self.config.max_model_len}"
+            )
 
     def prompt(self, request: GenerationRequest) -> dict[str, Any]:
         """What vLLM takes for one request: the rendered chat, the media, and how the processor treats it."""
@@ -146,14 +148,18 @@ class VllmEngine(EngineBackend):
         if not p.do_sample:
             return SamplingParams(temperature=0.0, max_tokens=limit, repetition_penalty=p.repetition_penalty)
         return SamplingParams(
-            temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, max_tokens=limit,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            top_k=p.top_k,
+            max_tokens=limit,
             repetition_penalty=p.repetition_penalty,
-        )  # fmt: skip
+        )
 
     def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         try:
-            outputs = self._llm.generate([self.prompt(r) for r in requests],
-                                         sampling_params=[self.sampling(r) for r in requests])  # fmt: skip
+            outputs = self._llm.generate(
+                [self.prompt(r) for r in requests], sampling_params=[self.sampling(r) for r in requests]
+            )
         except ValueError as exc:  # vLLM's only signal for a prompt over max_model_len (its text is all we get)
             if "maximum model length" in str(exc):
                 raise PromptTooLong(f"the prompt is longer than the model's context: {exc}") from exc
@@ -163,6 +169,14 @@ class VllmEngine(EngineBackend):
             completion = out.outputs[0]
             reasoning, answer = split_reasoning(completion.text, self._variant is Variant.THINKING)
             finish = "length" if completion.finish_reason == "length" else "stop"
-            results.append(GenerationResult(answer, reasoning, None, len(completion.token_ids),
-                                            prompt_tokens=len(out.prompt_token_ids or []), finish=finish))  # fmt: skip
+            results.append(
+                GenerationResult(
+                    answer,
+                    reasoning,
+                    None,
+                    len(completion.token_ids),
+                    prompt_tokens=len(out.prompt_token_ids or []),
+                    finish=finish,
+                )
+            )
         return results

@@ -13,10 +13,15 @@ from PIL import Image
 from tests.support import ffmpeg, speech
 
 SENTENCES = [
-    "The archive opens at nine.", "A quiet room full of tapes.", "Numbers one two three four.",
-    "Rain on the window again.", "She reads the letter aloud.", "The train leaves at noon.",
-    "Music plays in the hall.", "Every file gets a caption.",
-]  # fmt: skip
+    "The archive opens at nine.",
+    "A quiet room full of tapes.",
+    "Numbers one two three four.",
+    "Rain on the window again.",
+    "She reads the letter aloud.",
+    "The train leaves at noon.",
+    "Music plays in the hall.",
+    "Every file gets a caption.",
+]
 
 
 @dataclass
@@ -50,12 +55,34 @@ def build_archive(root: Path, long_audio_s: float = 0.0) -> Archive:
         ffmpeg("-i", str(voice), "-af", f"volume={0.5 + i / 10}", str(add(f"{folder}/talk {i:02d}.mp3")))
         ffmpeg("-i", str(voice), "-af", "atempo=1.1", str(add(f"{folder}/talk {i:02d} fast.flac")))
     for i in range(6):  # videos with their own audio
-        ffmpeg("-f", "lavfi", "-i", f"testsrc=size=192x128:rate=10:duration={2 + i % 2}", "-i", str(voices[i]),
-               "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-               str(add(f"video/clip_{i}.mp4")))  # fmt: skip
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=size=192x128:rate=10:duration={2 + i % 2}",
+            "-i",
+            str(voices[i]),
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(add(f"video/clip_{i}.mp4")),
+        )
     for i in range(3):  # silent videos
-        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=8:duration=2", "-c:v", "libx264",
-               "-pix_fmt", "yuv420p", str(add(f"video/silent/stumm_{i}.mkv")))  # fmt: skip
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x96:rate=8:duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(add(f"video/silent/stumm_{i}.mkv")),
+        )
     for i in range(8):  # images
         color = (40 * i, 200 - 30 * i, 120)
         Image.new("RGB", (96 + 16 * i, 64), color).save(add(f"scans/写真_{i}.{['png', 'jpg', 'webp'][i % 3]}"))
@@ -63,9 +90,11 @@ def build_archive(root: Path, long_audio_s: float = 0.0) -> Archive:
         long_path = add("long/lecture.wav")
         ffmpeg("-stream_loop", "-1", "-i", str(voices[0]), "-t", str(long_audio_s), "-ar", "16000", str(long_path))
     # 3 duplicates: same bytes under other names
-    for copy, original in (("copies/talk 00 copy.wav", "interviews/talk 00.wav"),
-                           ("copies/nested/dupe.mp3", "radio/talk 03.mp3"),
-                           ("video/clip_0 again.mp4", "video/clip_0.mp4")):  # fmt: skip
+    for copy, original in (
+        ("copies/talk 00 copy.wav", "interviews/talk 00.wav"),
+        ("copies/nested/dupe.mp3", "radio/talk 03.mp3"),
+        ("video/clip_0 again.mp4", "video/clip_0.mp4"),
+    ):
         shutil.copy(root / original, add(copy))
         archive.duplicates.append((copy, original))
     # 5 bad files

@@ -50,13 +50,22 @@ class MeasuredApi:
         body = {"model": self.model, "messages": [{"role": "user", "content": [part, {"type": "text", "text": "?"}]}]}
         raw = json.dumps(body).encode()
         del payload, body
-        return httpx.post(f"{self.base}/v1/chat/completions", content=raw, headers={**self.headers,
-                          "content-type": "application/json"}, timeout=120).status_code  # fmt: skip
+        return httpx.post(
+            f"{self.base}/v1/chat/completions",
+            content=raw,
+            headers={**self.headers, "content-type": "application/json"},
+            timeout=120,
+        ).status_code
 
     def transcription(self, mib: float) -> int:
         files = {"file": ("a.wav", os.urandom(int(mib * MIB)), "audio/wav")}
-        return httpx.post(f"{self.base}/v1/audio/transcriptions", files=files, data={"model": self.model},
-                          headers=self.headers, timeout=120).status_code  # fmt: skip
+        return httpx.post(
+            f"{self.base}/v1/audio/transcriptions",
+            files=files,
+            data={"model": self.model},
+            headers=self.headers,
+            timeout=120,
+        ).status_code
 
     def upload(self, mib: float) -> int:
         files = {"file": ("a.wav", os.urandom(int(mib * MIB)), "audio/wav")}
@@ -68,15 +77,30 @@ def measured_api(workdir: Path, redis_url: str) -> Iterator[MeasuredApi]:
     data = workdir / "data"
     data.mkdir(parents=True)
     migrate.upgrade(f"sqlite:///{data / 'omnimedia.db'}")
-    env = env_for(OMNIMEDIA_MODE="celery", OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_BROKER_URL=redis_url,
-                  OMNIMEDIA_MODEL=str(workdir / "tiny-model"), OMNIMEDIA_OPENAI_WAIT_S="0.5",
-                  OMNIMEDIA_ALLOW_ANONYMOUS="false")  # fmt: skip
-    key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", "memory"], env=env,
-                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
+    env = env_for(
+        OMNIMEDIA_MODE="celery",
+        OMNIMEDIA_DATA_DIR=str(data),
+        OMNIMEDIA_BROKER_URL=redis_url,
+        OMNIMEDIA_MODEL=str(workdir / "tiny-model"),
+        OMNIMEDIA_OPENAI_WAIT_S="0.5",
+        OMNIMEDIA_ALLOW_ANONYMOUS="false",
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "memory"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     log = (workdir / "api.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{base}/healthz"), 60, "the API")

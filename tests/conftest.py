@@ -17,28 +17,28 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.tiny import build
+    from models.fixtures.tiny import build
 
     return build(tmp_path_factory.mktemp("tiny-instruct"), Variant.INSTRUCT)
 
 
 @pytest.fixture(scope="session")
 def tiny_thinking(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.tiny import build
+    from models.fixtures.tiny import build
 
     return build(tmp_path_factory.mktemp("tiny-thinking"), Variant.THINKING)
 
 
 @pytest.fixture(scope="session")
 def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.tiny import build
+    from models.fixtures.tiny import build
 
     return build(tmp_path_factory.mktemp("tiny-captioner"), Variant.CAPTIONER)
 
 
 @pytest.fixture(scope="session")
 def tiny_aligner(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.tiny_aligner import build_aligner
+    from models.fixtures.tiny_aligner import build_aligner
 
     return build_aligner(tmp_path_factory.mktemp("tiny-aligner"))
 

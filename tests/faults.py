@@ -138,8 +138,11 @@ class Submitter:
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 try:
-                    response = api.post("/v1/jobs", json={"task": "ocr", "input": self.upload, "formats": ["json"]},
-                                        headers={"Idempotency-Key": key})  # fmt: skip
+                    response = api.post(
+                        "/v1/jobs",
+                        json={"task": "ocr", "input": self.upload, "formats": ["json"]},
+                        headers={"Idempotency-Key": key},
+                    )
                 except httpx.HTTPError:
                     time.sleep(0.3)
                     continue
@@ -220,21 +223,40 @@ def _run(
     s3.client().create_bucket(Bucket=bucket)
     migrate.upgrade(pg.url)
     env = env_for(
-        OMNIMEDIA_MODE="celery", OMNIMEDIA_DATABASE_URL=pg.url, OMNIMEDIA_BROKER_URL=broker.url(),
-        OMNIMEDIA_STORAGE_BACKEND="s3", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint, OMNIMEDIA_S3_BUCKET=bucket,
-        OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
-        OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="4", OMNIMEDIA_MAX_ATTEMPTS="6",
-        OMNIMEDIA_LEASE_S="3", OMNIMEDIA_RETRY_BACKOFF_S="0.5", OMNIMEDIA_RECONCILE_EVERY_S="2",
-        OMNIMEDIA_QUEUED_DEADLINE_S="600", OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS=f"[{receiver.port}]",
+        OMNIMEDIA_MODE="celery",
+        OMNIMEDIA_DATABASE_URL=pg.url,
+        OMNIMEDIA_BROKER_URL=broker.url(),
+        OMNIMEDIA_STORAGE_BACKEND="s3",
+        OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint,
+        OMNIMEDIA_S3_BUCKET=bucket,
+        OMNIMEDIA_S3_ACCESS_KEY=s3.access_key,
+        OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
+        OMNIMEDIA_MODEL=str(tiny_model),
+        OMNIMEDIA_MAX_NEW_TOKENS_CAP="4",
+        OMNIMEDIA_MAX_ATTEMPTS="6",
+        OMNIMEDIA_LEASE_S="3",
+        OMNIMEDIA_RETRY_BACKOFF_S="0.5",
+        OMNIMEDIA_RECONCILE_EVERY_S="2",
+        OMNIMEDIA_QUEUED_DEADLINE_S="600",
+        OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS=f"[{receiver.port}]",
         OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S="[0, 1, 2, 3, 5, 8, 13, 21]",
-        OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S="1", OMNIMEDIA_WEBHOOK_HANDOFF_GRACE_S="3", OMNIMEDIA_DB_POOL_TIMEOUT_S="5",
-    )  # fmt: skip
-    key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", TENANT], env=env,
-                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
+        OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S="1",
+        OMNIMEDIA_WEBHOOK_HANDOFF_GRACE_S="3",
+        OMNIMEDIA_DB_POOL_TIMEOUT_S="5",
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", TENANT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     cli = [sys.executable, "-m", "cli", "worker"]
-    api = Service("api", [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-                  env, logs)  # fmt: skip
+    api = Service(
+        "api", [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)], env, logs
+    )
     services = [
         api,
         Service("jobs-1", [*cli, "--queues", "thinker", "--name", "jobs1@localhost"], env, logs),
@@ -353,9 +375,12 @@ def _fill(report: FaultReport, db: Session, receiver: Receiver, submitter: Submi
         sum(1 for k in keys if k.resource_id not in jobs)
         + (len(bound) - len(set(bound)))
         + sum(1 for job_id in jobs if job_id not in set(bound))
-        + sum(1 for k, job_id in submitter.accepted.items() if next((b.resource_id for b in keys if b.key == k), None)
-              != job_id)
-    )  # fmt: skip
+        + sum(
+            1
+            for k, job_id in submitter.accepted.items()
+            if next((b.resource_id for b in keys if b.key == k), None) != job_id
+        )
+    )
     final_values = {s.value for s in FINAL_JOB_STATES}
     report.lost = report.jobs - sum(
         1 for k in keys if k.resource_id in jobs and jobs[k.resource_id].state in final_values

@@ -21,11 +21,35 @@ def good_media(root: Path) -> dict[str, Path]:
         "image_jpeg_rotated": root / "rotated.jpg",
     }
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ar", "44100", str(files["tone_mp3"]))
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=3", "-f", "lavfi", "-i",
-           "sine=frequency=300:duration=3", "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-           str(files["video_av"]))  # fmt: skip
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=2", "-c:v", "libx264", "-pix_fmt",
-           "yuv420p", str(files["video_silent"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10:duration=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=3",
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(files["video_av"]),
+    )
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10:duration=2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(files["video_silent"]),
+    )
     Image.new("RGB", (200, 100), (250, 250, 250)).save(files["image_png"])
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise on display
@@ -78,12 +102,31 @@ def damaged_media(root: Path) -> dict[str, Path]:
     samples."""
     root.mkdir(parents=True, exist_ok=True)
     full = root / "full.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=5", "-f", "lavfi", "-i",
-           "sine=frequency=300:duration=5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-           "-movflags", "+faststart", str(full))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10:duration=5",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=5",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        str(full),
+    )
     data = full.read_bytes()
-    files = {"truncated_mp4": root / "truncated.mp4", "damaged_mp3": root / "damaged.mp3",
-             "lying_wav": root / "lying.wav"}  # fmt: skip
+    files = {
+        "truncated_mp4": root / "truncated.mp4",
+        "damaged_mp3": root / "damaged.mp3",
+        "lying_wav": root / "lying.wav",
+    }
     files["truncated_mp4"].write_bytes(data[: len(data) * 2 // 3])
     clean = root / "clean.mp3"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=6", "-c:a", "libmp3lame", "-b:a", "64k", str(clean))

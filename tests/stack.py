@@ -48,21 +48,40 @@ def running_stack(
     redis.Redis.from_url(broker).flushdb()
     migrate.upgrade(pg_url)
     env = env_for(
-        OMNIMEDIA_MODE="celery", OMNIMEDIA_DATABASE_URL=pg_url, OMNIMEDIA_BROKER_URL=broker,
-        OMNIMEDIA_STORAGE_BACKEND="s3", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint, OMNIMEDIA_S3_BUCKET=bucket,
-        OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
-        OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="6", OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
-        OMNIMEDIA_TALKER_DO_SAMPLE="false", OMNIMEDIA_TALKER_WORKERS="true",
-        OMNIMEDIA_LEASE_S="2", OMNIMEDIA_RETRY_BACKOFF_S="0.2", OMNIMEDIA_ADMIN_TOKEN=ADMIN_TOKEN, **extra_env,
-    )  # fmt: skip
-    key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", tenant], env=env,
-                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
+        OMNIMEDIA_MODE="celery",
+        OMNIMEDIA_DATABASE_URL=pg_url,
+        OMNIMEDIA_BROKER_URL=broker,
+        OMNIMEDIA_STORAGE_BACKEND="s3",
+        OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint,
+        OMNIMEDIA_S3_BUCKET=bucket,
+        OMNIMEDIA_S3_ACCESS_KEY=s3.access_key,
+        OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
+        OMNIMEDIA_MODEL=str(tiny_model),
+        OMNIMEDIA_MAX_NEW_TOKENS_CAP="6",
+        OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
+        OMNIMEDIA_TALKER_DO_SAMPLE="false",
+        OMNIMEDIA_TALKER_WORKERS="true",
+        OMNIMEDIA_LEASE_S="2",
+        OMNIMEDIA_RETRY_BACKOFF_S="0.2",
+        OMNIMEDIA_ADMIN_TOKEN=ADMIN_TOKEN,
+        **extra_env,
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", tenant],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     api_log = (logs / "api.log").open("wb")
     api = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=api_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=api_log,
+        stderr=subprocess.STDOUT,
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"})
 
     wait_for(lambda: http_ok("/readyz", client), 60, "the API")

@@ -89,10 +89,13 @@ class SeaweedS3:
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )  # fmt: skip
+        )
 
 
 @contextmanager
@@ -108,11 +111,33 @@ def seaweedfs(workdir: Path) -> Iterator[SeaweedS3]:
     }
     config.write_text(json.dumps({"identities": [identity]}))
     s3_port = free_port()
-    ports = {name: free_port() for name in (
-        "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "admin.port", "admin.port.grpc", "metricsPort", "s3.port.iceberg")}  # fmt: skip
-    cmd = [weed_binary(), "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}", f"-s3.port={s3_port}",
-           f"-s3.config={config}", "-master.telemetry=false", "-webdav=false"]  # fmt: skip
+    ports = {
+        name: free_port()
+        for name in (
+            "s3.port.grpc",
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+            "metricsPort",
+            "s3.port.iceberg",
+        )
+    }
+    cmd = [
+        weed_binary(),
+        "mini",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-dir={data}",
+        f"-s3.port={s3_port}",
+        f"-s3.config={config}",
+        "-master.telemetry=false",
+        "-webdav=false",
+    ]
     cmd += [f"-{name}={port}" for name, port in ports.items()]
     log = (workdir / "weed.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -169,10 +194,23 @@ class PrivateRedis:
 
         log = (self.workdir / "redis.log").open("ab")
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
         def up() -> bool:
@@ -216,8 +254,7 @@ class PrivatePostgres:
 
     def pg_ctl(self, *args: str) -> None:
         options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
-        run([*_as_postgres(), "pg_ctl", "-D", str(self.data), "-o", options, "-w", "-l", str(self.data / "log"),
-             *args])  # fmt: skip
+        run([*_as_postgres(), "pg_ctl", "-D", str(self.data), "-o", options, "-w", "-l", str(self.data / "log"), *args])
 
     def crash_restart(self) -> None:
         """`pg_ctl -m immediate restart`: every backend dies at once and the server recovers from its WAL."""
@@ -244,8 +281,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         try:
             yield server
         finally:
-            subprocess.run([*_as_postgres(), "pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True, timeout=60)  # fmt: skip
+            subprocess.run(
+                [*_as_postgres(), "pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -284,12 +322,25 @@ def chromium(url: str, out_dir: Path, name: str) -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise RuntimeError("chromium is not installed (infra/services.sh installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={out_dir / ('profile-' + name)}", "--window-size=1280,900",
-             "--virtual-time-budget=5000"]  # fmt: skip
-    subprocess.run([browser, *flags, f"--screenshot={out_dir / (name + '.png')}", url],
-                   capture_output=True, timeout=120, check=False)  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={out_dir / ('profile-' + name)}",
+        "--window-size=1280,900",
+        "--virtual-time-budget=5000",
+    ]
+    subprocess.run(
+        [browser, *flags, f"--screenshot={out_dir / (name + '.png')}", url],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     return dom.stdout
 

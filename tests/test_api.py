@@ -139,8 +139,16 @@ def test_health_and_openapi(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "storage": "ok"}
     spec = client.get("/openapi.json").json()
-    paths = {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/uploads/presign", "/v1/jobs/{job_id}/result",
-             "/v1/jobs/{job_id}/audio", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/retry"}  # fmt: skip
+    paths = {
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/uploads",
+        "/v1/uploads/presign",
+        "/v1/jobs/{job_id}/result",
+        "/v1/jobs/{job_id}/audio",
+        "/v1/jobs/{job_id}/cancel",
+        "/v1/jobs/{job_id}/retry",
+    }
     assert paths <= set(spec["paths"])
     assert "ProblemDetails" in spec["components"]["schemas"]
     tasks = {t["name"] for t in client.get("/v1/tasks").json()}

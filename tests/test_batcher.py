@@ -22,8 +22,12 @@ def request(task: str, path: Path, **params: object) -> GenerationRequest:
 
 def test_sixteen_concurrent_requests_batch(tiny_model: Path, media: dict[str, Path]) -> None:
     inner = TransformersEngine(EngineConfig(str(tiny_model), max_batch_size=16))
-    kinds = [("transcribe", "speech_wav", {}), ("ocr", "image_png", {}), ("caption_audio", "tone_mp3", {}),
-             ("ask", "video_silent", {"question": "What moves?"})]  # fmt: skip
+    kinds = [
+        ("transcribe", "speech_wav", {}),
+        ("ocr", "image_png", {}),
+        ("caption_audio", "tone_mp3", {}),
+        ("ask", "video_silent", {"question": "What moves?"}),
+    ]
     requests = [request(t, media[k], max_new_tokens=3 + i % 4, **p) for i, (t, k, p) in enumerate(kinds * 4)]
     expected = [inner.generate(r).text for r in requests]
     calls = inner.generate_calls

@@ -27,8 +27,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     port = free_port()
     env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_ALLOW_ANONYMOUS="false", TMPDIR=str(data / "tmp"))
     (data / "tmp").mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the API")
     yield port, data
     stop(proc)
@@ -46,8 +50,10 @@ def _headers_only(port: int, headers: str) -> tuple[str, float]:
 @pytest.mark.parametrize("framing", [f"Content-Length: {HUNDRED_MB}", "Transfer-Encoding: chunked"])
 def test_a_bad_key_is_refused_before_any_body_byte(server: tuple[int, Path], framing: str) -> None:
     port, data = server
-    head = (f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer omk_{'0' * 32}_{'x' * 30}\r\n"
-            f"Content-Type: multipart/form-data; boundary=b\r\n{framing}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer omk_{'0' * 32}_{'x' * 30}\r\n"
+        f"Content-Type: multipart/form-data; boundary=b\r\n{framing}\r\n\r\n"
+    )
     status, seconds = _headers_only(port, head)
     assert status.startswith("HTTP/1.1 401") and seconds < 5
     assert not [p for p in (data / "tmp").rglob("*") if p.is_file()], "nothing spooled to the temp folder"
@@ -56,8 +62,10 @@ def test_a_bad_key_is_refused_before_any_body_byte(server: tuple[int, Path], fra
 def test_a_100_mb_upload_with_a_bad_key_is_answered_after_at_most_one_part(server: tuple[int, Path]) -> None:
     """The client streams 1 MB parts and reads the answer after each: the 401 is there after the first."""
     port, data = server
-    head = (f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
-            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {HUNDRED_MB}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+        f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {HUNDRED_MB}\r\n\r\n"
+    )
     sent, answer = stream_until_answered(port, head, HUNDRED_MB)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
     assert sent <= 1024 * 1024

@@ -131,11 +131,26 @@ def test_s3_prefix_in_and_out(tmp_path: Path, s3, tiny_model: Path, media: dict[
     for name in ("speech_wav", "video_av"):
         client.upload_file(str(media[name]), "archive-in", f"tapes/2001/{media[name].name}")
     client.put_object(Bucket="archive-in", Key="tapes/2001/notes.txt", Body=b"not media")
-    env = env_for(OMNIMEDIA_DATA_DIR=str(tmp_path / "data"), OMNIMEDIA_MODEL=str(tiny_model),
-                  OMNIMEDIA_MAX_NEW_TOKENS_CAP="4", OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint,
-                  OMNIMEDIA_S3_ACCESS_KEY=s3.access_key, OMNIMEDIA_S3_SECRET_KEY=s3.secret_key)  # fmt: skip
-    cmd = [sys.executable, "-m", "cli", "caption", "s3://archive-in/tapes", "--task", "transcribe",
-           "--out", "s3://archive-in/captions/", "--json"]  # fmt: skip
+    env = env_for(
+        OMNIMEDIA_DATA_DIR=str(tmp_path / "data"),
+        OMNIMEDIA_MODEL=str(tiny_model),
+        OMNIMEDIA_MAX_NEW_TOKENS_CAP="4",
+        OMNIMEDIA_S3_ENDPOINT_URL=s3.endpoint,
+        OMNIMEDIA_S3_ACCESS_KEY=s3.access_key,
+        OMNIMEDIA_S3_SECRET_KEY=s3.secret_key,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "caption",
+        "s3://archive-in/tapes",
+        "--task",
+        "transcribe",
+        "--out",
+        "s3://archive-in/captions/",
+        "--json",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="archive-in", Prefix="captions/")["Contents"]}

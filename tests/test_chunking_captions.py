@@ -36,8 +36,7 @@ def twenty_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
         parts.append(speech(root / f"s{i}.wav", sentence, seconds_pause=1.2 + 0.4 * i))
     block = root / "block.wav"
     inputs = [arg for p in parts for arg in ("-i", str(p))]
-    ffmpeg(*inputs, "-filter_complex",
-           f"concat=n={len(parts)}:v=0:a=1", str(block))  # fmt: skip
+    ffmpeg(*inputs, "-filter_complex", f"concat=n={len(parts)}:v=0:a=1", str(block))
     out = root / "twenty.flac"
     block_s = probe(block).duration_s
     ffmpeg("-stream_loop", str(int(1200 / block_s) + 1), "-i", str(block), "-t", "1200", str(out))

@@ -31,8 +31,11 @@ def test_compose_services_ports_env_and_gpu_reservations() -> None:
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert sorted(device_ids) == ["0", "1"], "one worker service per GPU"
     assert "--queues" in services["worker-gpu1"]["command"] and "talker" in services["worker-gpu1"]["command"]
-    queues_of = {name: s["command"][s["command"].index("--queues") + 1] for name, s in services.items()
-                 if isinstance(s.get("command"), list) and "--queues" in s["command"]}  # fmt: skip
+    queues_of = {
+        name: s["command"][s["command"].index("--queues") + 1]
+        for name, s in services.items()
+        if isinstance(s.get("command"), list) and "--queues" in s["command"]
+    }
     (webhook_service,) = [name for name, queues in queues_of.items() if "webhooks" in queues.split(",")]
     assert "deploy" not in services[webhook_service], "webhook delivery never runs on a GPU worker"
     assert all("webhooks" not in queues_of[name] for name in ("worker-gpu0", "worker-gpu1"))
@@ -54,8 +57,14 @@ def test_no_default_secrets_in_deployment_files() -> None:
     import re
 
     text = (REPO / "docker-compose.yml").read_text()
-    names = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "OMNIMEDIA_ADMIN_TOKEN", "OMNIMEDIA_SECRET_KEY",
-             "FLOWER_PASSWORD")  # fmt: skip
+    names = (
+        "POSTGRES_PASSWORD",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+        "OMNIMEDIA_ADMIN_TOKEN",
+        "OMNIMEDIA_SECRET_KEY",
+        "FLOWER_PASSWORD",
+    )
     for name in names:
         uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
         assert uses and all(use.startswith(":?") for use in uses), (name, uses)
@@ -99,8 +108,9 @@ def test_gpu_images_start_and_the_vllm_profile_runs_a_vllm_worker() -> None:
     assert "--requirement infra/requirements-vllm.txt" in vllm_image and "--no-deps" in vllm_image
     assert 'CMD ["omnimedia"' in vllm_image and "ENTRYPOINT []" in vllm_image
     maintenance = services["maintenance"]["command"]
-    assert "--beat" in maintenance and not any("beat" in (s.get("command") or [])[:4] for s in services.values()
-                                              if s is not services["maintenance"])  # fmt: skip
+    assert "--beat" in maintenance and not any(
+        "beat" in (s.get("command") or [])[:4] for s in services.values() if s is not services["maintenance"]
+    )
     assert services["s3"]["healthcheck"]["test"][-1].endswith("/healthz")
     for name in ("worker-gpu0", "worker-gpu1", "worker-vllm"):
         assert services[name]["depends_on"]["s3"]["condition"] == "service_healthy", name

@@ -169,9 +169,11 @@ def test_the_last_position_head_generates_what_the_full_head_does(
 ) -> None:
     """The thinker's head runs on the last position only (a long prompt no longer makes logits for every
     position): greedy outputs equal those of the full head, alone and batched, for audio, image and video."""
-    requests = [request("transcribe", media["speech_wav"], max_new_tokens=8),
-                request("ocr", media["image_png"], max_new_tokens=8),
-                request("describe_video", media["video_av"], max_new_tokens=8)]  # fmt: skip
+    requests = [
+        request("transcribe", media["speech_wav"], max_new_tokens=8),
+        request("ocr", media["image_png"], max_new_tokens=8),
+        request("describe_video", media["video_av"], max_new_tokens=8),
+    ]
     text_engine.load()
     thinker = text_engine._model.thinker
     wrapped = thinker.lm_head

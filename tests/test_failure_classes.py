@@ -52,8 +52,9 @@ class OomOnceEngine:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # type: ignore[no-untyped-def]
-    use_embedded(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_RETRY_BACKOFF_S="0.01",
-                 OMNIMEDIA_MAX_ATTEMPTS="3")  # fmt: skip
+    use_embedded(
+        monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_RETRY_BACKOFF_S="0.01", OMNIMEDIA_MAX_ATTEMPTS="3"
+    )
     from core.config import get_settings
     from core.db import get_sessionmaker
     from core.storage import get_storage
@@ -124,14 +125,26 @@ def test_backoff_grows_and_is_bounded() -> None:
 
 
 def test_gpu_pinning_happens_before_torch() -> None:
-    code = ("import os; from workers.gpu import pin; name = pin('3', ['thinker']); import torch; "
-            "print(name.split('@')[0], os.environ['CUDA_VISIBLE_DEVICES'])")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    code = (
+        "import os; from workers.gpu import pin; name = pin('3', ['thinker']); import torch; "
+        "print(name.split('@')[0], os.environ['CUDA_VISIBLE_DEVICES'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
     assert out.stdout.split() == ["gpu3", "3"], out.stderr
     late = "import torch; from workers.gpu import pin; pin('0', ['thinker'])"
-    failed = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    failed = subprocess.run(
+        [sys.executable, "-c", late],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
     assert failed.returncode != 0 and "before GPU pinning" in failed.stderr
 
 
@@ -142,8 +155,10 @@ class LeakyEngine:
         self.inner = inner
 
     def generate(self, request):  # type: ignore[no-untyped-def]
-        raise RuntimeError('connection to server at "db.internal" (10.0.0.5) failed: SELECT secret FROM '
-                           "api_keys; see /var/lib/omnimedia/tmp/omnimedia-x1/input")  # fmt: skip
+        raise RuntimeError(
+            'connection to server at "db.internal" (10.0.0.5) failed: SELECT secret FROM '
+            "api_keys; see /var/lib/omnimedia/tmp/omnimedia-x1/input"
+        )
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self.inner, name)

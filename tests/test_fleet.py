@@ -41,8 +41,10 @@ def test_two_fake_gpus_two_workers(stack: Stack, media: dict[str, Path]) -> None
     log = (stack.logs / "fleet.log").open("wb")
     fleet = subprocess.Popen(
         [sys.executable, "-m", "cli", "worker", "--gpus", "7,9", "--queues", "thinker", "--pool", "prefork"],
-        env=stack.env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=stack.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
 
         def pinned_workers() -> dict[str, str] | None:
@@ -64,8 +66,9 @@ def test_two_fake_gpus_two_workers(stack: Stack, media: dict[str, Path]) -> None
         devices = wait_for(pinned_workers, 60, "two worker processes")
         assert sorted(devices.values()) == ["7", "9"]
         upload = stack.api.post("/v1/uploads", files={"file": ("a.png", media["image_png"].read_bytes())}).json()
-        job_ids = [stack.api.post("/v1/jobs", json={"task": "ocr", "input": upload["id"]}).json()["id"]
-                   for _ in range(12)]  # fmt: skip
+        job_ids = [
+            stack.api.post("/v1/jobs", json={"task": "ocr", "input": upload["id"]}).json()["id"] for _ in range(12)
+        ]
 
         def all_done() -> bool:
             return all(stack.api.get(f"/v1/jobs/{j}").json()["state"] == "succeeded" for j in job_ids)
@@ -93,10 +96,23 @@ def test_sixteen_jobs_batch_across_jobs(stack: Stack, media: dict[str, Path], tm
     env = {**stack.env, "OMNIMEDIA_BATCH_MAX_WAIT_MS": "300", "OMNIMEDIA_WORKER_METRICS_PORT": str(port)}
     log = (stack.logs / "batching.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.main", "--queues", "thinker", "--pool", "threads", "--concurrency", "16",
-         "--name", "batcher@localhost"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "workers.main",
+            "--queues",
+            "thinker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "16",
+            "--name",
+            "batcher@localhost",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
 
         def upload(path: Path) -> str:
@@ -110,8 +126,12 @@ def test_sixteen_jobs_batch_across_jobs(stack: Stack, media: dict[str, Path], tm
         inputs = [speech, tone] * 8
         inputs[5] = upload(corrupt)
         ids = [stack.api.post("/v1/jobs", json={"task": "transcribe", "input": i}).json()["id"] for i in inputs]
-        wait_for(lambda: all(stack.api.get(f"/v1/jobs/{j}").json()["state"] in ("succeeded", "failed") for j in ids),
-                 180, "sixteen jobs", 0.3)  # fmt: skip
+        wait_for(
+            lambda: all(stack.api.get(f"/v1/jobs/{j}").json()["state"] in ("succeeded", "failed") for j in ids),
+            180,
+            "sixteen jobs",
+            0.3,
+        )
         jobs = [stack.api.get(f"/v1/jobs/{j}").json() for j in ids]
         assert [j["state"] for j in jobs].count("failed") == 1 and jobs[5]["failure_class"] == "media"
         texts = {
@@ -122,8 +142,9 @@ def test_sixteen_jobs_batch_across_jobs(stack: Stack, media: dict[str, Path], tm
         solo = stack.api.get(f"/v1/jobs/{warm}/result", params={"format": "txt"}).text
         assert texts[speech] == solo, "a batched job's output equals the unbatched output"
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        calls = next(float(line.split()[-1]) for line in metrics.splitlines()
-                     if line.startswith("omnimedia_batch_size_count"))  # fmt: skip
+        calls = next(
+            float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("omnimedia_batch_size_count")
+        )
         assert calls < 16, f"{calls} engine calls for 16 jobs (+1 warm-up)"
     finally:
         stop(proc, 60)
@@ -147,8 +168,12 @@ def test_a_killed_worker_is_restarted_and_a_drained_one_finishes_its_job(stack: 
     name = "drain-me@localhost"
     env = {**stack.env, "OMNIMEDIA_SEGMENT_SECONDS": "4"}  # 40 s of audio: ten segments, a job of a few seconds
     log = (stack.logs / "supervised.log").open("wb")
-    supervisor = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--queues", "thinker", "--name", name],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "cli", "worker", "--queues", "thinker", "--name", name],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         first = wait_for(lambda: _workers_of(supervisor), 60, "the supervised worker")[0]
         os.kill(first, signal.SIGKILL)
@@ -158,8 +183,9 @@ def test_a_killed_worker_is_restarted_and_a_drained_one_finishes_its_job(stack: 
         upload = stack.api.post("/v1/uploads", files={"file": (path.name, path.read_bytes())}).json()["id"]
         job = stack.api.post("/v1/jobs", json={"task": "transcribe", "input": upload}).json()["id"]
         wait_for(lambda: stack.api.get(f"/v1/jobs/{job}").json()["segments_done"] >= 1, 120, "the job under way", 0.05)
-        drained = subprocess.run([sys.executable, "-m", "cli", "worker", "drain", name], env=env,
-                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+        drained = subprocess.run(
+            [sys.executable, "-m", "cli", "worker", "drain", name], env=env, capture_output=True, text=True, timeout=60
+        )
         assert drained.returncode == 0 and name in drained.stdout, drained.stderr
         assert supervisor.wait(timeout=120) == 0, "the supervisor exits once its drained worker has"
         after = stack.api.get(f"/v1/jobs/{job}").json()
@@ -203,9 +229,25 @@ def test_a_worker_celery_stops_after_a_redis_kill_is_restarted(tmp_path: Path) -
         env = env_for(OMNIMEDIA_BROKER_URL=server.url(0), OMNIMEDIA_DATA_DIR=str(tmp_path / "data"))
         log_path = tmp_path / "supervisor.log"
         with log_path.open("wb") as log:
-            supervisor = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--gpus", "none", "--queues",
-                                           "webhooks", "--pool", "threads", "--concurrency", "4"], env=env,
-                                          stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            supervisor = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cli",
+                    "worker",
+                    "--gpus",
+                    "none",
+                    "--queues",
+                    "webhooks",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    "4",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             first = wait_for(lambda: _workers_of(supervisor), 60, "the webhooks worker")
             wait_for(lambda: b"ready." in log_path.read_bytes(), 60, "the worker to consume")

@@ -43,10 +43,22 @@ def stacks(
     logs = tmp_path_factory.mktemp("isolation-logs")
     with running_stack(logs, pg_url, s3, tiny_model, redis_server.url(REDIS_DB), BUCKET, tenant="iso-a") as stack:
         cli = [sys.executable, "-m", "cli"]
-        key_b = subprocess.run([*cli, "keys", "create", "--tenant", "iso-b"], env=stack.env, capture_output=True,
-                               text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
-        subprocess.run([*cli, "buckets", "grant", "iso-a", EXTERNAL, "--prefix", "tapes"], env=stack.env,
-                       capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        key_b = subprocess.run(
+            [*cli, "keys", "create", "--tenant", "iso-b"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout.strip()
+        subprocess.run(
+            [*cli, "buckets", "grant", "iso-a", EXTERNAL, "--prefix", "tapes"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         headers = {"Authorization": f"Bearer {key_b}"}
         with httpx.Client(base_url=str(stack.api.base_url), timeout=60, headers=headers) as tenant_b:
             yield stack, tenant_b
@@ -91,8 +103,12 @@ def test_batch_prefixes_reach_only_the_tenants_own_objects(stacks: tuple[Stack, 
     stack, tenant_b = stacks
     _upload(tenant_b, media["speech_wav"])
     answers = {}
-    for prefix in (f"s3://{BUCKET}/tenants/", f"s3://{BUCKET}/tenants/iso-b/", f"s3://{BUCKET}/tenants/nobody/",
-                   f"s3://{BUCKET}/"):  # fmt: skip
+    for prefix in (
+        f"s3://{BUCKET}/tenants/",
+        f"s3://{BUCKET}/tenants/iso-b/",
+        f"s3://{BUCKET}/tenants/nobody/",
+        f"s3://{BUCKET}/",
+    ):
         response = _prefix_batch(stack.api, prefix)
         assert response.status_code == 404, response.text
         answers[prefix] = _answer(response, prefix)
@@ -133,10 +149,22 @@ def quota_tenant(stacks: tuple[Stack, httpx.Client]) -> Iterator[httpx.Client]:
     """Tenant iso-q with 1000 bytes of storage."""
     stack, _ = stacks
     cli = [sys.executable, "-m", "cli"]
-    key = subprocess.run([*cli, "keys", "create", "--tenant", "iso-q"], env=stack.env, capture_output=True,
-                         text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
-    subprocess.run([*cli, "quotas", "set", "iso-q", "--max-storage-bytes", "1000"], env=stack.env,
-                   capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    key = subprocess.run(
+        [*cli, "keys", "create", "--tenant", "iso-q"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    subprocess.run(
+        [*cli, "quotas", "set", "iso-q", "--max-storage-bytes", "1000"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     with httpx.Client(base_url=str(stack.api.base_url), timeout=60, headers={"Authorization": f"Bearer {key}"}) as c:
         yield c
 
@@ -151,8 +179,9 @@ def test_concurrent_uploads_cannot_overrun_the_storage_quota(  # type: ignore[no
 ):
     stack, _ = stacks
     with ThreadPoolExecutor(max_workers=6) as pool:
-        answers = list(pool.map(lambda i: quota_tenant.post("/v1/uploads", files={"file": (f"{i}.bin", b"x" * 300)}),
-                                range(6)))  # fmt: skip
+        answers = list(
+            pool.map(lambda i: quota_tenant.post("/v1/uploads", files={"file": (f"{i}.bin", b"x" * 300)}), range(6))
+        )
     accepted = [a for a in answers if a.status_code == 201]
     assert len(accepted) == 3 and {a.status_code for a in answers} == {201, 413}
     assert all(a.json()["type"] == "/problems/storage-quota-exceeded" for a in answers if a.status_code == 413)

@@ -21,8 +21,11 @@ MAX_LINES = 400
 
 @pytest.mark.parametrize("package", ["core", "api", "models", "workers", "cli"])
 def test_no_module_passes_400_lines(package: str) -> None:
-    long = {str(p.relative_to(REPO)): n for p in (REPO / package).rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}  # fmt: skip
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in (REPO / package).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
@@ -56,8 +59,9 @@ def test_importing_everything_registers_no_global_session_listener() -> None:
         "hooks = ('after_commit', 'after_rollback', 'before_commit', 'after_flush', 'after_begin')\n"
         "print(sorted(h for h in hooks if list(getattr(Session.dispatch, h)._clslevel.get(Session, ()))))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env_for(),
-                          cwd=REPO)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env_for(), cwd=REPO
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

@@ -77,8 +77,15 @@ def test_a_header_claiming_hours_around_a_second_counts_as_a_second(damaged: dic
     assert info.duration_s == pytest.approx(1.0, abs=0.05) and media.end_s == pytest.approx(1.0, abs=0.05)
 
 
-@pytest.mark.parametrize(("name", "task"), [("truncated_mp4", "describe_video"), ("truncated_mp4", "transcribe"),
-                                            ("damaged_mp3", "transcribe"), ("lying_wav", "caption_audio")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("truncated_mp4", "describe_video"),
+        ("truncated_mp4", "transcribe"),
+        ("damaged_mp3", "transcribe"),
+        ("lying_wav", "caption_audio"),
+    ],
+)
 def test_no_cue_ends_past_the_decoded_media(env, damaged: dict[str, Path], name: str, task: str) -> None:  # type: ignore[no-untyped-def]
     """The job succeeds with the warnings of its decode; its duration, segments and every SRT/VTT cue end where
     the decoded media ends, not where the header says."""

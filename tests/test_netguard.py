@@ -6,8 +6,11 @@ import pytest
 
 from core.netguard import UnsafeURL, check_url
 
-FAKE_DNS = {"internal.example": ["10.1.2.3"], "rebind.example": ["93.184.216.34", "192.168.1.5"],
-            "public.example": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]}  # fmt: skip
+FAKE_DNS = {
+    "internal.example": ["10.1.2.3"],
+    "rebind.example": ["93.184.216.34", "192.168.1.5"],
+    "public.example": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
+}
 
 
 def fake_resolver(host: str, port: int) -> list[str]:

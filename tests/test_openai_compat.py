@@ -38,15 +38,30 @@ def api(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[
     data.mkdir()
     migrate.upgrade(f"sqlite:///{data / 'omnimedia.db'}")
     # OMNIMEDIA_ENABLE_TALKER unset: the embedded default loads the talker on the first speech call.
-    env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="12",
-                  OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
-                  OMNIMEDIA_TALKER_DO_SAMPLE="false", OMNIMEDIA_ALLOW_ANONYMOUS="false")  # fmt: skip
-    key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", "oa"], env=env,
-                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
+    env = env_for(
+        OMNIMEDIA_DATA_DIR=str(data),
+        OMNIMEDIA_MODEL=str(tiny_model),
+        OMNIMEDIA_MAX_NEW_TOKENS_CAP="12",
+        OMNIMEDIA_TALKER_MAX_NEW_TOKENS="30",
+        OMNIMEDIA_TALKER_DO_SAMPLE="false",
+        OMNIMEDIA_ALLOW_ANONYMOUS="false",
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "oa"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     log = (root / "api.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: http_ok(f"{base}/healthz"), 60, "the API")
@@ -92,9 +107,12 @@ def test_transcriptions_in_every_response_format(api: Api, media: dict[str, Path
 def test_verbose_json_carries_words_and_segments_inside_the_audio(api: Api, media: dict[str, Path]) -> None:
     duration = sf.info(media["speech_wav"]).duration
     answer = api.client.audio.transcriptions.create(
-        model=api.model, file=media["speech_wav"].open("rb"), response_format="verbose_json", language="en",
+        model=api.model,
+        file=media["speech_wav"].open("rb"),
+        response_format="verbose_json",
+        language="en",
         timestamp_granularities=["word", "segment"],
-    )  # fmt: skip
+    )
     assert answer.language == "en" and answer.words and answer.segments
     assert all(0 <= w.start <= w.end <= duration + 0.01 for w in answer.words)
     assert all(a.end <= b.start + 1e-6 for a, b in zip(answer.words, answer.words[1:], strict=False))
@@ -104,8 +122,9 @@ def test_verbose_json_carries_words_and_segments_inside_the_audio(api: Api, medi
 
 def test_translations(api: Api, media: dict[str, Path]) -> None:
     plain = api.client.audio.translations.create(model=api.model, file=media["speech_wav"].open("rb"))
-    verbose = api.client.audio.translations.create(model=api.model, file=media["speech_wav"].open("rb"),
-                                                   response_format="verbose_json")  # fmt: skip
+    verbose = api.client.audio.translations.create(
+        model=api.model, file=media["speech_wav"].open("rb"), response_format="verbose_json"
+    )
     assert plain.text and verbose.segments and not getattr(verbose, "words", None)
 
 
@@ -117,15 +136,20 @@ def test_chat_completions_with_image_audio_and_video(api: Api, media: dict[str, 
     if kind == "image_url":
         part = {"type": "image_url", "image_url": {"url": _data_url(media[key], "image/png")}}
     elif kind == "input_audio":
-        part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(media[key].read_bytes()).decode(),
-                                                       "format": "wav"}}  # fmt: skip
+        part = {
+            "type": "input_audio",
+            "input_audio": {"data": base64.b64encode(media[key].read_bytes()).decode(), "format": "wav"},
+        }
     else:
         part = {"type": "video_url", "video_url": {"url": _data_url(media[key], "video/mp4")}}
     completion = api.client.chat.completions.create(
-        model=api.model, max_tokens=8,
-        messages=[{"role": "system", "content": "Be brief."},
-                  {"role": "user", "content": [part, {"type": "text", "text": "What is this?"}]}],  # type: ignore[list-item]
-    )  # fmt: skip
+        model=api.model,
+        max_tokens=8,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [part, {"type": "text", "text": "What is this?"}]},
+        ],  # type: ignore[list-item]
+    )
     # The tiny model never emits its end token: every answer runs to max_tokens, which OpenAI calls "length".
     assert completion.choices[0].finish_reason == "length" and completion.choices[0].message.content
     usage = completion.usage
@@ -138,11 +162,20 @@ def test_chat_completions_with_image_audio_and_video(api: Api, media: dict[str, 
 
 def test_speech_output_is_a_24k_wav_in_message_audio(api: Api, media: dict[str, Path]) -> None:
     completion = api.client.chat.completions.create(
-        model=api.model, modalities=["text", "audio"], audio={"voice": "Chelsie", "format": "wav"}, max_tokens=6,
-        messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": _data_url(media["image_png"], "image/png")}},
-            {"type": "text", "text": "Say what you see."}]}],
-    )  # fmt: skip
+        model=api.model,
+        modalities=["text", "audio"],
+        audio={"voice": "Chelsie", "format": "wav"},
+        max_tokens=6,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": _data_url(media["image_png"], "image/png")}},
+                    {"type": "text", "text": "Say what you see."},
+                ],
+            }
+        ],
+    )
     audio = completion.choices[0].message.audio
     assert audio is not None and audio.transcript == completion.choices[0].message.content
     samples, rate = sf.read(io.BytesIO(base64.b64decode(audio.data)))
@@ -151,12 +184,25 @@ def test_speech_output_is_a_24k_wav_in_message_audio(api: Api, media: dict[str, 
 
 def test_a_streamed_completion_sends_the_text_then_stops(api: Api, media: dict[str, Path]) -> None:
     stream = api.client.chat.completions.create(
-        model=api.model, stream=True, max_tokens=8,
-        messages=[{"role": "user", "content": [
-            {"type": "input_audio", "input_audio": {"data": base64.b64encode(media["speech_wav"].read_bytes()).decode(),
-                                                    "format": "wav"}},
-            {"type": "text", "text": "Transcribe it."}]}],
-    )  # fmt: skip
+        model=api.model,
+        stream=True,
+        max_tokens=8,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "input_audio",
+                        "input_audio": {
+                            "data": base64.b64encode(media["speech_wav"].read_bytes()).decode(),
+                            "format": "wav",
+                        },
+                    },
+                    {"type": "text", "text": "Transcribe it."},
+                ],
+            }
+        ],
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[0].choices[0].delta.role == "assistant" and text
@@ -182,9 +228,11 @@ def test_errors_come_in_openai_shape(api: Api, tmp_path: Path) -> None:
 def test_an_idempotency_key_returns_the_first_calls_job(api: Api, media: dict[str, Path]) -> None:
     headers = {"Idempotency-Key": "oa-once"}
     first = api.client.audio.transcriptions.with_raw_response.create(
-        model=api.model, file=media["speech_wav"].open("rb"), extra_headers=headers)  # fmt: skip
+        model=api.model, file=media["speech_wav"].open("rb"), extra_headers=headers
+    )
     again = api.client.audio.transcriptions.with_raw_response.create(
-        model=api.model, file=media["speech_wav"].open("rb"), extra_headers=headers)  # fmt: skip
+        model=api.model, file=media["speech_wav"].open("rb"), extra_headers=headers
+    )
     job = first.headers["x-omnimedia-job"]
     assert again.headers["x-omnimedia-job"] == job
     found = api.http.get("/v1/jobs", params={"idempotency_key": "oa-once"}).json()["data"]

@@ -163,8 +163,9 @@ def test_a_gzip_answer_is_refused_having_counted_only_wire_bytes() -> None:
         with pytest.raises(outbound.OutboundError) as refused:
             anyio.run(lambda: outbound.request("GET", bomb.url, guard, 10, 10 * 1024**2, bytearray().extend))
         kept = bytearray()
-        reply = anyio.run(lambda: outbound.request("GET", bomb.url, guard, 10, 10 * 1024**2, kept.extend,
-                                                   refuse_encoded=False))  # fmt: skip
+        reply = anyio.run(
+            lambda: outbound.request("GET", bomb.url, guard, 10, 10 * 1024**2, kept.extend, refuse_encoded=False)
+        )
     finally:
         bomb.stop()
     assert refused.value.kind == "encoding" and "gzip" in refused.value.reason
@@ -251,8 +252,11 @@ def test_a_tenant_at_its_in_flight_share_gets_429_while_another_is_served(
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
         assert refused.json()["type"] == "/problems/too-many-requests"
         assert served.status_code == 200
-        wait_for(lambda: httpx.get(f"{api.base}/v1/jobs", headers=api.keys["alpha"]).status_code == 200, 10,
-                 "alpha's share back once its requests ended")  # fmt: skip
+        wait_for(
+            lambda: httpx.get(f"{api.base}/v1/jobs", headers=api.keys["alpha"]).status_code == 200,
+            10,
+            "alpha's share back once its requests ended",
+        )
 
 
 # -- 5. the guard at any mount point ---------------------------------------------------------------------------
@@ -314,8 +318,11 @@ def test_anonymous_access_stays_closed_after_every_key_is_revoked(client: TestCl
     ],
 )
 def test_malformed_chat_bodies_answer_400_in_openai_shape(client: TestClient, body: str, says: str) -> None:
-    answer = client.post("/v1/chat/completions", content=body.encode("latin-1" if "\xff" in body else "utf-8"),
-                         headers={"content-type": "application/json"})  # fmt: skip
+    answer = client.post(
+        "/v1/chat/completions",
+        content=body.encode("latin-1" if "\xff" in body else "utf-8"),
+        headers={"content-type": "application/json"},
+    )
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["type"] == "invalid_request_error" and says in error["message"]
@@ -325,8 +332,9 @@ def test_deeply_nested_batches_answer_4xx(client: TestClient) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     lines = json.dumps({"custom_id": "ok", "task": "ocr", "input": "upload:" + "0" * 32}) + "\n" + deep + "\n"
     as_lines = client.post("/v1/batches", content=lines, headers={"content-type": "application/jsonl"})
-    as_json = client.post("/v1/batches", content='{"input_prefix": ' + deep + "}",
-                          headers={"content-type": "application/json"})  # fmt: skip
+    as_json = client.post(
+        "/v1/batches", content='{"input_prefix": ' + deep + "}", headers={"content-type": "application/json"}
+    )
     assert 400 <= as_lines.status_code < 500 and 400 <= as_json.status_code < 500, (as_lines.text, as_json.text)
     assert "nested deeper" in as_lines.text and "nested deeper" in as_json.text
 
@@ -386,9 +394,11 @@ def test_speech_where_no_talker_can_run_is_a_400_before_any_job(
         oa = openai.OpenAI(base_url="http://testserver/v1", api_key=token, http_client=api, max_retries=0)
         with pytest.raises(openai.BadRequestError) as refused:
             oa.chat.completions.create(
-                model=tiny_model.name, modalities=["text", "audio"], audio={"voice": "Ethan", "format": "wav"},
+                model=tiny_model.name,
+                modalities=["text", "audio"],
+                audio={"voice": "Ethan", "format": "wav"},
                 messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}],
-            )  # fmt: skip
+            )
         assert "no talker" in refused.value.message
         assert api.get("/v1/jobs").json()["data"] == [], "no job was created"
         job = api.post("/v1/jobs", json={"task": "ocr", "input": "upload:" + "0" * 32, "params": {"voice": "Ethan"}})

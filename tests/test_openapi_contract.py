@@ -22,23 +22,51 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     migrate.upgrade(f"sqlite:///{data / 'omnimedia.db'}")
-    env = env_for(OMNIMEDIA_DATA_DIR=str(data), OMNIMEDIA_MODEL=str(tmp_path / "no-model"),
-                  OMNIMEDIA_ADMIN_TOKEN=ADMIN, OMNIMEDIA_ALLOW_ANONYMOUS="false")  # fmt: skip
-    key = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--tenant", "contract"], env=env,
-                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()  # fmt: skip
+    env = env_for(
+        OMNIMEDIA_DATA_DIR=str(data),
+        OMNIMEDIA_MODEL=str(tmp_path / "no-model"),
+        OMNIMEDIA_ADMIN_TOKEN=ADMIN,
+        OMNIMEDIA_ALLOW_ANONYMOUS="false",
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "contract"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     log = (tmp_path / "api.log").open("wb")
-    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)], env=env,
-                           stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the API")
         st = Path(sys.executable).parent / "st"
         run = subprocess.run(
-            [str(st), "--config-file", str(REPO / "schemathesis.toml"), "run", f"http://127.0.0.1:{port}/openapi.json",
-             "--checks", "all", "--workers", "1", "--seed", "1"],
-            env={**env, "OMNIMEDIA_ST_KEY": key, "OMNIMEDIA_ST_ADMIN_TOKEN": ADMIN}, cwd=tmp_path,  # its cache too
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                str(st),
+                "--config-file",
+                str(REPO / "schemathesis.toml"),
+                "run",
+                f"http://127.0.0.1:{port}/openapi.json",
+                "--checks",
+                "all",
+                "--workers",
+                "1",
+                "--seed",
+                "1",
+            ],
+            env={**env, "OMNIMEDIA_ST_KEY": key, "OMNIMEDIA_ST_ADMIN_TOKEN": ADMIN},
+            cwd=tmp_path,  # its cache too
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         stop(api)
         log.close()

@@ -39,8 +39,13 @@ print(json.dumps({
 
 def test_a_files_whole_media_path_runs_through_the_pipeline_with_no_database(tiny_model: Path, tmp_path: Path) -> None:
     talk = speech(tmp_path / "talk.wav", "The flood barrier held. Then the water rose again over the old town.", 1.0)
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(talk), str(tiny_model)], cwd=REPO, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(talk), str(tiny_model)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["imported"] == [], "the media path needs no database, queue or web framework"

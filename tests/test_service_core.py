@@ -56,8 +56,17 @@ def pg_sessions(pg_url: str):  # type: ignore[no-untyped-def]
 
 def _queued_job(sessions) -> str:  # type: ignore[no-untyped-def]
     with sessions() as session:
-        job = Job(id=new_id(), task="transcribe", params={}, input_ref="upload:x", queue="thinker",
-                  state="queued", created_at=utcnow(), queued_at=utcnow(), max_attempts=3)  # fmt: skip
+        job = Job(
+            id=new_id(),
+            task="transcribe",
+            params={},
+            input_ref="upload:x",
+            queue="thinker",
+            state="queued",
+            created_at=utcnow(),
+            queued_at=utcnow(),
+            max_attempts=3,
+        )
         session.add(job)
         session.commit()
         return job.id
@@ -140,9 +149,14 @@ def test_lease_take_over_only_when_stale(pg_sessions) -> None:  # type: ignore[n
 
 
 def _s3_settings(s3: SeaweedS3) -> Settings:
-    return Settings(storage_backend="s3", s3_endpoint_url=s3.endpoint, s3_access_key=s3.access_key,
-                    s3_secret_key=s3.secret_key, s3_bucket="omnimedia-core-test",
-                    upload_part_bytes=5 * 1024**2)  # fmt: skip
+    return Settings(
+        storage_backend="s3",
+        s3_endpoint_url=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,
+        s3_bucket="omnimedia-core-test",
+        upload_part_bytes=5 * 1024**2,
+    )
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -173,8 +187,15 @@ def test_s3_presigned_put_and_auth(s3: SeaweedS3) -> None:
     assert url is not None
     assert httpx.put(url, content=b"media bytes").status_code == 200
     assert store.get_bytes("uploads/presigned") == b"media bytes"
-    bad = S3Storage(Settings(storage_backend="s3", s3_endpoint_url=s3.endpoint, s3_access_key="nobody",
-                             s3_secret_key="wrong", s3_bucket="omnimedia-core-test"))  # fmt: skip
+    bad = S3Storage(
+        Settings(
+            storage_backend="s3",
+            s3_endpoint_url=s3.endpoint,
+            s3_access_key="nobody",
+            s3_secret_key="wrong",
+            s3_bucket="omnimedia-core-test",
+        )
+    )
     with pytest.raises(Exception, match=r"InvalidAccessKeyId|AccessDenied|403"):
         bad.get_bytes("uploads/presigned")
 
@@ -222,8 +243,17 @@ def test_abandoned_presigned_uploads_are_purged(pg_sessions, tmp_path: Path) -> 
         for age_s, upload_id in ((3 * 3600, new_id()), (60, new_id())):
             key = f"tenants/p/uploads/{upload_id}"
             storage.put_bytes(key, b"partial")
-            session.add(Upload(id=upload_id, tenant="p", filename="a.wav", storage_key=key, state="pending",
-                               size_bytes=100, created_at=utcnow() - timedelta(seconds=age_s)))  # fmt: skip
+            session.add(
+                Upload(
+                    id=upload_id,
+                    tenant="p",
+                    filename="a.wav",
+                    storage_key=key,
+                    state="pending",
+                    size_bytes=100,
+                    created_at=utcnow() - timedelta(seconds=age_s),
+                )
+            )
         session.commit()
         assert purge_abandoned(session, storage, settings) == 1
         left = session.scalars(select(Upload).where(Upload.tenant == "p")).all()

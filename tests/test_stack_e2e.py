@@ -44,10 +44,23 @@ def worker(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
     stack.env["OMNIMEDIA_WORKER_METRICS_PORT"] = str(METRICS_PORT)
     log = (stack.logs / "worker.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.main", "--queues", "thinker,talker", "--pool", "prefork", "--name",
-         "e2e@localhost", "--loglevel", "INFO"],
-        env=stack.env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "workers.main",
+            "--queues",
+            "thinker,talker",
+            "--pool",
+            "prefork",
+            "--name",
+            "e2e@localhost",
+            "--loglevel",
+            "INFO",
+        ],
+        env=stack.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     del stack.env["OMNIMEDIA_WORKER_METRICS_PORT"]
     yield proc
     stop(proc)
@@ -224,8 +237,10 @@ def test_archive_through_batches_api(stack: Stack, worker: object, tmp_path: Pat
     for rel in [*archive.bad, "notes/README.txt"]:
         assert results[rel]["response"] is None and results[rel]["error"]["message"], rel
     duplicate_copy, original = archive.duplicates[0]
-    assert (results[duplicate_copy]["response"]["body"]["result"]["text"]
-            == results[original]["response"]["body"]["result"]["text"])  # fmt: skip
+    assert (
+        results[duplicate_copy]["response"]["body"]["result"]["text"]
+        == results[original]["response"]["body"]["result"]["text"]
+    )
 
 
 def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dict[str, Path], tmp_path: Path) -> None:
@@ -242,8 +257,22 @@ def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dic
     shutil.copy(media["speech_wav"], source / "nested" / "same speech.wav")
     shutil.copy(media["video_av"], source / "nested" / "clip.mp4")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "cli", "caption", str(source), "--task", "transcribe", "--out", str(out),
-           "--server", str(stack.api.base_url), "--api-key", stack.key, "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "caption",
+        str(source),
+        "--task",
+        "transcribe",
+        "--out",
+        str(out),
+        "--server",
+        str(stack.api.base_url),
+        "--api-key",
+        stack.key,
+        "--json",
+    ]
     env = {k: v for k, v in stack.env.items() if k != "OMNIMEDIA_MODE"}
 
     def count_jobs() -> int:
@@ -332,8 +361,10 @@ def test_flower_and_stats_page_in_chromium(stack: Stack, worker: object, tmp_pat
     env = {**stack.env, "OMNIMEDIA_FLOWER_USER": "ops", "OMNIMEDIA_FLOWER_PASSWORD": "flower-secret"}
     flower = subprocess.Popen(
         [sys.executable, "-m", "cli", "flower", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthcheck"), 180, "flower")
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 401, "basic auth is on"
@@ -424,14 +455,26 @@ def test_the_openai_client_against_the_real_stack(stack: Stack, worker: object, 
     client = openai.OpenAI(base_url=f"{stack.api.base_url}/v1", api_key=key, max_retries=0, timeout=180)
     model = client.models.list().data[0].id
     words = client.audio.transcriptions.create(
-        model=model, file=media["speech_wav"].open("rb"), response_format="verbose_json",
+        model=model,
+        file=media["speech_wav"].open("rb"),
+        response_format="verbose_json",
         timestamp_granularities=["word"],
-    )  # fmt: skip
+    )
     assert words.words and words.segments and words.text
     image = base64.b64encode(media["image_png"].read_bytes()).decode()
-    chat = client.chat.completions.create(model=model, max_tokens=6, messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}},
-        {"type": "text", "text": "Read it."}]}])  # fmt: skip
+    chat = client.chat.completions.create(
+        model=model,
+        max_tokens=6,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}},
+                    {"type": "text", "text": "Read it."},
+                ],
+            }
+        ],
+    )
     job_id = chat.id.removeprefix("chatcmpl-")
     ran = [e for e in stack.api.get(f"/v1/jobs/{job_id}/events").json() if e["to_state"] == "running"]
     assert ran and ran[0]["worker"] == "e2e@localhost" and chat.choices[0].message.content

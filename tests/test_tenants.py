@@ -57,13 +57,18 @@ def test_tenants_cannot_see_each_other(setup, media: dict[str, Path]) -> None:  
         assert time.monotonic() < deadline
         time.sleep(0.1)
     for method, path in [
-        ("GET", f"/v1/jobs/{job['id']}"), ("GET", f"/v1/jobs/{job['id']}/events"),
-        ("GET", f"/v1/jobs/{job['id']}/result"), ("GET", f"/v1/jobs/{job['id']}/audio"),
-        ("POST", f"/v1/jobs/{job['id']}/cancel"), ("POST", f"/v1/jobs/{job['id']}/retry"),
-        ("GET", f"/v1/uploads/{upload['id']}"), ("POST", f"/v1/uploads/{upload['id']}/confirm"),
-        ("GET", f"/v1/batches/{batch['id']}"), ("GET", f"/v1/batches/{batch['id']}/results"),
+        ("GET", f"/v1/jobs/{job['id']}"),
+        ("GET", f"/v1/jobs/{job['id']}/events"),
+        ("GET", f"/v1/jobs/{job['id']}/result"),
+        ("GET", f"/v1/jobs/{job['id']}/audio"),
+        ("POST", f"/v1/jobs/{job['id']}/cancel"),
+        ("POST", f"/v1/jobs/{job['id']}/retry"),
+        ("GET", f"/v1/uploads/{upload['id']}"),
+        ("POST", f"/v1/uploads/{upload['id']}/confirm"),
+        ("GET", f"/v1/batches/{batch['id']}"),
+        ("GET", f"/v1/batches/{batch['id']}/results"),
         ("POST", f"/v1/batches/{batch['id']}/cancel"),
-    ]:  # fmt: skip
+    ]:
         response = client.request(method, path, headers=b)
         assert response.status_code == 404, (method, path, response.status_code)
     stolen = client.post("/v1/jobs", json={"task": "transcribe", "input": upload["id"]}, headers=b)
@@ -73,11 +78,19 @@ def test_tenants_cannot_see_each_other(setup, media: dict[str, Path]) -> None:  
     assert client.get(f"/v1/jobs/{job['id']}/result", headers=a).status_code == 200
 
 
-def test_quota_of_active_jobs_is_429(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path,
-                                     media: dict[str, Path]) -> None:  # fmt: skip
+def test_quota_of_active_jobs_is_429(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path, media: dict[str, Path]
+) -> None:
     # celery mode with no reachable broker: submitted jobs stay queued (the reconciler would re-send them)
-    use_embedded(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_MODE="celery", OMNIMEDIA_ALLOW_ANONYMOUS="true",
-                 OMNIMEDIA_BROKER_URL="redis://127.0.0.1:1/0", OMNIMEDIA_TENANT_MAX_ACTIVE_JOBS="2")  # fmt: skip
+    use_embedded(
+        monkeypatch,
+        tmp_path / "data",
+        tiny_model,
+        OMNIMEDIA_MODE="celery",
+        OMNIMEDIA_ALLOW_ANONYMOUS="true",
+        OMNIMEDIA_BROKER_URL="redis://127.0.0.1:1/0",
+        OMNIMEDIA_TENANT_MAX_ACTIVE_JOBS="2",
+    )
     from api.app import create_app
 
     with TestClient(create_app(), raise_server_exceptions=False) as client:
@@ -105,8 +118,9 @@ def test_per_tenant_size_and_storage_quotas_are_413(setup, media: dict[str, Path
     too_big = client.post("/v1/uploads", files={"file": ("s.wav", wav)}, headers=headers["alpha"])
     assert too_big.status_code == 413 and too_big.json()["type"] == "/problems/upload-too-large"
     assert too_big.headers["content-type"] == "application/problem+json"
-    presign = client.post("/v1/uploads/presign", json={"filename": "s.wav", "size_bytes": len(wav)},
-                          headers=headers["alpha"])  # fmt: skip
+    presign = client.post(
+        "/v1/uploads/presign", json={"filename": "s.wav", "size_bytes": len(wav)}, headers=headers["alpha"]
+    )
     assert presign.status_code == 413
     assert client.post("/v1/uploads", files={"file": ("s.wav", wav)}, headers=headers["beta"]).status_code == 201
     with get_sessionmaker()() as session:
@@ -186,9 +200,10 @@ def test_active_job_counter_follows_every_state_change(
 
     def check(session: Session) -> int:
         really = session.scalar(
-            select(func.count()).select_from(Job)
+            select(func.count())
+            .select_from(Job)
             .where(Job.tenant == tenant, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
-        )  # fmt: skip
+        )
         assert active.count_of(session, tenant) == really
         return int(really or 0)
 

@@ -23,12 +23,17 @@ from tests.embedded import clear_caches, use_embedded
 from tests.support import speech
 
 SENTENCES = [
-    "The tide came in slowly over the flat grey sand.", "Nobody on the pier had seen the boat leave.",
-    "A gull landed on the railing and looked at us.", "We counted eleven lights along the far shore.",
-    "The radio said the storm would pass by midnight.", "Her notebook was full of maps and small drawings.",
-    "They walked back to the village before dark.", "The kettle whistled in the empty kitchen.",
-    "Every window of the old school was open.", "In the morning the harbour was calm again.",
-]  # fmt: skip
+    "The tide came in slowly over the flat grey sand.",
+    "Nobody on the pier had seen the boat leave.",
+    "A gull landed on the railing and looked at us.",
+    "We counted eleven lights along the far shore.",
+    "The radio said the storm would pass by midnight.",
+    "Her notebook was full of maps and small drawings.",
+    "They walked back to the village before dark.",
+    "The kettle whistled in the empty kitchen.",
+    "Every window of the old school was open.",
+    "In the morning the harbour was calm again.",
+]
 RATE = 16_000
 
 
@@ -125,9 +130,12 @@ def _silences(truth: list[Span]) -> list[Span]:
 
 
 def test_with_the_tiny_aligner_words_stay_in_order_in_speech_and_in_the_audio(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path, tiny_aligner: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_model: Path,
+    tiny_aligner: Path,
     gapped: tuple[Path, list[Span]],
-) -> None:  # fmt: skip
+) -> None:
     path, _ = gapped
     duration = sf.info(path).duration
     job = _job(monkeypatch, tmp_path, tiny_model, path, OMNIMEDIA_ALIGNER=str(tiny_aligner))

@@ -46,11 +46,14 @@ def test_engine_arguments_come_from_the_settings(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(
     ("limits", "size", "context", "seconds"),
     [
-        (DEFAULT_LIMITS, (1280, 720), 32768, 135), (DEFAULT_LIMITS, (640, 360), 32768, 135),
-        (DEFAULT_LIMITS, (1280, 720), 65536, 275), (HD_LIMITS, (1280, 720), 32768, 35),
-        (HD_LIMITS, (1280, 720), 65536, 71), (HD_LIMITS, (640, 360), 32768, 135),
+        (DEFAULT_LIMITS, (1280, 720), 32768, 135),
+        (DEFAULT_LIMITS, (640, 360), 32768, 135),
+        (DEFAULT_LIMITS, (1280, 720), 65536, 275),
+        (HD_LIMITS, (1280, 720), 32768, 35),
+        (HD_LIMITS, (1280, 720), 65536, 71),
+        (HD_LIMITS, (640, 360), 32768, 135),
     ],
-)  # fmt: skip
+)
 def test_video_segments_fit_the_context(limits: MediaLimits, size: tuple[int, int], context: int, seconds: int) -> None:
     """A second of video at 2 fps is (H/16 x W/16)/4 tokens plus 13 of its audio: 640x352 frames (what 720p and
     360p both decode to by default) are 233 a second, 1280x704 frames 893."""
@@ -101,8 +104,10 @@ def test_every_task_renders_one_placeholder_per_medium_and_the_same_frame_sizing
     engine.validate(request)
     rendered = engine.prompt(request)
     prompt, data, kwargs = rendered["prompt"], rendered["multi_modal_data"], rendered["mm_processor_kwargs"]
-    counts = {name: prompt.count(token) for name, token in
-              (("audio", "<|audio_pad|>"), ("image", "<|image_pad|>"), ("video", "<|video_pad|>"))}  # fmt: skip
+    counts = {
+        name: prompt.count(token)
+        for name, token in (("audio", "<|audio_pad|>"), ("image", "<|image_pad|>"), ("video", "<|video_pad|>"))
+    }
     assert sum(counts.values()) == 1, (task, prompt)
     if "video" in data:
         assert data["video"].shape[0] % 2 == 0 and kwargs["videos_kwargs"] == video_processor_kwargs(DEFAULT_LIMITS)
@@ -114,15 +119,18 @@ def test_every_task_renders_one_placeholder_per_medium_and_the_same_frame_sizing
     # As vLLM calls the HF processor (every mm_processor_kwargs entry a keyword): it accepts them and expands each
     # placeholder to the media's tokens (it refused `fps` given both alone and inside videos_kwargs).
     ids = expand_as_vllm(engine._processor, rendered)["input_ids"][0].tolist()
-    pads = {name: ids.count(engine._processor.tokenizer.convert_tokens_to_ids(token)) for name, token in
-            (("audio", "<|audio_pad|>"), ("image", "<|image_pad|>"), ("video", "<|video_pad|>"))}  # fmt: skip
+    pads = {
+        name: ids.count(engine._processor.tokenizer.convert_tokens_to_ids(token))
+        for name, token in (("audio", "<|audio_pad|>"), ("image", "<|image_pad|>"), ("video", "<|video_pad|>"))
+    }
     assert all((pads[name] > 1) == (name in data) for name in pads), (task, pads)
 
 
 def test_a_segment_over_the_context_is_refused_before_vllm_sees_it(tiny_model: Path, media: dict[str, Path]) -> None:
     engine = _engine(tiny_model, max_model_len=400)  # 3 s of 320x224 frames with audio: about 500 tokens
-    request = GenerationRequest(get_task("describe_video"), parse_params("describe_video", {"max_new_tokens": 8}),
-                                load_media(media["video_av"]))  # fmt: skip
+    request = GenerationRequest(
+        get_task("describe_video"), parse_params("describe_video", {"max_new_tokens": 8}), load_media(media["video_av"])
+    )
     with pytest.raises(PromptTooLong, match="context is 400"):
         engine.validate(request)
 
@@ -146,8 +154,9 @@ def test_the_batcher_owns_the_vllm_engine(
     monkeypatch.setattr(vllm_backend, "VllmEngine", StandIn)
     engine = loader.load_engine(EngineConfig(str(tiny_model), backend="vllm", max_new_tokens_cap=4))
     assert isinstance(engine, BatchingEngine) and isinstance(engine.inner, StandIn)
-    request = GenerationRequest(get_task("transcribe"), parse_params("transcribe", {"max_new_tokens": 4}),
-                                load_media(media["speech_wav"]))  # fmt: skip
+    request = GenerationRequest(
+        get_task("transcribe"), parse_params("transcribe", {"max_new_tokens": 4}), load_media(media["speech_wav"])
+    )
     callers = [threading.Thread(target=engine.generate, args=(request,)) for _ in range(8)]
     for caller in callers:
         caller.start()
@@ -158,13 +167,20 @@ def test_the_batcher_owns_the_vllm_engine(
 
 @pytest.mark.parametrize(
     ("env", "pool", "refused"),
-    [({"OMNIMEDIA_BACKEND": "vllm"}, "prefork", "prefork pool"),
-     ({"OMNIMEDIA_BACKEND": "vllm", "OMNIMEDIA_ENABLE_TALKER": "true"}, "threads", "talker")],
-)  # fmt: skip
+    [
+        ({"OMNIMEDIA_BACKEND": "vllm"}, "prefork", "prefork pool"),
+        ({"OMNIMEDIA_BACKEND": "vllm", "OMNIMEDIA_ENABLE_TALKER": "true"}, "threads", "talker"),
+    ],
+)
 def test_a_vllm_worker_refuses_what_cannot_work(env: dict[str, str], pool: str, refused: str) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OMNIMEDIA_")}
-    done = subprocess.run([sys.executable, "-m", "workers.main", "--pool", pool], capture_output=True, text=True,
-                          timeout=120, env={**environ, **env, "PYTHONPATH": str(REPO)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.main", "--pool", pool],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environ, **env, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 2 and refused in done.stderr, done.stderr
 
 

@@ -27,12 +27,17 @@ HOOK, WATCHER, TARGET, TLS = (free_port() for _ in range(4))
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path) -> Iterator[Client]:
     use_embedded(
-        monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_ALLOW_ANONYMOUS="false",
+        monkeypatch,
+        tmp_path / "data",
+        tiny_model,
+        OMNIMEDIA_ALLOW_ANONYMOUS="false",
         OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS=json.dumps([HOOK, WATCHER, TARGET, TLS]),
         OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S=SCHEDULE,
-        OMNIMEDIA_WEBHOOK_JITTER="0", OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S="0.1", OMNIMEDIA_WEBHOOK_TIMEOUT_S="1",
+        OMNIMEDIA_WEBHOOK_JITTER="0",
+        OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S="0.1",
+        OMNIMEDIA_WEBHOOK_TIMEOUT_S="1",
         OMNIMEDIA_PUBLIC_URL="https://media.example.com",
-    )  # fmt: skip
+    )
     from api.app import create_app
     from core.db import get_sessionmaker
     from core.keys import create_key
@@ -141,8 +146,9 @@ def test_410_disables_the_endpoint_and_tells_the_tenant(
     gone = register(client, keys["alpha"], receiver, events=["job.succeeded"])
     watcher = Receiver(port=WATCHER).start()
     try:
-        response = client.post("/v1/webhooks", json={"url": watcher.url, "events": ["webhook.disabled"]},
-                               headers=keys["alpha"])  # fmt: skip
+        response = client.post(
+            "/v1/webhooks", json={"url": watcher.url, "events": ["webhook.disabled"]}, headers=keys["alpha"]
+        )
         watcher.secrets.append(response.json()["secret"])
         receiver.answer(410)
         submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
@@ -269,8 +275,9 @@ def test_https_delivery_is_pinned_and_still_verifies_the_certificate(
     try:
         client, keys = api
         for name in ("hooks.example.test", "impostor.example.test"):
-            created = client.post("/v1/webhooks", json={"url": f"https://{name}:{receiver.port}/hook"},
-                                  headers=keys["alpha"])  # fmt: skip
+            created = client.post(
+                "/v1/webhooks", json={"url": f"https://{name}:{receiver.port}/hook"}, headers=keys["alpha"]
+            )
             assert created.status_code == 201, created.text
             receiver.secrets.append(created.json()["secret"])
         submit(client, keys["alpha"], upload(client, keys["alpha"], media["image_png"]))
@@ -304,8 +311,9 @@ def test_unsafe_urls_are_refused_at_registration(api: Client, url: str, reason: 
 def test_job_webhook_url_needs_the_tenant_secret(api: Client, receiver: Receiver, media: dict[str, Path]) -> None:
     client, keys = api
     upload_id = upload(client, keys["alpha"], media["image_png"])
-    refused = client.post("/v1/jobs", json={"task": "ocr", "input": upload_id, "webhook_url": receiver.url},
-                          headers=keys["alpha"])  # fmt: skip
+    refused = client.post(
+        "/v1/jobs", json={"task": "ocr", "input": upload_id, "webhook_url": receiver.url}, headers=keys["alpha"]
+    )
     assert refused.status_code == 422 and refused.json()["type"] == "/problems/webhook-secret-missing"
     secret = client.post("/v1/webhooks/secret", headers=keys["alpha"])
     assert secret.status_code == 201 and secret.json()["secret"].startswith("whsec_")
@@ -362,8 +370,12 @@ def test_batch_completed_is_sent_once(api: Client, receiver: Receiver, media: di
     receiver.secrets.append(client.post("/v1/webhooks/secret", headers=keys["alpha"]).json()["secret"])
     upload_id = upload(client, keys["alpha"], media["image_png"])
     lines = "\n".join(json.dumps({"custom_id": f"c{i}", "task": "ocr", "input": upload_id}) for i in range(3))
-    response = client.post("/v1/batches", content=lines, params={"webhook_url": receiver.url},
-                           headers={**keys["alpha"], "content-type": "application/jsonl"})  # fmt: skip
+    response = client.post(
+        "/v1/batches",
+        content=lines,
+        params={"webhook_url": receiver.url},
+        headers={**keys["alpha"], "content-type": "application/jsonl"},
+    )
     assert response.status_code == 202, response.text
     got = receiver.wait(1)
     assert len(got) == 1 and got[0].verified
@@ -411,10 +423,12 @@ def test_tenants_never_see_each_others_webhooks(api: Client, receiver: Receiver,
     (delivery,) = settled(client, keys["alpha"])
     beta = keys["beta"]
     for method, path in [
-        ("GET", f"/v1/webhooks/{endpoint['id']}"), ("PATCH", f"/v1/webhooks/{endpoint['id']}"),
-        ("DELETE", f"/v1/webhooks/{endpoint['id']}"), ("POST", f"/v1/webhooks/{endpoint['id']}/secret"),
+        ("GET", f"/v1/webhooks/{endpoint['id']}"),
+        ("PATCH", f"/v1/webhooks/{endpoint['id']}"),
+        ("DELETE", f"/v1/webhooks/{endpoint['id']}"),
+        ("POST", f"/v1/webhooks/{endpoint['id']}/secret"),
         ("POST", f"/v1/webhooks/deliveries/{delivery['id']}/replay"),
-    ]:  # fmt: skip
+    ]:
         response = client.request(method, path, headers=beta, json={} if method == "PATCH" else None)
         assert response.status_code == 404, (method, path, response.status_code)
     assert client.get("/v1/webhooks", headers=beta).json() == []
@@ -438,8 +452,9 @@ def test_deleting_an_endpoint_during_an_attempt(api: Client, receiver: Receiver,
     assert receiver.wait(1)[-1].verified, "the sender carried on"
 
 
-def test_outbox_event_commits_with_the_final_state(api: Client, monkeypatch: pytest.MonkeyPatch,
-                                                    receiver: Receiver, media: dict[str, Path]) -> None:  # fmt: skip
+def test_outbox_event_commits_with_the_final_state(
+    api: Client, monkeypatch: pytest.MonkeyPatch, receiver: Receiver, media: dict[str, Path]
+) -> None:
     """If the event cannot be written, the job does not become final either (one transaction); and a delivery
     whose hand-off to the sender was lost is found and sent by the sweeper."""
     from core.config import get_settings
@@ -478,8 +493,9 @@ def test_outbox_event_commits_with_the_final_state(api: Client, monkeypatch: pyt
         assert report.sent == [pending.id] == sent
 
 
-def test_a_lost_hand_off_is_swept_within_seconds(api: Client, monkeypatch: pytest.MonkeyPatch,
-                                                  receiver: Receiver, media: dict[str, Path]) -> None:  # fmt: skip
+def test_a_lost_hand_off_is_swept_within_seconds(
+    api: Client, monkeypatch: pytest.MonkeyPatch, receiver: Receiver, media: dict[str, Path]
+) -> None:
     """A first attempt whose message never reached the broker is re-sent once its hand-off grace has passed, not
     after the 5-minute countdown horizon that retries use."""
     from core.config import get_settings

@@ -30,10 +30,12 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, pg_url: str, s3: SeaweedS3, tiny_model: Path, redis_server: PrivateRedis
 ) -> Iterator[Stack]:
     env = {
-        "OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS": f"[{FLAKY}, {DOWN}]", "OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S": SCHEDULE,
-        "OMNIMEDIA_WEBHOOK_REDISPATCH_S": "20", "OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S": "1",
+        "OMNIMEDIA_WEBHOOK_LOOPBACK_PORTS": f"[{FLAKY}, {DOWN}]",
+        "OMNIMEDIA_WEBHOOK_RETRY_SCHEDULE_S": SCHEDULE,
+        "OMNIMEDIA_WEBHOOK_REDISPATCH_S": "20",
+        "OMNIMEDIA_WEBHOOK_SWEEP_EVERY_S": "1",
         "OMNIMEDIA_RECONCILE_EVERY_S": "3600",
-    }  # fmt: skip
+    }
     logs = tmp_path_factory.mktemp("hooks-logs")
     with running_stack(logs, pg_url, s3, tiny_model, redis_server.url(REDIS_DB), BUCKET, tenant="hooks", **env) as api:
         yield api
@@ -48,10 +50,15 @@ def workers(stack: Stack) -> Iterator[None]:
         ("webhooks", ["--queues", "webhooks", "--pool", "threads", "--concurrency", "8", "--beat"]),
     ):
         log = (stack.logs / f"{name}.log").open("wb")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "workers.main", *args, "--name", f"{name}@localhost", "--loglevel", "INFO"],
-            env=stack.env, cwd=stack.logs, stdout=log, stderr=subprocess.STDOUT,  # beat writes its schedule file here
-        ))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "workers.main", *args, "--name", f"{name}@localhost", "--loglevel", "INFO"],
+                env=stack.env,
+                cwd=stack.logs,
+                stdout=log,
+                stderr=subprocess.STDOUT,  # beat writes its schedule file here
+            )
+        )
     yield
     for proc in procs:
         stop(proc)

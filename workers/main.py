@@ -17,11 +17,15 @@ def refusal_for(backend: str, pool: str, talker: bool) -> str | None:
     if backend != "vllm":
         return None
     if pool == "prefork":
-        return ("the vLLM backend cannot run in the prefork pool (vLLM starts engine processes, and a prefork child "
-                "is daemonic: it may have none); use --pool threads, the default for job queues")  # fmt: skip
+        return (
+            "the vLLM backend cannot run in the prefork pool (vLLM starts engine processes, and a prefork child "
+            "is daemonic: it may have none); use --pool threads, the default for job queues"
+        )
     if talker:
-        return ("the vLLM backend serves text only and cannot load the talker: serve the talker queue from a "
-                "transformers worker (OMNIMEDIA_BACKEND=transformers) on its own GPU slot")  # fmt: skip
+        return (
+            "the vLLM backend serves text only and cannot load the talker: serve the talker queue from a "
+            "transformers worker (OMNIMEDIA_BACKEND=transformers) on its own GPU slot"
+        )
     return None
 
 
@@ -54,10 +58,16 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnimedia-metrics-")
 
     worker_args = [
-        "worker", f"--queues={','.join(queues)}", f"--pool={args.pool}", f"--concurrency={args.concurrency}",
-        f"--hostname={args.name or name}", f"--loglevel={args.loglevel}", "--events", "--without-gossip",
+        "worker",
+        f"--queues={','.join(queues)}",
+        f"--pool={args.pool}",
+        f"--concurrency={args.concurrency}",
+        f"--hostname={args.name or name}",
+        f"--loglevel={args.loglevel}",
+        "--events",
+        "--without-gossip",
         "--without-mingle",
-    ]  # fmt: skip
+    ]
     if args.beat:  # its schedule file in the data folder: the image's /app is not the service user's to write
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         worker_args += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]

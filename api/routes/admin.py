@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep, SettingsDep
 from api.problems import PROBLEM_RESPONSES, Problem
+from core.errors import ProblemKind
 from core.health import service_health
 from core.stats import job_stats
 
@@ -21,7 +22,9 @@ router = APIRouter(tags=["admin"], responses=PROBLEM_RESPONSES)
 def require_admin(request: Request, settings: SettingsDep) -> None:
     """Bearer <token>, or HTTP Basic with the token as password (so a browser can open the page)."""
     if not settings.admin_token:
-        raise Problem(403, "admin-disabled", "Admin API is disabled", "set OMNIMEDIA_ADMIN_TOKEN to enable it")
+        raise Problem(
+            403, ProblemKind.ADMIN_DISABLED, "Admin API is disabled", "set OMNIMEDIA_ADMIN_TOKEN to enable it"
+        )
     header = request.headers.get("authorization", "")
     given = ""
     if header.lower().startswith("bearer "):
@@ -32,7 +35,9 @@ def require_admin(request: Request, settings: SettingsDep) -> None:
         except (ValueError, UnicodeDecodeError):
             given = ""
     if not secrets.compare_digest(given.encode(), settings.admin_token.encode()):
-        problem = Problem(401, "unauthorized", "Admin token required", "send Authorization: Bearer <admin token>")
+        problem = Problem(
+            401, ProblemKind.UNAUTHORIZED, "Admin token required", "send Authorization: Bearer <admin token>"
+        )
         problem.headers["WWW-Authenticate"] = 'Basic realm="omnimedia admin"'
         raise problem
 
@@ -57,24 +62,32 @@ def stats_page(session: SessionDep, settings: SettingsDep, _admin: AdminDep) -> 
     data = job_stats(session)
     now = service_health(session, settings).as_dict()
     esc = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>omnimedia job stats</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}</style></head><body>",
-             f"<h1>omnimedia job stats</h1><p>generated {esc(data['generated_at'])}</p>",
-             "<h2>now</h2><table><tr><th>state</th><th>jobs</th></tr>"]  # fmt: skip
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>omnimedia job stats</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}</style></head><body>",
+        f"<h1>omnimedia job stats</h1><p>generated {esc(data['generated_at'])}</p>",
+        "<h2>now</h2><table><tr><th>state</th><th>jobs</th></tr>",
+    ]
     parts += [f"<tr><td>{esc(s)}</td><td>{n}</td></tr>" for s, n in sorted(data["states_now"].items())]
-    parts.append("</table><h2>queues</h2><table><tr><th>queue</th><th>consumers</th><th>depth</th>"
-                 "<th>oldest queued job (s)</th></tr>")  # fmt: skip
+    parts.append(
+        "</table><h2>queues</h2><table><tr><th>queue</th><th>consumers</th><th>depth</th>"
+        "<th>oldest queued job (s)</th></tr>"
+    )
     for name, queue in now["queues"].items():
         cells = [queue["consumers"], queue["depth"], queue["oldest_queued_s"]]
         parts.append(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
-    parts.append(f"</table><p>webhooks due and undelivered: {now['webhooks_pending']}; last maintenance pass: "
-                 f"{esc(str(now['maintenance_age_s']))} s ago</p>")  # fmt: skip
+    parts.append(
+        f"</table><p>webhooks due and undelivered: {now['webhooks_pending']}; last maintenance pass: "
+        f"{esc(str(now['maintenance_age_s']))} s ago</p>"
+    )
     for name, window in data["windows"].items():
         p50, p95 = window["engine_seconds_p50"], window["engine_seconds_p95"]
         parts.append(f"<h2>last {esc(name)}: {window['total']} jobs</h2>")
-        parts.append(f"<p>engine seconds p50 {p50 if p50 is None else round(p50, 3)}, "
-                     f"p95 {p95 if p95 is None else round(p95, 3)}</p>")  # fmt: skip
+        parts.append(
+            f"<p>engine seconds p50 {p50 if p50 is None else round(p50, 3)}, "
+            f"p95 {p95 if p95 is None else round(p95, 3)}</p>"
+        )
         parts.append("<table><tr><th>task</th><th>state</th><th>jobs</th></tr>")
         for task, by_state in sorted(window["counts"].items()):
             parts += [

@@ -28,6 +28,7 @@ from core.batches import (
     parse_jsonl,
 )
 from core.config import Settings
+from core.errors import ProblemKind
 from core.schema import Batch, BatchItem
 from core.storage import Storage
 
@@ -69,7 +70,9 @@ def _create(
     tenant: str,
 ) -> dict[str, Any]:
     if content_type not in (*JSONL_TYPES, "application/json"):
-        raise Problem(415, "unsupported-media-type", "Send application/jsonl or application/json", content_type)
+        raise Problem(
+            415, ProblemKind.UNSUPPORTED_MEDIA_TYPE, "Send application/jsonl or application/json", content_type
+        )
 
     def read_lines() -> tuple[list[BatchLine], str]:
         if content_type in JSONL_TYPES:

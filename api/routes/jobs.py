@@ -17,6 +17,7 @@ from api.problems import PROBLEM_RESPONSES, Problem
 from api.schemas import JobCreate, JobEventOut, JobList, JobOut
 from core import intake
 from core.config import Settings
+from core.errors import ProblemKind
 from core.idempotency import idempotent_job
 from core.jobs import machine
 from core.jobs.outputs import CONTENT_TYPES, TEXT_FORMATS, formats_for, render
@@ -35,7 +36,7 @@ def job_out(job: Job) -> JobOut:
     out = JobOut.model_validate(job)
     if job.segments_planned:
         out.progress = round(job.segments_done / job.segments_planned, 4)
-    if job.state == JobState.SUCCEEDED.value and job.result is not None:
+    if job.state == JobState.SUCCEEDED and job.result is not None:
         out.result_formats = sorted({*formats_for(job.result), *(job.outputs or {})})
     return out
 
@@ -100,8 +101,9 @@ def list_jobs(
         query = query.where(Job.task == task.value)
     if cursor:
         last = load_owned(session, Job, cursor, tenant)
-        query = query.where(or_(Job.created_at < last.created_at, and_(Job.created_at == last.created_at,
-                                                                       Job.id < last.id)))  # fmt: skip
+        query = query.where(
+            or_(Job.created_at < last.created_at, and_(Job.created_at == last.created_at, Job.id < last.id))
+        )
     rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return JobList(data=[job_out(j) for j in rows[:limit]], next_cursor=next_cursor)
@@ -118,8 +120,8 @@ def job_events(job_id: str, session: SessionDep, tenant: TenantDep) -> list[JobE
 def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
     """Queued jobs cancel at once; running jobs stop at the next segment boundary."""
     job = load_owned(session, Job, job_id, tenant)
-    if JobState(job.state).final:
-        raise Problem(409, "job-finished", "Job already finished", f"job is {job.state}")
+    if job.state.final:
+        raise Problem(409, ProblemKind.JOB_FINISHED, "Job already finished", f"job is {job.state}")
     machine.request_cancel(session, job_id)
     session.refresh(job)
     return job_out(job)
@@ -130,7 +132,9 @@ def retry_job(job_id: str, response: Response, session: SessionDep, settings: Se
     """Run a failed or canceled job again (attempts start over; finished segments are kept)."""
     job = load_owned(session, Job, job_id, tenant)
     if not machine.requeue(session, job_id):
-        raise Problem(409, "job-not-retryable", "Only failed or canceled jobs can be retried", f"job is {job.state}")
+        raise Problem(
+            409, ProblemKind.JOB_NOT_RETRYABLE, "Only failed or canceled jobs can be retried", f"job is {job.state}"
+        )
     enqueue(job_id, job.queue, settings)
     session.refresh(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -138,13 +142,13 @@ def retry_job(job_id: str, response: Response, session: SessionDep, settings: Se
 
 
 def _finished(job: Job) -> dict[str, Any]:
-    if job.state != JobState.SUCCEEDED.value or job.result is None:
-        raise Problem(409, "job-not-finished", "Job has no result yet", f"job is {job.state}")
+    if job.state != JobState.SUCCEEDED or job.result is None:
+        raise Problem(409, ProblemKind.JOB_NOT_FINISHED, "Job has no result yet", f"job is {job.state}")
     return job.result
 
 
 def _not_available(job: Job, fmt: str) -> Problem:
-    return Problem(404, "format-not-available", "Format not available", f"job {job.id} has no {fmt} output")
+    return Problem(404, ProblemKind.FORMAT_NOT_AVAILABLE, "Format not available", f"job {job.id} has no {fmt} output")
 
 
 @router.get(
@@ -178,5 +182,5 @@ def get_audio(job_id: str, session: SessionDep, storage: StorageDep, tenant: Ten
     try:
         body = storage.get_bytes(key)
     except ObjectNotFound as exc:
-        raise Problem(404, "output-missing", "Output missing from storage", key) from exc
+        raise Problem(404, ProblemKind.OUTPUT_MISSING, "Output missing from storage", key) from exc
     return Response(body, media_type="audio/wav", headers={"Content-Disposition": f'inline; filename="{job.id}.wav"'})

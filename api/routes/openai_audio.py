@@ -13,6 +13,7 @@ from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from api.openai_compat import Call, check_model, sampling, submit, succeeded, wait_final
 from api.openai_errors import OPENAI_RESPONSES
 from api.problems import Problem
+from core.errors import ProblemKind
 from core.jobs.outputs import CONTENT_TYPES, render, timed_segments
 from models.captions import shape_cues
 
@@ -43,8 +44,19 @@ async def transcriptions(
         params["language"] = language
     if prompt:
         params["context"] = prompt
-    return await _run("transcribe", params, file, session, storage, settings, tenant, model, response_format,
-                      [str(g) for g in timestamp_granularities or ["segment"]], idempotency_key)  # fmt: skip
+    return await _run(
+        "transcribe",
+        params,
+        file,
+        session,
+        storage,
+        settings,
+        tenant,
+        model,
+        response_format,
+        [str(g) for g in timestamp_granularities or ["segment"]],
+        idempotency_key,
+    )
 
 
 @router.post("/translations")
@@ -63,8 +75,19 @@ async def translations(
     """Speech to English text (as OpenAI's translations), timed by segment."""
     params: dict[str, Any] = {"target_language": "English", **sampling(temperature)}
     del prompt  # accepted for compatibility; the translate task takes no context
-    return await _run("translate", params, file, session, storage, settings, tenant, model, response_format,
-                      ["segment"], idempotency_key)  # fmt: skip
+    return await _run(
+        "translate",
+        params,
+        file,
+        session,
+        storage,
+        settings,
+        tenant,
+        model,
+        response_format,
+        ["segment"],
+        idempotency_key,
+    )
 
 
 async def _run(
@@ -82,7 +105,7 @@ async def _run(
 ) -> Response:
     check_model(settings, model)
     if not file.size:
-        raise Problem(400, "empty_file", "The file is empty", "the uploaded file has no bytes")
+        raise Problem(400, ProblemKind.EMPTY_FILE, "The file is empty", "the uploaded file has no bytes")
     await file.seek(0)  # the parser spooled the upload to a temporary file: it streams on to storage from there
     call = Call(task, params, file.file, file.filename or "audio", file.content_type)
     job = await run_in_threadpool(submit, session, storage, settings, tenant, call, idempotency_key)
@@ -90,8 +113,11 @@ async def _run(
     result = succeeded(job)
     headers = {"X-Omnimedia-Job": job.id}
     if response_format in ("srt", "vtt"):
-        return Response(render(job.id, job.task, result, response_format), media_type=CONTENT_TYPES[response_format],
-                        headers=headers)  # fmt: skip
+        return Response(
+            render(job.id, job.task, result, response_format),
+            media_type=CONTENT_TYPES[response_format],
+            headers=headers,
+        )
     if response_format == "text":
         return PlainTextResponse(result.get("text", "") + "\n", headers=headers)
     if response_format == "json":
@@ -112,13 +138,25 @@ def verbose(
         "text": result.get("text", ""),
     }
     body["segments"] = [
-        {"id": index, "seek": 0, "start": cue.start, "end": cue.end, "text": cue.text.replace("\n", " "),
-         "tokens": [], "temperature": params.get("temperature", 0.0), "avg_logprob": None,
-         "compression_ratio": None, "no_speech_prob": None}
+        {
+            "id": index,
+            "seek": 0,
+            "start": cue.start,
+            "end": cue.end,
+            "text": cue.text.replace("\n", " "),
+            "tokens": [],
+            "temperature": params.get("temperature", 0.0),
+            "avg_logprob": None,
+            "compression_ratio": None,
+            "no_speech_prob": None,
+        }
         for index, cue in enumerate(cues)
-    ]  # fmt: skip
+    ]
     if "word" in granularities and "words" in result:
         body["words"] = result["words"]
-    body["x_omnimedia"] = {"job_id": job_id, "word_timing": result.get("word_timing"),
-                           "warnings": result.get("warnings", [])}  # fmt: skip
+    body["x_omnimedia"] = {
+        "job_id": job_id,
+        "word_timing": result.get("word_timing"),
+        "warnings": result.get("warnings", []),
+    }
     return body

@@ -36,8 +36,13 @@ router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_RESPONSES)
 
 @router.get("/models")
 def models(settings: SettingsDep) -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "omnimedia"}
-                                       for name in public_model_ids(settings)]}  # fmt: skip
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "omnimedia"}
+            for name in public_model_ids(settings)
+        ],
+    }
 
 
 @router.post("/chat/completions", response_model=None, openapi_extra={"requestBody": openapi.chat_request()})
@@ -55,25 +60,37 @@ async def chat_completions(
     params, part = _call(body, settings)
     media, filename = await _media(part, settings, tenant)
     try:
-        job = await with_session(submit, storage, settings, tenant, Call("custom", params, media, filename),
-                                 idempotency_key)  # fmt: skip
+        job = await with_session(
+            submit, storage, settings, tenant, Call("custom", params, media, filename), idempotency_key
+        )
     finally:
         media.close()
     if body.stream:
-        return StreamingResponse(_events(job.id, tenant, body.model, settings), media_type="text/event-stream",
-                                 headers={"X-Omnimedia-Job": job.id, "Cache-Control": "no-cache"})  # fmt: skip
+        return StreamingResponse(
+            _events(job.id, tenant, body.model, settings),
+            media_type="text/event-stream",
+            headers={"X-Omnimedia-Job": job.id, "Cache-Control": "no-cache"},
+        )
     job = await wait_final(job.id, tenant, settings.openai_wait_s)
     result = succeeded(job)
     message: dict[str, Any] = {"role": "assistant", "content": result.get("text", "")}
     if params.get("voice"):
         wav = await run_in_threadpool(storage.get_bytes, (job.outputs or {})["wav"])
-        message["audio"] = {"id": f"audio_{job.id}", "data": base64.b64encode(wav).decode(),
-                            "expires_at": int(time.time()) + 3600, "transcript": result.get("text", "")}  # fmt: skip
+        message["audio"] = {
+            "id": f"audio_{job.id}",
+            "data": base64.b64encode(wav).decode(),
+            "expires_at": int(time.time()) + 3600,
+            "transcript": result.get("text", ""),
+        }
     return {
-        "id": f"chatcmpl-{job.id}", "object": "chat.completion", "created": _created(job), "model": body.model,
+        "id": f"chatcmpl-{job.id}",
+        "object": "chat.completion",
+        "created": _created(job),
+        "model": body.model,
         "choices": [{"index": 0, "message": message, "finish_reason": result.get("finish") or "stop"}],
-        "usage": usage(result), "x_omnimedia": {"job_id": job.id, "warnings": result.get("warnings", [])},
-    }  # fmt: skip
+        "usage": usage(result),
+        "x_omnimedia": {"job_id": job.id, "warnings": result.get("warnings", [])},
+    }
 
 
 def _created(job: Job) -> int:
@@ -101,10 +118,14 @@ def _call(body: ChatRequest, settings: Settings) -> tuple[dict[str, Any], MediaP
         else:
             turns += [f"{message.role}: {text}" if len(body.messages) > 1 else text for text in texts]
     if len(media) != 1:
-        raise invalid(f"give exactly one image_url, input_audio or video_url part (this one has {len(media)}): "
-                      "each call runs on one media input")  # fmt: skip
-    params: dict[str, Any] = {"prompt": ("\n".join(turns) or "Describe this.")[:4000],
-                              **sampling(body.temperature, body.top_p)}  # fmt: skip
+        raise invalid(
+            f"give exactly one image_url, input_audio or video_url part (this one has {len(media)}): "
+            "each call runs on one media input"
+        )
+    params: dict[str, Any] = {
+        "prompt": ("\n".join(turns) or "Describe this.")[:4000],
+        **sampling(body.temperature, body.top_p),
+    }
     if system:
         params["system_prompt"] = "\n".join(system)[:4000]
     if body.max_completion_tokens or body.max_tokens:
@@ -168,7 +189,7 @@ def _progress(job_id: str, following: int) -> tuple[str, list[tuple[int, str]]]:
     """The job's state, and (index, text) of its finished segments from index `following` on, in order. The state
     is read first: a segment that lands between the two reads is sent with the next poll, never skipped."""
     with get_sessionmaker()() as session:
-        state = session.scalar(select(Job.state).where(Job.id == job_id)) or JobState.FAILED.value
+        state = session.scalar(select(Job.state).where(Job.id == job_id)) or JobState.FAILED
         rows = session.execute(
             select(JobSegment.index, JobSegment.text)
             .where(JobSegment.job_id == job_id, JobSegment.index >= following)
@@ -178,8 +199,13 @@ def _progress(job_id: str, following: int) -> tuple[str, list[tuple[int, str]]]:
 
 
 def _chunk(job_id: str, model: str, created: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-    body = {"id": f"chatcmpl-{job_id}", "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+    body = {
+        "id": f"chatcmpl-{job_id}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     return f"data: {json.dumps(body)}\n\n".encode()
 
 

@@ -27,9 +27,15 @@ def create_upload(
     """Upload one media file (multipart/form-data, field `file`)."""
     declared = request.headers.get("content-length")
     upload = uploads.store_upload(
-        session, storage, settings, tenant, file.filename or "upload", file.content_type, file.file,
+        session,
+        storage,
+        settings,
+        tenant,
+        file.filename or "upload",
+        file.content_type,
+        file.file,
         int(declared) if declared and declared.isdigit() else None,
-    )  # fmt: skip
+    )
     return UploadOut.model_validate(upload)
 
 

@@ -87,11 +87,20 @@ def list_deliveries(
 
 def _delivery_out(delivery: WebhookDelivery, event_type: str, log: list[WebhookAttemptOut]) -> WebhookDeliveryOut:
     return WebhookDeliveryOut(
-        id=delivery.id, event_id=delivery.event_id, event_type=event_type, endpoint_id=delivery.endpoint_id,
-        url=delivery.url, state=delivery.state, attempts=delivery.attempts, next_attempt_at=delivery.next_attempt_at,
-        last_status=delivery.last_status, last_error=delivery.last_error, created_at=delivery.created_at,
-        finished_at=delivery.finished_at, attempt_log=log,
-    )  # fmt: skip
+        id=delivery.id,
+        event_id=delivery.event_id,
+        event_type=event_type,
+        endpoint_id=delivery.endpoint_id,
+        url=delivery.url,
+        state=delivery.state,
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at,
+        last_status=delivery.last_status,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        finished_at=delivery.finished_at,
+        attempt_log=log,
+    )
 
 
 @router.post("/deliveries/{delivery_id}/replay", status_code=202, response_model=WebhookDeliveryOut)

@@ -23,12 +23,11 @@ from core import intake
 from core.archive.walk import ArchiveEntry, walk
 from core.config import Settings
 from core.jobs import machine
-from core.jobs.failures import FailureClass
 from core.jobs.machine import Transition
 from core.jobs.outputs import formats_for, render
 from core.jobs.runner import JobRunner, run_until_settled
 from core.schema import LOCAL_TENANT, Job
-from core.states import JobState
+from core.states import FailureClass, JobState
 from core.storage import Storage
 from models.tasks import get_task, parse_params
 
@@ -84,9 +83,14 @@ def run_lock(data_dir: Path) -> Iterator[None]:
 
 class CaptionRun:
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage, runner: JobRunner,
-        options: CaptionOptions, on_progress: ProgressCallback | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        storage: Storage,
+        runner: JobRunner,
+        options: CaptionOptions,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
         self.settings, self.sessions, self.storage, self.runner = settings, sessions, storage, runner
         self.options = options
         self.spec = get_task(options.task)
@@ -117,7 +121,7 @@ class CaptionRun:
         with self.sessions() as session:
             for sha, entries in by_sha.items():
                 job = self._find_or_create_job(session, entries[0])
-                if job.state == JobState.RUNNING.value:  # left running by a killed run: we hold the run lock
+                if job.state == JobState.RUNNING:  # left running by a killed run: we hold the run lock
                     machine.transition(session, job.id, Transition.RECLAIM, "interrupted run resumed", "caption")
                 job_ids[sha] = job.id
         return by_sha, skipped, job_ids
@@ -134,7 +138,7 @@ class CaptionRun:
                 for sha, job_id in job_ids.items():
                     job = session.get(Job, job_id)
                     assert job is not None
-                    if JobState(job.state).final:
+                    if job.state.final:
                         outcomes += self._export(sha, by_sha[sha], job, reused=True)
                     else:
                         pending.append(sha)
@@ -176,19 +180,20 @@ class CaptionRun:
     def _export(self, sha: str, entries: list[ArchiveEntry], job: Job, reused: bool) -> list[FileOutcome]:
         results: list[FileOutcome] = []
         for position, entry in enumerate(entries):
-            outcome = FileOutcome(entry.rel, sha, job.state, job.media_seconds, job_id=job.id,
-                                  reused=reused or position > 0)  # fmt: skip
-            if job.state == JobState.SUCCEEDED.value:
+            outcome = FileOutcome(
+                entry.rel, sha, job.state, job.media_seconds, job_id=job.id, reused=reused or position > 0
+            )
+            if job.state == JobState.SUCCEEDED:
                 outcome.outputs = self._write_sidecars(entry, job)
                 self.progress.done += 1
                 if outcome.reused:
                     self.progress.reused += 1
                 else:
                     self.progress.media_seconds += job.media_seconds or 0.0
-            elif job.failure_class == FailureClass.MEDIA.value and not entry.looks_like_media:
+            elif job.failure_class == FailureClass.MEDIA and not entry.looks_like_media:
                 outcome.state, outcome.error = "skipped", f"not a media file: {job.failure_reason}"
                 self.progress.skipped += 1
-            elif job.failure_class == FailureClass.INVALID_INPUT.value:  # e.g. an image in a transcription run
+            elif job.failure_class == FailureClass.INVALID_INPUT:  # e.g. an image in a transcription run
                 outcome.state, outcome.error = "skipped", f"not for this task: {job.failure_reason}"
                 self.progress.skipped += 1
             else:

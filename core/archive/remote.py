@@ -30,9 +30,13 @@ FINAL = {state.value for state in FINAL_JOB_STATES}
 
 class RemoteCaptionRun:
     def __init__(
-        self, server: str, api_key: str | None, options: CaptionOptions, on_progress: ProgressCallback | None = None,
+        self,
+        server: str,
+        api_key: str | None,
+        options: CaptionOptions,
+        on_progress: ProgressCallback | None = None,
         client: httpx.Client | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = client or httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=120)
         self.options = options
@@ -86,9 +90,10 @@ class RemoteCaptionRun:
     def _export(self, sha: str, entries: list[ArchiveEntry], job: dict[str, Any]) -> list[FileOutcome]:
         results = []
         for position, entry in enumerate(entries):
-            outcome = FileOutcome(entry.rel, sha, job["state"], job.get("media_seconds"), job_id=job["id"],
-                                  reused=position > 0)  # fmt: skip
-            if job["state"] == JobState.SUCCEEDED.value:
+            outcome = FileOutcome(
+                entry.rel, sha, job["state"], job.get("media_seconds"), job_id=job["id"], reused=position > 0
+            )
+            if job["state"] == JobState.SUCCEEDED:
                 for fmt in self.options.formats:
                     if fmt in job["result_formats"]:
                         body = self.client.get(f"/v1/jobs/{job['id']}/result", params={"format": fmt}).content

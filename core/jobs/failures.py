@@ -1,12 +1,13 @@
-"""Why a job failed: one enum, and one function that classifies an exception by its type (never its text)."""
+"""Why a job failed: one function that classifies an exception by its type (never its text) into the one enum,
+FailureClass (core.states, beside the other values the database stores)."""
 
 from __future__ import annotations
 
-import enum
 import sys
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from core.states import FailureClass
 from core.storage import StorageError
 from models.errors import (
     BackendUnavailable,
@@ -17,31 +18,6 @@ from models.errors import (
     PromptTooLong,
     TaskInputError,
 )
-
-
-class FailureClass(str, enum.Enum):
-    MEDIA = "media"  # the file cannot be used: never retried
-    INVALID_INPUT = "invalid_input"  # the task cannot run on this input or with these parameters
-    UNSUPPORTED = "unsupported"  # the loaded checkpoint or backend cannot do it
-    ENGINE = "engine"  # the engine refused for a reason of its own (e.g. planned segments leave a gap)
-    OUT_OF_MEMORY = "out_of_memory"  # retried with half-length segments
-    TOO_LONG = "too_long"  # a segment's prompt over the model's context: retried with half-length segments
-    TRANSIENT = "transient"  # storage, database or network: retried with backoff
-    INTERNAL = "internal"  # a bug: retried, then failed with the error
-    EXHAUSTED = "exhausted"  # attempts used up with no class recorded
-    LOST = "lost"  # the worker or the message was lost too often
-
-    @property
-    def retried(self) -> bool:
-        """Whether the runner tries again (up to the attempts cap) rather than failing at once."""
-        return self in (FailureClass.TRANSIENT, FailureClass.INTERNAL, FailureClass.OUT_OF_MEMORY,
-                        FailureClass.TOO_LONG)  # fmt: skip
-
-    @property
-    def smaller(self) -> bool:
-        """Whether a retry cuts the media into shorter segments."""
-        return self in (FailureClass.OUT_OF_MEMORY, FailureClass.TOO_LONG)
-
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     StorageError,

@@ -26,7 +26,7 @@ def public_path(path: str) -> str:
 def job_data(job: Job) -> dict[str, Any]:
     """The thin webhook payload of a finished job."""
     data: dict[str, Any] = {"id": job.id, "object": "job", "task": job.task, "state": job.state}
-    if job.state == JobState.SUCCEEDED.value:
+    if job.state == JobState.SUCCEEDED:
         data["result_url"] = public_path(f"/v1/jobs/{job.id}/result")
     else:
         data["failure_class"] = job.failure_class
@@ -36,9 +36,9 @@ def job_data(job: Job) -> dict[str, Any]:
 
 def job_finished(session: Session, job: Job) -> None:
     """Called by the state machine inside the transaction that made the job final, with the job as it now is."""
-    if not JobState(job.state).final:
+    if not job.state.final:
         return
-    event = EventType.for_job(JobState(job.state))
+    event = EventType.for_job(job.state)
     outbox.emit(session, job.tenant, event, job_data(job), [job.webhook_url] if job.webhook_url else [])
     batch_id = session.scalar(select(BatchItem.batch_id).where(BatchItem.job_id == job.id).limit(1))
     if batch_id:
@@ -71,9 +71,13 @@ def complete_batch_if_done(session: Session, batch_id: str) -> bool:
         return False
     batch.completed_at = utcnow()
     data = {
-        "id": batch.id, "object": "batch", "state": state.value, "counts": counts, "invalid_lines": batch.invalid,
+        "id": batch.id,
+        "object": "batch",
+        "state": state.value,
+        "counts": counts,
+        "invalid_lines": batch.invalid,
         "results_url": public_path(f"/v1/batches/{batch.id}/results"),
-    }  # fmt: skip
+    }
     outbox.emit(
         session, batch.tenant, EventType.BATCH_COMPLETED, data, [batch.webhook_url] if batch.webhook_url else []
     )

@@ -76,9 +76,12 @@ def transition(
     if extra_where is not None:
         where.append(extra_where)
     changed = session.execute(
-        update(Job).where(and_(*where)).values(**values).returning(Job)
+        update(Job)
+        .where(and_(*where))
+        .values(**values)
+        .returning(Job)
         .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()  # fmt: skip
+    ).scalar_one_or_none()
     if changed is None:
         session.rollback()
         return False
@@ -119,16 +122,24 @@ def start(session: Session, job_id: str, worker: str, lease_s: float, known: Job
 def requeue(session: Session, job_id: str) -> bool:
     """A user's retry of a failed or canceled job: attempts start over; finished segments are kept."""
     return transition(
-        session, job_id, Transition.REQUEUE, "retried by request",
-        attempts=0, cancel_requested=False, failure_class=None, failure_reason=None, finished_at=None,
-        queued_at=utcnow(), oom_retries=0,
-    )  # fmt: skip
+        session,
+        job_id,
+        Transition.REQUEUE,
+        "retried by request",
+        attempts=0,
+        cancel_requested=False,
+        failure_class=None,
+        failure_reason=None,
+        finished_at=None,
+        queued_at=utcnow(),
+        oom_retries=0,
+    )
 
 
 def heartbeat(session: Session, job_id: str, worker: str) -> bool:
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state == JobState.RUNNING.value, Job.worker == worker)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING, Job.worker == worker)
         .values(heartbeat_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -143,19 +154,19 @@ def request_cancel(session: Session, job_id: str) -> JobState | None:
         return None
     if transition(session, job_id, Transition.CANCEL, "canceled by request", cancel_requested=True):
         return JobState.CANCELED
-    running = Job.state == JobState.RUNNING.value
+    running = Job.state == JobState.RUNNING
     session.execute(update(Job).where(Job.id == job_id, running).values(cancel_requested=True))
     session.commit()
     session.refresh(job)
-    return JobState(job.state)
+    return job.state
 
 
 def stale_jobs(session: Session, now: datetime, worker_lost_s: float, queued_deadline_s: float) -> list[Job]:
     """Jobs whose worker stopped heart-beating; retries due for a whole lease that nobody started (their delayed
     message died with the worker that held it); and jobs queued so long their message was probably lost (a
     healthy backlog waits longer than a lease, so plain queued jobs wait for the deadline)."""
-    lost_worker = and_(Job.state == JobState.RUNNING.value, lease_expired(now, worker_lost_s))
-    lost_retry = and_(Job.state == JobState.RETRYING.value, Job.queued_at < now - timedelta(seconds=worker_lost_s))
-    waiting = Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value])
+    lost_worker = and_(Job.state == JobState.RUNNING, lease_expired(now, worker_lost_s))
+    lost_retry = and_(Job.state == JobState.RETRYING, Job.queued_at < now - timedelta(seconds=worker_lost_s))
+    waiting = Job.state.in_([JobState.QUEUED, JobState.RETRYING])
     lost_message = and_(waiting, Job.queued_at < now - timedelta(seconds=queued_deadline_s))
     return list(session.query(Job).filter(or_(lost_worker, lost_retry, lost_message)).limit(500))

@@ -77,10 +77,11 @@ def _segment(segment: Segment) -> dict[str, Any]:
 def timed_segments(result: dict[str, Any]) -> list[TimedText]:
     """A result's segments, with their words where it has them, for caption files."""
     return [
-        TimedText(s["start"], s["end"], s["text"],
-                  tuple(Word(w["start"], w["end"], w["word"]) for w in s.get("words", [])))
+        TimedText(
+            s["start"], s["end"], s["text"], tuple(Word(w["start"], w["end"], w["word"]) for w in s.get("words", []))
+        )
         for s in result.get("segments", [])
-    ]  # fmt: skip
+    ]
 
 
 def formats_for(result: dict[str, Any]) -> list[str]:

@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 from core import queue
 from core.config import Settings
 from core.jobs import machine
-from core.jobs.failures import FailureClass
 from core.jobs.machine import Transition
 from core.schema import Job, JobEvent, utcnow
-from core.states import JobState
+from core.states import FailureClass, JobState
 
 # A running job whose heartbeat is a whole lease old has lost its worker (it renews every third of a lease); the
 # run itself stops at its next boundary once it cannot renew (core.jobs.runner), so taking over is safe.
@@ -65,16 +64,27 @@ def _reconcile_page(
         if job.attempts >= job.max_attempts:
             reason = f"worker lost or message lost after {job.attempts} attempts"
             if machine.transition(
-                session, job.id, Transition.FAIL, reason, "reconciler",
-                failure_class=job.failure_class or FailureClass.LOST.value, failure_reason=reason,
-            ):  # fmt: skip
+                session,
+                job.id,
+                Transition.FAIL,
+                reason,
+                "reconciler",
+                failure_class=job.failure_class or FailureClass.LOST,
+                failure_reason=reason,
+            ):
                 report.failed.append(job.id)
             continue
-        if job.state == JobState.RUNNING.value:
+        if job.state == JobState.RUNNING:
             if machine.transition(
-                session, job.id, Transition.RECLAIM, "worker stopped heart-beating; requeued", "reconciler",
-                extra_where=machine.lease_expired(now, worker_lost_s), queued_at=now, worker=None,
-            ):  # fmt: skip
+                session,
+                job.id,
+                Transition.RECLAIM,
+                "worker stopped heart-beating; requeued",
+                "reconciler",
+                extra_where=machine.lease_expired(now, worker_lost_s),
+                queued_at=now,
+                worker=None,
+            ):
                 send(job.id, job.queue)
                 report.requeued.append(job.id)
         else:  # queued too long: the broker message was probably lost; publishing again is safe

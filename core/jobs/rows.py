@@ -75,7 +75,7 @@ def resolve_input(
     upload = get_owned(session, Upload, upload_id, tenant)
     if upload is None:
         raise InputError(Refusal.INPUT_NOT_FOUND, f"no upload with id {upload_id!r}")
-    if upload.state != UploadState.READY.value:
+    if upload.state != UploadState.READY:
         raise InputError(Refusal.UPLOAD_NOT_READY, f"upload {upload_id} is not complete yet; confirm it first")
     if not upload.size_bytes:
         raise InputError(Refusal.EMPTY_INPUT, f"upload {upload_id} is empty (0 bytes)")
@@ -120,7 +120,7 @@ def queued_job(settings: Settings, request: JobRequest, input_ref: str, upload: 
         upload_id=upload.id if upload else None,
         content_sha256=upload.sha256 if upload else request.content_sha256,
         queue=queue_for(request.params),
-        state=JobState.QUEUED.value,
+        state=JobState.QUEUED,
         attempts=0,
         max_attempts=settings.max_attempts,
         oom_retries=0,

@@ -29,14 +29,14 @@ from core import metrics
 from core.config import Settings
 from core.db import get_sessionmaker
 from core.jobs import machine
-from core.jobs.failures import FailureClass, classify, public_reason
+from core.jobs.failures import classify, public_reason
 from core.jobs.inputs import local_input
 from core.jobs.lease import Heartbeat
 from core.jobs.machine import Transition
 from core.jobs.outputs import DEFAULT_FORMATS, result_record, write_outputs
 from core.jobs.work import Segment, Work
 from core.schema import Job, JobSegment, utcnow
-from core.states import JobState
+from core.states import FailureClass, JobState
 from core.storage import Storage, get_storage
 from core.storage.keys import output_key
 from models.errors import MediaError
@@ -105,17 +105,21 @@ class JobRunner:
             job = session.get(Job, job_id)
             if job is None:
                 return RunResult(RunStatus.SKIPPED, reason="no such job")
-            if JobState(job.state).final:
+            if job.state.final:
                 return RunResult(RunStatus.SKIPPED, reason=f"job already {job.state}")
-            if job.state != JobState.RUNNING.value and job.attempts >= job.max_attempts:
+            if job.state != JobState.RUNNING and job.attempts >= job.max_attempts:
                 machine.transition(
-                    session, job_id, Transition.FAIL, f"gave up after {job.attempts} attempts", self.worker,
-                    failure_class=job.failure_class or FailureClass.EXHAUSTED.value,
+                    session,
+                    job_id,
+                    Transition.FAIL,
+                    f"gave up after {job.attempts} attempts",
+                    self.worker,
+                    failure_class=job.failure_class or FailureClass.EXHAUSTED,
                     failure_reason=f"gave up after {job.attempts} attempts: {job.failure_reason or 'unknown error'}",
-                )  # fmt: skip
+                )
                 return RunResult(RunStatus.FAILED, reason="attempts exhausted")
             if not machine.start(session, job_id, self.worker, self.settings.lease_s, known=job):  # job is current
-                if job.state == JobState.RUNNING.value:
+                if job.state == JobState.RUNNING:
                     return RunResult(RunStatus.BUSY, self.settings.lease_s, "held by a live worker")
                 return RunResult(RunStatus.SKIPPED, reason=f"job is {job.state}")
             session.expunge(job)  # the claimed row (as the claim's UPDATE returned it) travels with the run
@@ -134,8 +138,14 @@ class JobRunner:
             failure_class = classify(exc)
             reason = public_reason(failure_class, exc)
             if failure_class.retried:  # the tenant sees the class only; the detail is logged here
-                log.error("job %s failed (%s): %s: %s", job_id, failure_class.value, type(exc).__name__, exc,
-                          exc_info=failure_class is FailureClass.INTERNAL)  # fmt: skip
+                log.error(
+                    "job %s failed (%s): %s: %s",
+                    job_id,
+                    failure_class.value,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=failure_class is FailureClass.INTERNAL,
+                )
             if failure_class.smaller:
                 return self._retry_smaller(job_id, failure_class, reason, run.segment_s)
             if not failure_class.retried:
@@ -146,16 +156,21 @@ class JobRunner:
     def _fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
         with self.sessions() as session:
             if machine.transition(
-                session, job_id, Transition.FAIL, reason, self.worker,
-                failure_class=failure_class.value, failure_reason=reason,
-            ):  # fmt: skip
+                session,
+                job_id,
+                Transition.FAIL,
+                reason,
+                self.worker,
+                failure_class=failure_class.value,
+                failure_reason=reason,
+            ):
                 self._count_final(session, job_id)
         return RunResult(RunStatus.FAILED, reason=reason)
 
     def _count_final(self, session: Session, job_id: str) -> None:
         job = session.get(Job, job_id)
         if job is not None:
-            self._count(job.task, JobState(job.state), job.engine_seconds or 0.0, job.media_seconds or 0.0)
+            self._count(job.task, job.state, job.engine_seconds or 0.0, job.media_seconds or 0.0)
 
     @staticmethod
     def _count(task: str, state: JobState, engine_s: float, media_s: float) -> None:
@@ -173,10 +188,15 @@ class JobRunner:
                 return self._fail(job_id, failure_class, f"{reason} (after {attempts} attempts)")
             delay = backoff_s(attempts, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s)
             machine.transition(
-                session, job_id, Transition.RETRY_LATER, f"{reason}; retry in {delay:.1f} s", self.worker,
-                failure_class=failure_class.value, failure_reason=reason,
+                session,
+                job_id,
+                Transition.RETRY_LATER,
+                f"{reason}; retry in {delay:.1f} s",
+                self.worker,
+                failure_class=failure_class.value,
+                failure_reason=reason,
                 queued_at=utcnow() + timedelta(seconds=delay),  # when it is due: the reconciler goes by it
-            )  # fmt: skip
+            )
         return RunResult(RunStatus.RETRY, delay, reason)
 
     def _retry_smaller(self, job_id: str, failure_class: FailureClass, reason: str, used_s: float | None) -> RunResult:
@@ -191,10 +211,18 @@ class JobRunner:
             session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
             session.commit()
             machine.transition(
-                session, job_id, Transition.RETRY_LATER, f"{reason}; retry with {half:.0f} s segments",
-                self.worker, failure_class=failure_class.value, failure_reason=reason,
-                segment_seconds=half, oom_retries=job.oom_retries + 1, segments_done=0, queued_at=utcnow(),
-            )  # fmt: skip
+                session,
+                job_id,
+                Transition.RETRY_LATER,
+                f"{reason}; retry with {half:.0f} s segments",
+                self.worker,
+                failure_class=failure_class.value,
+                failure_reason=reason,
+                segment_seconds=half,
+                oom_retries=job.oom_retries + 1,
+                segments_done=0,
+                queued_at=utcnow(),
+            )
         return RunResult(RunStatus.RETRY, 0.0, failure_class.value)
 
     def _segment_seconds(self, job: Job, params: TaskParams) -> float:
@@ -213,7 +241,7 @@ class JobRunner:
             row = session.execute(query).one_or_none()
         if row is None:
             return False, False
-        held = (row.state, row.worker, row.attempts) == (JobState.RUNNING.value, self.worker, run.attempt)
+        held = (row.state, row.worker, row.attempts) == (JobState.RUNNING, self.worker, run.attempt)
         return held, bool(row.cancel_requested)
 
     def _execute(self, run: _Run) -> RunResult:
@@ -264,8 +292,9 @@ class JobRunner:
         return RunResult(RunStatus.CANCELED)
 
     def _held(self, run: _Run) -> ColumnElement[bool]:
-        return and_(Job.id == run.job.id, Job.state == JobState.RUNNING.value, Job.worker == self.worker,
-                    Job.attempts == run.attempt)  # fmt: skip
+        return and_(
+            Job.id == run.job.id, Job.state == JobState.RUNNING, Job.worker == self.worker, Job.attempts == run.attempt
+        )
 
     def _commit_segment(self, run: _Run, work: Work, segment: Segment, speech: bytes | None) -> bool:
         """A finished segment, in one transaction with the job's progress (and its plan, the first time);
@@ -275,9 +304,11 @@ class JobRunner:
             self.storage.put_bytes(key, speech, "audio/wav")
             segment = replace(segment, audio_key=key)
         values: dict[str, object] = {
-            "segments_done": Job.segments_done + 1, "segments_planned": work.planned,
-            "engine_seconds": Job.engine_seconds + segment.engine_seconds, "heartbeat_at": utcnow(),
-        }  # fmt: skip
+            "segments_done": Job.segments_done + 1,
+            "segments_planned": work.planned,
+            "engine_seconds": Job.engine_seconds + segment.engine_seconds,
+            "heartbeat_at": utcnow(),
+        }
         if run.job.plan is None:
             values["plan"] = run.job.plan = work.prepared.plan_json()
         with self.sessions() as session:
@@ -305,8 +336,9 @@ class JobRunner:
             warnings.append("no speech was detected")
         duration = prepared.duration_s(max(s.end_s for s in segments))
         language = self.pipeline.language(prepared, " ".join(s.text for s in segments))
-        result = result_record(prepared.spec, language, prepared.kind, duration, self.pipeline.variant, segments,
-                               warnings)  # fmt: skip
+        result = result_record(
+            prepared.spec, language, prepared.kind, duration, self.pipeline.variant, segments, warnings
+        )
         speech: list[bytes | str] = [s.audio_key for s in segments if s.audio_key]
         if work.last_speech is not None:
             speech.append(work.last_speech)
@@ -315,9 +347,14 @@ class JobRunner:
             return LEASE_LOST  # files are written before the success commits: a run that lost the job writes none
         outputs = write_outputs(self.storage, job.tenant, job.id, run.attempt, job.task, result, formats, speech)
         values: dict[str, object] = {
-            "result": result, "outputs": outputs, "failure_class": None, "failure_reason": None,
-            "segments_done": len(segments), "segments_planned": len(segments), "media_seconds": duration,
-        }  # fmt: skip
+            "result": result,
+            "outputs": outputs,
+            "failure_class": None,
+            "failure_reason": None,
+            "segments_done": len(segments),
+            "segments_planned": len(segments),
+            "media_seconds": duration,
+        }
         if work.last is not None:
             values["engine_seconds"] = Job.engine_seconds + work.last.engine_seconds
         if job.plan is None:
@@ -325,8 +362,16 @@ class JobRunner:
         with self.sessions() as session:
             if work.last is not None:
                 session.add(work.last.row(job.id))
-            applied = machine.transition(session, job.id, Transition.SUCCEED, "succeeded", self.worker,
-                                         extra_where=self._held(run), known=job, **values)  # fmt: skip
+            applied = machine.transition(
+                session,
+                job.id,
+                Transition.SUCCEED,
+                "succeeded",
+                self.worker,
+                extra_where=self._held(run),
+                known=job,
+                **values,
+            )
         if applied:
             self._count(job.task, JobState.SUCCEEDED, sum(s.engine_seconds for s in segments), duration)
         return RunResult(RunStatus.SUCCEEDED) if applied else LEASE_LOST

@@ -30,24 +30,58 @@ class Segment:
 
     @classmethod
     def of_output(cls, out: SegmentOutput, audio_key: str | None = None) -> Segment:
-        return cls(out.index, out.start_s, out.end_s, out.text, out.reasoning, out.engine_seconds,
-                   list(out.warnings), audio_key, list(out.words), out.timing, out.tokens, out.prompt_tokens,
-                   out.finish)  # fmt: skip
+        return cls(
+            out.index,
+            out.start_s,
+            out.end_s,
+            out.text,
+            out.reasoning,
+            out.engine_seconds,
+            list(out.warnings),
+            audio_key,
+            list(out.words),
+            out.timing,
+            out.tokens,
+            out.prompt_tokens,
+            out.finish,
+        )
 
     @classmethod
     def of(cls, row: JobSegment) -> Segment:
         words = [Word(float(a), float(b), str(w)) for a, b, w in row.words or []]
-        return cls(row.index, row.start_s, row.end_s, row.text, row.reasoning, row.engine_seconds,
-                   list(row.warnings or []), row.audio_key, words, row.timing, row.tokens or 0,
-                   row.prompt_tokens or 0, row.finish)  # fmt: skip
+        return cls(
+            row.index,
+            row.start_s,
+            row.end_s,
+            row.text,
+            row.reasoning,
+            row.engine_seconds,
+            list(row.warnings or []),
+            row.audio_key,
+            words,
+            row.timing,
+            row.tokens or 0,
+            row.prompt_tokens or 0,
+            row.finish,
+        )
 
     def row(self, job_id: str) -> JobSegment:
         return JobSegment(
-            job_id=job_id, index=self.index, start_s=self.start_s, end_s=self.end_s, text=self.text,
-            reasoning=self.reasoning, audio_key=self.audio_key, warnings=self.warnings or None,
-            words=[[w.start, w.end, w.text] for w in self.words] or None, timing=self.timing, tokens=self.tokens,
-            engine_seconds=self.engine_seconds, prompt_tokens=self.prompt_tokens, finish=self.finish,
-        )  # fmt: skip
+            job_id=job_id,
+            index=self.index,
+            start_s=self.start_s,
+            end_s=self.end_s,
+            text=self.text,
+            reasoning=self.reasoning,
+            audio_key=self.audio_key,
+            warnings=self.warnings or None,
+            words=[[w.start, w.end, w.text] for w in self.words] or None,
+            timing=self.timing,
+            tokens=self.tokens,
+            engine_seconds=self.engine_seconds,
+            prompt_tokens=self.prompt_tokens,
+            finish=self.finish,
+        )
 
 
 @dataclass

@@ -73,13 +73,13 @@ def claim(session: Session, delivery_id: str, settings: Settings, now: datetime)
         update(WebhookDelivery)
         .where(
             WebhookDelivery.id == delivery_id,
-            WebhookDelivery.state == DeliveryState.PENDING.value,
+            WebhookDelivery.state == DeliveryState.PENDING,
             or_(
                 WebhookDelivery.next_attempt_at.is_(None),
                 WebhookDelivery.next_attempt_at <= now + timedelta(seconds=CLAIM_SLACK_S),
             ),
         )
-        .values(state=DeliveryState.SENDING.value, lease_until=lease, attempts=WebhookDelivery.attempts + 1)
+        .values(state=DeliveryState.SENDING, lease_until=lease, attempts=WebhookDelivery.attempts + 1)
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -127,15 +127,25 @@ def post(url: str, msg_id: str, body: str, secrets: list[str], settings: Setting
     one wall-clock deadline (webhook_timeout_s) for the whole attempt."""
     stamp = utcnow()
     headers = {
-        "content-type": "application/json", "user-agent": USER_AGENT,
-        "webhook-id": msg_id, "webhook-timestamp": str(int(stamp.timestamp())),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(stamp.timestamp())),
         "webhook-signature": signature_header(secrets, msg_id, stamp, body),
-    }  # fmt: skip
+    }
     guard = Guard(resolve, settings.webhook_ports, settings.webhook_loopback_ports)
     started = time.perf_counter()
     try:
-        reply = outbound.request_blocking("POST", url, guard, settings.webhook_timeout_s, MAX_BODY_LOGGED,
-                                          headers=headers, content=body.encode(), refuse_encoded=False)  # fmt: skip
+        reply = outbound.request_blocking(
+            "POST",
+            url,
+            guard,
+            settings.webhook_timeout_s,
+            MAX_BODY_LOGGED,
+            headers=headers,
+            content=body.encode(),
+            refuse_encoded=False,
+        )
     except OutboundError as exc:
         if exc.kind == "refused":
             return AttemptResult(error=exc.reason)
@@ -251,8 +261,13 @@ def _finish(
     next_at: datetime | None = None,
     dispatched: datetime | None = None,
 ) -> None:
-    values = {"state": state.value, "lease_until": None, "last_status": status, "last_error": error,
-              "next_attempt_at": next_at}  # fmt: skip
+    values = {
+        "state": state.value,
+        "lease_until": None,
+        "last_status": status,
+        "last_error": error,
+        "next_attempt_at": next_at,
+    }
     if state is not DeliveryState.PENDING:
         values["finished_at"] = utcnow()
     if dispatched is not None:
@@ -285,7 +300,7 @@ def due_ids(
     """Pending deliveries whose next attempt is due; for the sweeper, only those whose message looks lost: sent
     before `dispatched_before` (a retry rides a countdown up to that horizon), or, for a first attempt, which is
     claimed within seconds of its hand-off, sent before `first_dispatched_before`."""
-    pending = WebhookDelivery.state == DeliveryState.PENDING.value
+    pending = WebhookDelivery.state == DeliveryState.PENDING
     query = select(WebhookDelivery.id).where(pending, WebhookDelivery.next_attempt_at <= now)
     if dispatched_before is not None:
         sent = WebhookDelivery.dispatched_at

@@ -45,9 +45,15 @@ def create_endpoint(
         raise WebhookError(Refusal.TOO_MANY_ENDPOINTS, f"a tenant has at most {MAX_ENDPOINTS_PER_TENANT} endpoints")
     now = utcnow()
     endpoint = WebhookEndpoint(
-        tenant=tenant, url=check_target(url, settings), event_types=sorted(set(event_types)),
-        description=description, enabled=True, secret=new_secret(), created_at=now, updated_at=now,
-    )  # fmt: skip
+        tenant=tenant,
+        url=check_target(url, settings),
+        event_types=sorted(set(event_types)),
+        description=description,
+        enabled=True,
+        secret=new_secret(),
+        created_at=now,
+        updated_at=now,
+    )
     session.add(endpoint)
     session.commit()
     return endpoint

@@ -64,10 +64,17 @@ def add_delivery(
     """A delivery due now, handed to the sender once the session commits."""
     now = utcnow()
     delivery = WebhookDelivery(
-        id=new_id(), tenant=tenant, event_id=event_id, endpoint_id=endpoint_id, url=url,
-        state=DeliveryState.PENDING.value,
-        attempts=0, next_attempt_at=now, dispatched_at=now, created_at=now,
-    )  # fmt: skip
+        id=new_id(),
+        tenant=tenant,
+        event_id=event_id,
+        endpoint_id=endpoint_id,
+        url=url,
+        state=DeliveryState.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        dispatched_at=now,
+        created_at=now,
+    )
     session.add(delivery)
     _hand_off_after_commit(session, delivery.id)
     return delivery

@@ -28,8 +28,8 @@ def sweep(session: Session, settings: Settings, send: Callable[[list[str]], None
     now = utcnow()
     released = session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.state == DeliveryState.SENDING.value, WebhookDelivery.lease_until < now)
-        .values(state=DeliveryState.PENDING.value, lease_until=None, next_attempt_at=now, dispatched_at=None)
+        .where(WebhookDelivery.state == DeliveryState.SENDING, WebhookDelivery.lease_until < now)
+        .values(state=DeliveryState.PENDING, lease_until=None, next_attempt_at=now, dispatched_at=None)
         .execution_options(synchronize_session=False)
     )
     report.released = released.rowcount  # type: ignore[attr-defined]
