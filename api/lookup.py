@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from api.problems import Problem
 from core.owned import get_owned
-from core.schema import Base, Batch, Job, Upload, WebhookDelivery, WebhookEndpoint
+from core.schema import Base, Batch, Job, Speaker, Upload, WebhookDelivery, WebhookEndpoint
 
 T = TypeVar("T", bound=Base)
 
@@ -19,6 +19,7 @@ NOT_FOUND: dict[type, tuple[str, str, str]] = {
     Batch: ("batch-not-found", "Batch not found", "batch"),
     WebhookEndpoint: ("webhook-not-found", "Webhook endpoint not found", "endpoint"),
     WebhookDelivery: ("delivery-not-found", "Delivery not found", "delivery"),
+    Speaker: ("voice-not-found", "Voice not found", "enrolled voice"),
 }
 
 

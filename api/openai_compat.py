@@ -59,6 +59,7 @@ class Call:
     media: IO[bytes]  # a file positioned at its start: media streams to storage, never whole in memory
     filename: str
     content_type: str | None = None
+    speakers: tuple[tuple[str, IO[bytes]], ...] = ()  # named reference clips (known_speaker_references[])
 
 
 def _sha256(media: IO[bytes]) -> str:
@@ -75,7 +76,7 @@ def submit(
     """Store the call's media and queue its job; with an Idempotency-Key, a repeat of the same call (same media
     and parameters) gets the first call's job without storing its media again."""
     request = _sha256(call.media).encode() + repr(sorted(call.params.items())).encode()
-    request += call.task.encode()
+    request += call.task.encode() + "".join(f"{name}={_sha256(clip)}" for name, clip in call.speakers).encode()
     if idempotency_key is not None:
         digest = hashlib.sha256(request).hexdigest()
         earlier = find(session, tenant, idempotency_key, digest, "jobs", settings.idempotency_ttl_s)
@@ -83,7 +84,14 @@ def submit(
         if found is not None:
             return found
     upload = store_upload(session, storage, settings, tenant, call.filename, call.content_type, call.media)
-    asked = intake.JobRequest(tenant, call.task, upload.id, call.params, formats=[])
+    params = dict(call.params)
+    if call.speakers:
+        clips = [
+            store_upload(session, storage, settings, tenant, f"{name}.voice", None, clip)
+            for name, clip in call.speakers
+        ]
+        params.update(speaker_names=[name for name, _ in call.speakers], speaker_references=[c.id for c in clips])
+    asked = intake.JobRequest(tenant, call.task, upload.id, params, formats=[])
     job, _ = intake.submit_job(session, storage, settings, asked, idempotency_key, request)
     return job
 

@@ -30,8 +30,8 @@ WEBHOOK_URL = {
 
 FORMATS = {
     "type": "array",
-    "items": {"enum": ["json", "txt", "srt", "vtt"]},
-    "maxItems": 4,
+    "items": {"enum": ["json", "txt", "srt", "vtt", "rttm"]},
+    "maxItems": 5,
     "description": FORMATS_DOC,
 }
 

@@ -88,6 +88,8 @@ REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.IDEMPOTENCY_KEY_REUSED: 422,
     Refusal.REPLAY_RATE_LIMITED: 429,
     Refusal.RATE_LIMITED: 429,
+    Refusal.VOICE_EXISTS: 409,
+    Refusal.TOO_MANY_VOICES: 409,
     Refusal.SPEECH_UNAVAILABLE: 422,
 }
 

@@ -36,7 +36,7 @@ class ProblemDetails(BaseModel):
     instance: str | None = None
 
 
-ResultFormat = Literal["json", "txt", "srt", "vtt"]
+ResultFormat = Literal["json", "txt", "srt", "vtt", "rttm"]
 FORMATS_DOC = (
     "result files to also write to storage when the job succeeds (default: none); every format can be fetched "
     "from GET /v1/jobs/{id}/result either way, rendered from the result stored with the job"
@@ -52,7 +52,7 @@ class JobCreate(BaseModel):
     webhook_url: str | None = Field(
         None, max_length=2048, description="called when the job ends; signed with the POST /v1/webhooks/secret secret"
     )
-    formats: list[ResultFormat] | None = Field(None, max_length=4, description=FORMATS_DOC)
+    formats: list[ResultFormat] | None = Field(None, max_length=5, description=FORMATS_DOC)
 
 
 class JobOut(BaseModel):

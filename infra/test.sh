@@ -5,6 +5,8 @@
 set -euo pipefail
 # The tests make their media with the ffmpeg and sox command-line tools; the service itself needs neither.
 SYSTEM_TOOLS="ffmpeg espeak-ng sox openssl" source "$(dirname "$0")/bootstrap.sh"
+# Speaker tests need voices recorded from different people: Festival's kal and ked (US men) and slt (US woman).
+SYSTEM_PACKAGES="festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts" source "$ROOT/infra/packages.sh"
 source "$ROOT/infra/services.sh"
 cd "$ROOT"
 echo "== ruff"; ruff check . && ruff format --check .

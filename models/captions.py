@@ -10,7 +10,7 @@ import json
 import re
 import textwrap
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pysubs2
@@ -23,6 +23,7 @@ MAX_CUE_S = 7.0
 MIN_CUE_S = 0.5
 
 
+MIN_SHOWN_S = 0.2  # the shortest cue shown, where the words' own times leave no room
 MAX_GAP_S = 0.8  # a pause this long between two words ends the cue: no cue spans a silence
 SENTENCE_END = (".", "!", "?", "。", "！", "？", "…")
 
@@ -35,6 +36,7 @@ class TimedText:
     end: float
     text: str
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # who says it (a diarized result): VTT voice tags, SRT "Name: " prefixes
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -98,8 +100,9 @@ def _word_cues(seg: TimedText, last_end: float) -> list[TimedText]:
         start = max(group[0].start, last_end)
         following = groups[index + 1][0].start if index + 1 < len(groups) else seg.end
         end = min(max(group[-1].end, start + MIN_CUE_S), max(following, group[-1].end), seg.end)
+        end = min(max(end, start + MIN_SHOWN_S), start + MAX_CUE_S)  # never zero-length, never over the limit
         text = "\n".join(textwrap.wrap(clean_text(" ".join(w.text for w in group)), MAX_LINE_CHARS))
-        cues.append(TimedText(round(start, 3), round(max(end, start), 3), text))
+        cues.append(TimedText(round(start, 3), round(end, 3), text, speaker=group[0].speaker))
         last_end = cues[-1].end
     return cues
 
@@ -123,8 +126,10 @@ def _fits(words: list[Word]) -> bool:
 
 
 def _ends_cue(group: list[Word], word: Word) -> bool:
-    """Whether `word` starts a new cue after `group`."""
+    """Whether `word` starts a new cue after `group`: a pause, a sentence end, another speaker, or the limits."""
     if word.start - group[-1].end > MAX_GAP_S or group[-1].text.endswith(SENTENCE_END):
+        return True
+    if word.speaker != group[-1].speaker:
         return True
     return not _fits([*group, word])
 
@@ -139,12 +144,31 @@ def _ssa(cues: list[TimedText]) -> pysubs2.SSAFile:
 
 
 def to_srt(segments: list[TimedText]) -> str:
-    return _ssa(shape_cues(segments)).to_string("srt")
+    cues = [replace(c, text=f"{clean_text(c.speaker)}: {c.text}") if c.speaker else c for c in shape_cues(segments)]
+    return _ssa(cues).to_string("srt")
 
 
 def to_vtt(segments: list[TimedText]) -> str:
-    cues = [TimedText(c.start, c.end, c.text.replace("&", "&amp;")) for c in shape_cues(segments)]
+    cues = []
+    for cue in shape_cues(segments):
+        text = cue.text.replace("&", "&amp;")
+        if cue.speaker:  # a voice span: the label escaped like any text
+            text = f"<v {clean_text(cue.speaker).replace('&', '&amp;')}>{text}"
+        cues.append(TimedText(cue.start, cue.end, text))
     return _ssa(cues).to_string("vtt")
+
+
+def to_rttm(file_id: str, turns: list[tuple[float, float, str]]) -> str:
+    """NIST RTTM: one SPEAKER line per turn (speaker names without spaces, as the format needs)."""
+
+    def token(text: str) -> str:
+        return re.sub(r"\s+", "_", clean_text(text)) or "unknown"
+
+    lines = [
+        f"SPEAKER {token(file_id)} 1 {start:.3f} {end - start:.3f} <NA> <NA> {token(who)} <NA> <NA>\n"
+        for start, end, who in turns
+    ]
+    return "".join(lines)
 
 
 def to_json(segments: list[TimedText], **fields: Any) -> str:

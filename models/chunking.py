@@ -73,30 +73,36 @@ def check_coverage(segments: list[Span], duration_s: float) -> None:
 
 
 _VAD_MODEL = None
+_VAD_TIMESTAMPS: Any = None  # silero_vad.sequence_vad.get_speech_timestamps_sequence, imported with the model
 _VAD_LOCK = threading.Lock()
 
 
 def _vad_model() -> Any:
     """silero-vad's sequence model (ONNX, in the wheel), loaded once: one ONNX call per block of frames instead of
     one JIT call per 32 ms frame (25 s of speech: 31 ms against 180 ms here, the same regions)."""
-    global _VAD_MODEL
+    global _VAD_MODEL, _VAD_TIMESTAMPS
     with _VAD_LOCK:
         if _VAD_MODEL is None:
-            from silero_vad import load_silero_vad
+            import torch
 
+            threads = torch.get_num_threads()
+            from silero_vad import load_silero_vad  # its model module calls torch.set_num_threads(1) on import
+            from silero_vad.sequence_vad import get_speech_timestamps_sequence
+
+            torch.set_num_threads(threads)  # ... which would leave the thinker and CAM++ on one core for good
             _VAD_MODEL = load_silero_vad(sequence=True)
+            _VAD_TIMESTAMPS = get_speech_timestamps_sequence
         return _VAD_MODEL
 
 
 def speech_regions(audio: np.ndarray, offset_s: float = 0.0, min_pause_s: float = 0.3) -> list[Span]:
     """Speech regions silero-vad finds in 16 kHz mono audio, in seconds (the model keeps no state between calls)."""
-    from silero_vad.sequence_vad import get_speech_timestamps_sequence
-
     if audio.size < SAMPLE_RATE // 10:
         return []
-    found = get_speech_timestamps_sequence(
+    model = _vad_model()
+    found = _VAD_TIMESTAMPS(
         np.ascontiguousarray(audio, dtype=np.float32),
-        _vad_model(),
+        model,
         sampling_rate=SAMPLE_RATE,
         return_seconds=True,
         min_silence_duration_ms=int(min_pause_s * 1000),

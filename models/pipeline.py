@@ -18,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from models.aligner import ForcedAligner
 from models.budget import segment_budget_s
 from models.chunking import Span, speech_regions
 from models.engine import Engine, EngineConfig, GenerationRequest
 from models.language import detect_language
 from models.loader import load_engine
-from models.media import MediaInfo, MediaKind, MediaLimits, probe
+from models.media import MediaInfo, MediaKind, MediaLimits, load_media, probe
 from models.segments import Plan, load_segment, plan_file
+from models.speakers import SpeakerBounds, SpeakerEmbedder, Speakers, Voices, find_speakers, speech_windows
 from models.speech import wav_bytes
 from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
 from models.timing import Word, segment_words, speech_in
@@ -76,6 +79,7 @@ class SegmentOutput:
     prompt_tokens: int = 0
     finish: str | None = None  # stop | length
     speech: bytes | None = None  # 24 kHz WAV
+    voices: Voices | None = None  # speaker embeddings of its speech, when the job asked who spoke
 
 
 class MediaPipeline:
@@ -88,12 +92,14 @@ class MediaPipeline:
         max_model_len: int,
         max_new_tokens_cap: int,
         aligner: ForcedAligner | None = None,
+        embedder: SpeakerEmbedder | None = None,
     ) -> None:
         self.engine = engine
         self.limits = limits
         self.max_model_len = max_model_len
         self.max_new_tokens_cap = max_new_tokens_cap
         self.aligner = aligner  # word times for transcripts; without it they are shared out over speech
+        self.embedder = embedder or SpeakerEmbedder()  # loads on the first job that asks who spoke
 
     @property
     def variant(self) -> str:
@@ -135,10 +141,14 @@ class MediaPipeline:
         engine_s = result.engine_seconds or (time.perf_counter() - started)
         words: list[Word] = []
         timing: str | None = None
+        voices: Voices | None = None
         if speech:
             aligner = self.aligner if spec.word_timed else None
             language = getattr(params, "language", None)
             words, timing = segment_words(result.text, media.audio, decoded, speech, aligner, language)
+            if getattr(params, "diarize", False) and media.audio is not None:
+                windows = speech_windows(speech)
+                voices = Voices(speech, windows, self.embedder.embed(media.audio, media.start_s, windows))
         return SegmentOutput(
             index,
             decoded.start,
@@ -153,7 +163,26 @@ class MediaPipeline:
             prompt_tokens=result.prompt_tokens,
             finish=result.finish,
             speech=wav_bytes(result.audio) if result.audio is not None else None,
+            voices=voices,
         )
+
+    def voice_of(self, path: Path) -> np.ndarray | None:
+        """One voice's embedding from a clip of it (a named reference, an enrolled voice); None: no speech in it."""
+        media = load_media(path, self.limits)
+        if media.audio is None:
+            return None
+        return self.embedder.embed_clip(media.audio, speech_regions(media.audio, 0.0))
+
+    def speakers(self, prepared: Prepared, voices: list[Voices], known: list[tuple[str, np.ndarray]]) -> Speakers:
+        """Who spoke when over the whole file (one clustering of every segment's windows), named where a known
+        voice (the request's references first, then the tenant's enrolled voices) matches."""
+        params = prepared.params
+        bounds = SpeakerBounds(
+            getattr(params, "num_speakers", None),
+            getattr(params, "min_speakers", None),
+            getattr(params, "max_speakers", None),
+        )
+        return find_speakers(voices, bounds, known)
 
     @staticmethod
     def language(prepared: Prepared, text: str) -> str | None:
@@ -166,14 +195,20 @@ class MediaPipeline:
 
 
 def build_pipeline(
-    config: EngineConfig, aligner: str | None, on_batch: Callable[[int], None] | None = None
+    config: EngineConfig,
+    aligner: str | None,
+    on_batch: Callable[[int], None] | None = None,
+    speaker_model: str | None = None,
 ) -> MediaPipeline:
-    """A process's pipeline: its engine from the one loader (weights load on first use) and the forced aligner
-    beside it when one is configured."""
+    """A process's pipeline: its engine from the one loader (weights load on first use), the forced aligner beside
+    it when one is configured, and the speaker model (CAM++; loaded when a job first asks who spoke)."""
     found = ForcedAligner(aligner, config.device) if aligner else None
-    return pipeline_over(load_engine(config, on_batch=on_batch), config, found)
+    embedder = SpeakerEmbedder(speaker_model, config.device)
+    return pipeline_over(load_engine(config, on_batch=on_batch), config, found, embedder)
 
 
-def pipeline_over(engine: Engine, config: EngineConfig, aligner: ForcedAligner | None = None) -> MediaPipeline:
+def pipeline_over(
+    engine: Engine, config: EngineConfig, aligner: ForcedAligner | None = None, embedder: SpeakerEmbedder | None = None
+) -> MediaPipeline:
     """A pipeline over an engine already at hand (benchmarks and tests wrap engines)."""
-    return MediaPipeline(engine, config.limits, config.max_model_len, config.max_new_tokens_cap, aligner)
+    return MediaPipeline(engine, config.limits, config.max_model_len, config.max_new_tokens_cap, aligner, embedder)

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import TaskInputError
 from models.media import MediaKind
@@ -75,9 +75,34 @@ class TaskParams(BaseModel):
         return (True, self.temperature, self.top_p, self.top_k, self.repetition_penalty)
 
 
+SpeakerName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f<>{}\\]+$")]
+SpeakerCount = Annotated[int, Field(ge=1, le=32)]
+UploadRef = Annotated[str, Field(pattern=r"^(upload:)?[0-9a-f]{32}$")]
+
+
 class TranscribeParams(TaskParams):
     language: Language | None = Field(None, description="Spoken language, e.g. 'en' or 'Chinese'")
     context: ShortText | None = Field(None, description="Names and terms the speech may contain (spelling hints)")
+    diarize: bool = Field(False, description="Find who spoke when: a speaker on every word, segment and cue")
+    num_speakers: SpeakerCount | None = Field(None, description="Exactly this many speakers (implies diarize)")
+    min_speakers: SpeakerCount | None = Field(None, description="At least this many speakers (implies diarize)")
+    max_speakers: SpeakerCount | None = Field(None, description="At most this many speakers (implies diarize)")
+    speaker_names: list[SpeakerName] = Field(
+        default_factory=list, max_length=16, description="Names for speaker_references, one each (implies diarize)"
+    )
+    speaker_references: list[UploadRef] = Field(
+        default_factory=list, max_length=16, description="Upload ids of short clips of each named speaker's voice"
+    )
+
+    @model_validator(mode="after")
+    def _speakers(self) -> TranscribeParams:
+        if len(self.speaker_names) != len(self.speaker_references):
+            raise ValueError("give one speaker_references clip for each of speaker_names")
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers is more than max_speakers")
+        if self.num_speakers or self.min_speakers or self.max_speakers or self.speaker_names:
+            self.diarize = True
+        return self
 
 
 class TranslateParams(TaskParams):

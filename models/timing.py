@@ -22,9 +22,13 @@ class Word:
     start: float
     end: float
     text: str
+    speaker: str | None = None  # who said it, once the file is diarized (models.speakers)
 
     def as_json(self) -> dict[str, float | str]:
-        return {"start": self.start, "end": self.end, "word": self.text}
+        found: dict[str, float | str] = {"start": self.start, "end": self.end, "word": self.text}
+        if self.speaker is not None:
+            found["speaker"] = self.speaker
+        return found
 
 
 def tokens(text: str) -> list[str]:
@@ -138,5 +142,47 @@ def segment_words(
     if aligner is not None and audio is not None:
         found = aligner.align(audio, text, language)
         if found is not None:
-            return placed_words(found.times, text, speech, span, found.counts), "aligner"
+            placed = placed_words(found.times, text, speech, span, found.counts)
+            repaired = repair_implausible(placed, speech, span)
+            if repaired is not None:
+                return repaired, "aligner"
     return estimated_words(text, speech, span), "speech"
+
+
+MIN_WORD_S = 0.02  # a word shorter than this was collapsed onto an instant
+MAX_WORD_S = 3.0  # a word longer than this was stretched over a pause or over other words
+
+
+def _implausible(word: Word, regions: list[Span]) -> bool:
+    length = word.end - word.start
+    inside = any(min(word.end, r.end) - max(word.start, r.start) > 0 for r in regions)
+    return length < MIN_WORD_S or length > MAX_WORD_S or not inside
+
+
+def repair_implausible(words: list[Word], speech: list[Span], span: Span) -> list[Word] | None:
+    """Aligned words whose times are not plausible (zero length, collapsed onto one instant, stretched, outside
+    speech) get the speech-bounded estimate for their stretch, between the plausible words around them. None when
+    no word's time is plausible, or the repair is not (the caller then estimates the whole segment)."""
+    regions = _within(speech, span) or [span]
+    bad = [_implausible(w, regions) for w in words]
+    if not any(bad):
+        return words
+    if all(bad):  # nothing of the alignment to keep
+        return None
+    fixed = list(words)
+    index = 0
+    while index < len(words):
+        if not bad[index]:
+            index += 1
+            continue
+        stop = index
+        while stop < len(words) and bad[stop]:
+            stop += 1
+        low = fixed[index - 1].end if index else span.start
+        high = words[stop].start if stop < len(words) else span.end
+        estimate = estimated_words(" ".join(w.text for w in words[index:stop]), speech, Span(low, max(high, low)))
+        if len(estimate) != stop - index:
+            return None
+        fixed[index:stop] = estimate
+        index = stop
+    return None if any(_implausible(w, regions) for w in fixed) else fixed

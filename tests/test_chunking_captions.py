@@ -120,3 +120,19 @@ def test_json_has_segments() -> None:
 
     body = json.loads(to_json(SEGMENTS[:2], task="transcribe"))
     assert body["task"] == "transcribe" and len(body["segments"]) == 2 and body["text"].startswith("word")
+
+
+def test_finding_speech_leaves_torch_its_threads() -> None:
+    """silero-vad's model module calls torch.set_num_threads(1) when imported: the engine and the speaker model
+    would run on one core for the rest of the process."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch, numpy as np; torch.set_num_threads(2); from models.chunking import speech_regions; "
+        "speech_regions(np.zeros(16000, np.float32)); print(torch.get_num_threads())"
+    )
+    from tests.support import REPO
+
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "2", done.stderr[-2000:]

@@ -140,7 +140,9 @@ def test_with_the_tiny_aligner_words_stay_in_order_in_speech_and_in_the_audio(
     duration = sf.info(path).duration
     job = _job(monkeypatch, tmp_path, tiny_model, path, OMNIMEDIA_ALIGNER=str(tiny_aligner))
     result = job.result
-    assert result is not None and result["word_timing"] == "aligner" and result["language"] == "en"
+    # The random aligner's times collapse onto instants: implausible, so they give way to the speech-bounded
+    # estimate (tests/test_cues.py shows plausible aligned times kept, and partial repairs).
+    assert result is not None and result["word_timing"] in ("aligner", "speech", "mixed") and result["language"] == "en"
     audio, _ = sf.read(path, dtype="float32")
     regions = speech_regions(audio)  # what silero-vad hears, as the worker saw it
     words = result["words"]

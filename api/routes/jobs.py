@@ -159,7 +159,7 @@ def get_result(
     job_id: str,
     session: SessionDep,
     tenant: TenantDep,
-    format: str = Query("json", pattern="^(json|srt|vtt|txt)$"),
+    format: str = Query("json", pattern="^(json|srt|vtt|txt|rttm)$"),
 ) -> Response:
     """The result in any text format, rendered from the job's stored result (whether or not the job also wrote
     that format to storage)."""

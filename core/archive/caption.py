@@ -31,7 +31,7 @@ from core.states import FailureClass, JobState
 from core.storage import Storage
 from models.tasks import get_task, parse_params
 
-FORMATS = ("srt", "vtt", "json", "txt")
+FORMATS = ("srt", "vtt", "json", "txt", "rttm")  # rttm: written for diarized runs (--speakers)
 
 
 @dataclass

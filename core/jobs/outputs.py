@@ -5,7 +5,9 @@ asked for, and its speech (keys from core.storage.keys)."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,23 +16,45 @@ import soundfile as sf
 from core.jobs.work import Segment
 from core.storage import Storage
 from core.storage.keys import output_key
-from models.captions import TimedText, join_text, to_srt, to_vtt
+from models.captions import TimedText, join_text, to_rttm, to_srt, to_vtt
 from models.engine import TALKER_SAMPLE_RATE
 from models.media import MediaKind
+from models.pipeline import NO_SPEECH, MediaPipeline, Prepared
+from models.speakers import Speakers
 from models.speech import wav_bytes
 from models.tasks import TaskSpec
 from models.timing import Word
 
-TEXT_FORMATS = ("json", "txt", "srt", "vtt")
-TIMED_FORMATS = ("srt", "vtt")  # only for media with a timeline
+TEXT_FORMATS = ("json", "txt", "srt", "vtt", "rttm")
+TIMED_FORMATS = ("srt", "vtt", "rttm")  # only for media with a timeline (rttm: only a diarized result)
 CONTENT_TYPES = {
     "json": "application/json",
     "txt": "text/plain; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
+    "rttm": "text/plain; charset=utf-8",
     "wav": "audio/wav",
 }
 DEFAULT_FORMATS: tuple[str, ...] = ()  # written to storage unless the job asks otherwise: none (results are rendered)
+
+
+def finished_result(
+    pipeline: MediaPipeline,
+    prepared: Prepared,
+    segments: list[Segment],
+    run_warnings: list[str],
+    speakers: Speakers | None = None,
+) -> dict[str, Any]:
+    """A finished job's result from its segments: what the media work found (duration, language, speakers) and every
+    warning once (the plan's, the segments', the run's)."""
+    found = [*prepared.plan.warnings, *(w for s in segments for w in s.warnings), *run_warnings]
+    warnings = list(dict.fromkeys(found))
+    if segments and all(s.timing == NO_SPEECH for s in segments):
+        warnings.append("no speech was detected")
+    duration = prepared.duration_s(max(s.end_s for s in segments))
+    language = pipeline.language(prepared, " ".join(s.text for s in segments))
+    kind, variant = prepared.kind, pipeline.variant
+    return result_record(prepared.spec, language, kind, duration, variant, segments, warnings, speakers)
 
 
 def result_record(
@@ -41,16 +65,23 @@ def result_record(
     variant: str,
     segments: list[Segment],
     warnings: list[str],
+    speakers: Speakers | None = None,
 ) -> dict[str, Any]:
     """What a finished job's result is, stored on the job; every format is rendered from it. Spoken text carries
     its words with their times in each segment (they place the cues), and for a transcript also as one list;
-    `word_timing` says where the times come from: the aligner, or speech (shared out over what silero-vad heard)."""
+    `word_timing` says where the times come from: the aligner, or speech (shared out over what silero-vad heard).
+    A diarized result gives every word its speaker (from the word's own time), splits segments where the speaker
+    changes, and lists the speakers and their turns."""
+    if speakers is not None:
+        segments = [
+            replace(s, words=[replace(w, speaker=speakers.label_at(w.start, w.end)) for w in s.words]) for s in segments
+        ]
     timed = [TimedText(s.start_s, s.end_s, s.text) for s in segments]
     record: dict[str, Any] = {
         "text": join_text(timed),
         "reasoning": "\n\n".join(s.reasoning for s in segments if s.reasoning) or None,
         "language": language,
-        "segments": [_segment(s) for s in segments],
+        "segments": [part for s in segments for part in _segment(s, speakers)],
         "media_kind": media_kind.value,
         "duration_s": duration_s,
         "variant": variant,
@@ -64,30 +95,57 @@ def result_record(
         record["word_timing"] = timings.pop() if len(timings) == 1 else "mixed" if timings else None
     if spec.word_timed:
         record["words"] = [w.as_json() for s in segments for w in s.words]
+    if speakers is not None:
+        record["speakers"] = speakers.listing()
+        record["speaker_turns"] = [[t.start, t.end, speakers.labels[t.speaker]] for t in speakers.turns]
     return record
 
 
-def _segment(segment: Segment) -> dict[str, Any]:
+def _segment(segment: Segment, speakers: Speakers | None) -> list[dict[str, Any]]:
+    """The segment as the result shows it; diarized, one part per run of one speaker's words."""
     found: dict[str, Any] = {"start": segment.start_s, "end": segment.end_s, "text": segment.text}
-    if segment.words:
-        found["words"] = [w.as_json() for w in segment.words]
-    return found
+    if speakers is None or not segment.words:
+        if segment.words:
+            found["words"] = [w.as_json() for w in segment.words]
+        if speakers is not None:
+            found["speaker"] = speakers.label_at(segment.start_s, segment.end_s)
+        return [found]
+    runs = [list(run) for _, run in itertools.groupby(segment.words, key=lambda w: w.speaker)]
+    parts = []
+    for index, run in enumerate(runs):
+        start = segment.start_s if index == 0 else run[0].start
+        end = segment.end_s if index == len(runs) - 1 else runs[index + 1][0].start
+        parts.append(
+            {
+                "start": round(start, 3),
+                "end": round(max(end, run[-1].end), 3),
+                "text": " ".join(w.text for w in run),
+                "speaker": run[0].speaker,
+                "words": [w.as_json() for w in run],
+            }
+        )
+    return parts
 
 
 def timed_segments(result: dict[str, Any]) -> list[TimedText]:
-    """A result's segments, with their words where it has them, for caption files."""
+    """A result's segments, with their words (and speakers) where it has them, for caption files."""
     return [
         TimedText(
-            s["start"], s["end"], s["text"], tuple(Word(w["start"], w["end"], w["word"]) for w in s.get("words", []))
+            s["start"],
+            s["end"],
+            s["text"],
+            tuple(Word(w["start"], w["end"], w["word"], w.get("speaker")) for w in s.get("words", [])),
+            s.get("speaker"),
         )
         for s in result.get("segments", [])
     ]
 
 
 def formats_for(result: dict[str, Any]) -> list[str]:
-    """The text formats a result can be rendered in (no subtitles for an image)."""
+    """The text formats a result can be rendered in (no subtitles for an image; RTTM for a diarized result)."""
     timed = result.get("media_kind") != MediaKind.IMAGE.value
-    return [fmt for fmt in TEXT_FORMATS if timed or fmt not in TIMED_FORMATS]
+    found = [fmt for fmt in TEXT_FORMATS if timed or fmt not in TIMED_FORMATS]
+    return [fmt for fmt in found if fmt != "rttm" or "speaker_turns" in result]
 
 
 def render(job_id: str, task: str, result: dict[str, Any], fmt: str) -> bytes:
@@ -100,6 +158,8 @@ def render(job_id: str, task: str, result: dict[str, Any], fmt: str) -> bytes:
         return json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8")
     if fmt == "txt":
         return (result.get("text", "") + "\n").encode("utf-8")
+    if fmt == "rttm":
+        return to_rttm(job_id, [(a, b, who) for a, b, who in result["speaker_turns"]]).encode("utf-8")
     return (to_srt(timed) if fmt == "srt" else to_vtt(timed)).encode("utf-8")
 
 

@@ -101,6 +101,8 @@ def validated_job(session: Session, storage: Storage, settings: Settings, reques
     if request.local_file is not None:
         return queued_job(settings, checked, f"file://{request.local_file}")
     ref, upload = resolve_input(session, storage, settings, request.input, request.tenant)
+    for clip in params.get("speaker_references", []):  # the tenant's own uploads, like the input
+        resolve_input(session, storage, settings, clip, request.tenant)
     if request.webhook_url is not None:
         webhook_url = check_job_webhook(session, settings, request.tenant, request.webhook_url)
         checked = replace(checked, webhook_url=webhook_url)

@@ -33,14 +33,15 @@ from core.jobs.failures import classify, public_reason
 from core.jobs.inputs import local_input
 from core.jobs.lease import Heartbeat
 from core.jobs.machine import Transition
-from core.jobs.outputs import DEFAULT_FORMATS, result_record, write_outputs
+from core.jobs.outputs import DEFAULT_FORMATS, finished_result, write_outputs
+from core.jobs.speakers import speakers_of
 from core.jobs.work import Segment, Work
 from core.schema import Job, JobSegment, utcnow
 from core.states import FailureClass, JobState
 from core.storage import Storage, get_storage
 from core.storage.keys import output_key
 from models.errors import MediaError
-from models.pipeline import NO_SPEECH, MediaPipeline, build_pipeline
+from models.pipeline import MediaPipeline, build_pipeline
 from models.tasks import TaskParams, parse_params
 
 log = logging.getLogger(__name__)
@@ -330,15 +331,10 @@ class JobRunner:
     def _finish(self, run: _Run, work: Work) -> RunResult:
         job, prepared = run.job, work.prepared
         segments = work.segments()
-        found = [*prepared.plan.warnings, *(w for s in segments for w in s.warnings), *work.warnings]
-        warnings = list(dict.fromkeys(found))
-        if segments and all(s.timing == NO_SPEECH for s in segments):
-            warnings.append("no speech was detected")
-        duration = prepared.duration_s(max(s.end_s for s in segments))
-        language = self.pipeline.language(prepared, " ".join(s.text for s in segments))
-        result = result_record(
-            prepared.spec, language, prepared.kind, duration, self.pipeline.variant, segments, warnings
-        )
+        with tempfile.TemporaryDirectory(prefix="omnimedia-voices-") as tmp:
+            speakers = speakers_of(self.pipeline, prepared, segments, job, self.sessions, self.storage, Path(tmp))
+        result = finished_result(self.pipeline, prepared, segments, work.warnings, speakers)
+        duration = result["duration_s"]
         speech: list[bytes | str] = [s.audio_key for s in segments if s.audio_key]
         if work.last_speech is not None:
             speech.append(work.last_speech)
@@ -391,5 +387,5 @@ def build_runner(settings: Settings, worker: str, enable_talker: bool | None = N
     """The runner of a process, over the process's media pipeline (its engine from the one loader, batched across
     jobs when configured, and the forced aligner when OMNIMEDIA_ALIGNER names one)."""
     config = settings.engine_config(enable_talker)
-    pipeline = build_pipeline(config, settings.aligner, on_batch=metrics.BATCH_SIZE.observe)
+    pipeline = build_pipeline(config, settings.aligner, metrics.BATCH_SIZE.observe, settings.speaker_model)
     return JobRunner(settings, get_sessionmaker(), get_storage(), pipeline, worker=worker)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from core.schema import JobSegment
 from models.pipeline import Prepared, SegmentOutput
+from models.speakers import Voices
 from models.timing import Word
 
 
@@ -27,6 +28,7 @@ class Segment:
     tokens: int = 0
     prompt_tokens: int = 0
     finish: str | None = None  # stop | length
+    voices: Voices | None = None  # speaker evidence, kept until the whole file is clustered
 
     @classmethod
     def of_output(cls, out: SegmentOutput, audio_key: str | None = None) -> Segment:
@@ -44,6 +46,7 @@ class Segment:
             out.tokens,
             out.prompt_tokens,
             out.finish,
+            out.voices,
         )
 
     @classmethod
@@ -63,6 +66,7 @@ class Segment:
             row.tokens or 0,
             row.prompt_tokens or 0,
             row.finish,
+            Voices.from_json(row.voices) if row.voices else None,
         )
 
     def row(self, job_id: str) -> JobSegment:
@@ -81,6 +85,7 @@ class Segment:
             engine_seconds=self.engine_seconds,
             prompt_tokens=self.prompt_tokens,
             finish=self.finish,
+            voices=self.voices.to_json() if self.voices else None,
         )
 
 
