@@ -16,7 +16,19 @@ from api.deps import SessionDep, SettingsDep
 from api.guard import CallerGuard
 from api.headers import SecurityHeaders
 from api.overload import LoadShedder
-from api.routes import admin, batches, health, jobs, openai_audio, openai_chat, speakers, tasks, uploads, webhooks
+from api.routes import (
+    admin,
+    batches,
+    health,
+    jobs,
+    openai_audio,
+    openai_chat,
+    search,
+    speakers,
+    tasks,
+    uploads,
+    webhooks,
+)
 from api.routes.admin import require_admin
 from core import embedded, metrics
 from core.config import get_settings
@@ -55,7 +67,8 @@ def create_app() -> FastAPI:
     app.add_middleware(LoadShedder, max_in_flight=get_settings().api_max_in_flight)
     app.add_middleware(SecurityHeaders)
     install_metrics(app)
-    for module in (health, tasks, uploads, jobs, batches, speakers, webhooks, admin, openai_audio, openai_chat):
+    routers = (health, tasks, uploads, jobs, batches, speakers, search, webhooks, admin, openai_audio, openai_chat)
+    for module in routers:
         app.include_router(module.router)
     original = app.openapi
 

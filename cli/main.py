@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -180,6 +182,36 @@ def caption(
 
         err.print(f"uploaded {upload_folder(settings, options.out_dir, out)} output files to {out}")
     view.summary(outcomes, options.out_dir)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help='e.g. "flood barrier" OR dam -river')],
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    tenant: Annotated[str, typer.Option(help="whose transcripts (the operator's: local)")] = LOCAL_TENANT,
+) -> None:
+    """Search the transcripts: each hit's file, time, speaker and the words around the match."""
+    from core import search
+
+    settings = get_settings()
+    migrate.prepare_local(settings.resolved_database_url())
+    with get_sessionmaker()() as session:
+        hits = search.search(session, tenant, query, limit)
+    for hit in hits:
+        snippet = re.sub(r"</?mark>", "*", html.unescape(hit.snippet))
+        who = f" {hit.speaker}:" if hit.speaker else ""
+        console.print(
+            f"{hit.file_name or hit.job_id}  {_clock(hit.start)}-{_clock(hit.end)}{who} {snippet}",
+            markup=False,
+            highlight=False,
+        )
+    if not hits:
+        err.print("no transcript matches")
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes // 60):d}:{int(minutes % 60):02d}:{rest:04.1f}"
 
 
 @app.command("jobs")

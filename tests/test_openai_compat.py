@@ -120,6 +120,15 @@ def test_verbose_json_carries_words_and_segments_inside_the_audio(api: Api, medi
     assert " ".join(w.word for w in answer.words).split() == answer.text.split()
 
 
+def test_verbose_json_reports_the_detected_language_when_none_was_asked(api: Api, media: dict[str, Path]) -> None:
+    answer = api.client.audio.transcriptions.create(
+        model=api.model, file=media["speech_wav"].open("rb"), response_format="verbose_json"
+    )
+    from models.language import detect_language
+
+    assert answer.language != "unknown" and answer.language == detect_language(answer.text)
+
+
 def test_translations(api: Api, media: dict[str, Path]) -> None:
     plain = api.client.audio.translations.create(model=api.model, file=media["speech_wav"].open("rb"))
     verbose = api.client.audio.translations.create(

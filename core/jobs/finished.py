@@ -1,5 +1,6 @@
 """Everything a job's final state sets off, written in the same transaction as that state: its webhook event
-(outbox) and, when it was the last job of a batch, the batch's completion and `batch.completed` event."""
+(outbox), its transcript in the search index, and, when it was the last job of a batch, the batch's completion and
+`batch.completed` event."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import search
 from core.config import get_settings
 from core.schema import Batch, BatchItem, Job, utcnow
 from core.states import BatchState, EventType, JobState
@@ -40,6 +42,8 @@ def job_finished(session: Session, job: Job) -> None:
         return
     event = EventType.for_job(job.state)
     outbox.emit(session, job.tenant, event, job_data(job), [job.webhook_url] if job.webhook_url else [])
+    if job.state == JobState.SUCCEEDED:
+        search.index_job(session, job)  # searchable from the moment it succeeded, never by a later scan
     batch_id = session.scalar(select(BatchItem.batch_id).where(BatchItem.job_id == job.id).limit(1))
     if batch_id:
         complete_batch_if_done(session, batch_id)
