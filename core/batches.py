@@ -21,6 +21,7 @@ from core.jobs import machine
 from core.jobs.finished import batch_state
 from core.jobs.rows import InputError, JobRequest, add_jobs, validated_job
 from core.owned import get_owned
+from core.report import ReportLine, build_report
 from core.schema import LOCAL_TENANT, Batch, BatchItem, Job, Upload, as_utc, new_id, utcnow
 from core.states import FINAL_JOB_STATES, JobState
 from core.storage import ObjectNotFound, Storage, StorageError
@@ -266,3 +267,31 @@ def cancel_batch(session: Session, batch: Batch) -> int:
         if job_id and machine.request_cancel(session, job_id) is JobState.CANCELED:
             canceled += 1
     return canceled
+
+
+def batch_report(session: Session, batch: Batch, hour_cost: float | None) -> dict[str, Any]:
+    """What the batch did and cost (core.report): one line per line of the batch, rejected lines included."""
+    rows = session.execute(
+        select(BatchItem, Job).outerjoin(Job, BatchItem.job_id == Job.id).where(BatchItem.batch_id == batch.id)
+    ).all()
+    lines = []
+    for item, job in sorted(rows, key=lambda row: row[0].line):
+        if job is None:
+            lines.append(ReportLine(item.custom_id, "rejected", failure_class="invalid_line", reason=item.error))
+            continue
+        result = job.result or {}
+        lines.append(
+            ReportLine(
+                item.custom_id,
+                str(job.state),
+                job.media_seconds or 0.0,
+                job.engine_seconds or 0.0,
+                job.failure_class,
+                job.failure_reason,
+                result.get("language"),
+                len(result.get("speakers") or []),
+            )
+        )
+    ended = batch.completed_at or utcnow()
+    wall_s = (as_utc(ended) - as_utc(batch.created_at)).total_seconds()
+    return build_report(f"Batch {batch.id}", lines, wall_s, hour_cost)

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     secret_keys_old: list[str] = Field(default_factory=list)
 
+    # What an accelerator hour costs (any currency), for the cost per hour of media in run and batch reports.
+    accelerator_hour_cost: float | None = None
+
     # Operators.
     admin_token: str | None = None  # enables /v1/admin/* and /admin/stats (Bearer, or Basic with it as password)
 

@@ -14,6 +14,7 @@ from api.deps import SessionDep, SettingsDep
 from api.problems import PROBLEM_RESPONSES, Problem
 from core.errors import ProblemKind
 from core.health import service_health
+from core.report import bar_chart
 from core.stats import job_stats
 
 router = APIRouter(tags=["admin"], responses=PROBLEM_RESPONSES)
@@ -62,6 +63,7 @@ def stats_page(session: SessionDep, settings: SettingsDep, _admin: AdminDep) -> 
     data = job_stats(session)
     now = service_health(session, settings).as_dict()
     esc = html.escape
+    embedded = settings.mode == "embedded"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>omnimedia job stats</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
@@ -70,24 +72,40 @@ def stats_page(session: SessionDep, settings: SettingsDep, _admin: AdminDep) -> 
         "<h2>now</h2><table><tr><th>state</th><th>jobs</th></tr>",
     ]
     parts += [f"<tr><td>{esc(s)}</td><td>{n}</td></tr>" for s, n in sorted(data["states_now"].items())]
+    parts.append("</table>")
+    hours = [f"-{23 - i}h" if i < 23 else "this hour" for i in range(24)]
     parts.append(
-        "</table><h2>queues</h2><table><tr><th>queue</th><th>consumers</th><th>depth</th>"
-        "<th>oldest queued job (s)</th></tr>"
+        bar_chart("Jobs finished per hour (last 24 h)", list(zip(hours, data["jobs_per_hour"], strict=True)), "jobs")
     )
-    for name, queue in now["queues"].items():
-        cells = [queue["consumers"], queue["depth"], queue["oldest_queued_s"]]
-        parts.append(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
     parts.append(
-        f"</table><p>webhooks due and undelivered: {now['webhooks_pending']}; last maintenance pass: "
-        f"{esc(str(now['maintenance_age_s']))} s ago</p>"
+        bar_chart(
+            "Hours of media per hour (last 24 h)", list(zip(hours, data["media_hours_per_hour"], strict=True)), "h"
+        )
     )
+    failures = sorted(data["failures_by_class"].items(), key=lambda kv: -kv[1])
+    parts.append(bar_chart("Failures by class (last 24 h)", [(k, float(v)) for k, v in failures], "jobs"))
+    parts.append("<h2>queues</h2>")
+    if embedded:
+        parts.append("<p>Not applicable: the embedded default runs jobs in this process, with no broker queue.</p>")
+    else:
+        parts.append(
+            bar_chart("Queue depth", [(name, float(q["depth"] or 0)) for name, q in now["queues"].items()], "jobs")
+        )
+        parts.append("<table><tr><th>queue</th><th>consumers</th><th>depth</th><th>oldest queued job (s)</th></tr>")
+        for name, queue in now["queues"].items():
+            cells = [queue["consumers"], queue["depth"], queue["oldest_queued_s"]]
+            parts.append(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(_shown(c))}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    maintenance = now["maintenance_age_s"]
+    if embedded:
+        last = "not applicable (the embedded default has no maintenance worker)"
+    else:
+        last = "none yet" if maintenance is None else f"{maintenance:.0f} s ago"
+    parts.append(f"<p>webhooks due and undelivered: {now['webhooks_pending']}; last maintenance pass: {esc(last)}</p>")
     for name, window in data["windows"].items():
         p50, p95 = window["engine_seconds_p50"], window["engine_seconds_p95"]
         parts.append(f"<h2>last {esc(name)}: {window['total']} jobs</h2>")
-        parts.append(
-            f"<p>engine seconds p50 {p50 if p50 is None else round(p50, 3)}, "
-            f"p95 {p95 if p95 is None else round(p95, 3)}</p>"
-        )
+        parts.append(f"<p>engine seconds p50 {esc(_shown(p50))}, p95 {esc(_shown(p95))}</p>")
         parts.append("<table><tr><th>task</th><th>state</th><th>jobs</th></tr>")
         for task, by_state in sorted(window["counts"].items()):
             parts += [
@@ -102,3 +120,10 @@ def stats_page(session: SessionDep, settings: SettingsDep, _admin: AdminDep) -> 
             parts.append("</table>")
     parts.append("</body></html>")
     return HTMLResponse("".join(parts))
+
+
+def _shown(value: object) -> str:
+    """A figure for the page: a dash where there is none yet (never "None")."""
+    if value is None:
+        return "—"
+    return f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)

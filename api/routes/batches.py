@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from core import bounded_json, intake
 from core.batches import (
     BatchLine,
     BatchRejected,
+    batch_report,
     batch_results,
     batch_status,
     cancel_batch,
@@ -29,6 +31,7 @@ from core.batches import (
 )
 from core.config import Settings
 from core.errors import ProblemKind
+from core.report import report_html
 from core.schema import Batch, BatchItem
 from core.storage import Storage
 
@@ -125,6 +128,23 @@ def get_batch_results(batch_id: str, session: SessionDep, tenant: TenantDep) -> 
     records = batch_results(session, load_owned(session, Batch, batch_id, tenant), "/v1/jobs/{job_id}/result")
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     return Response(body, media_type="application/jsonl")
+
+
+@router.get("/{batch_id}/report", responses={200: {"content": {"text/html": {}}}})
+def get_batch_report(
+    batch_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+    format: Annotated[str, Query(pattern="^(json|html)$")] = "json",
+) -> Response:
+    """What the batch did and what it cost: files and hours by outcome, failures by class, languages, speakers,
+    wall time, engine seconds per hour of media, realtime factor, cost per hour of media (with
+    OMNIMEDIA_ACCELERATOR_HOUR_COST). As JSON, or as a page with its charts (format=html)."""
+    report = batch_report(session, load_owned(session, Batch, batch_id, tenant), settings.accelerator_hour_cost)
+    if format == "html":
+        return HTMLResponse(report_html(report))
+    return JSONResponse(report)
 
 
 @router.post("/{batch_id}/cancel")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from core.jobs import machine
 from core.jobs.machine import Transition
 from core.jobs.outputs import formats_for, render
 from core.jobs.runner import JobRunner, run_until_settled
+from core.report import ReportLine, build_report, report_html
 from core.schema import LOCAL_TENANT, Job
 from core.states import FailureClass, JobState
 from core.storage import Storage
@@ -128,6 +130,7 @@ class CaptionRun:
 
     # -- running ----------------------------------------------------------------------------------
     def run(self, source: Path) -> list[FileOutcome]:
+        started = time.monotonic()
         with run_lock(self.settings.data_dir):
             by_sha, outcomes, job_ids = self.plan(source)
             self.progress.total = sum(len(v) for v in by_sha.values()) + len(outcomes)
@@ -144,6 +147,7 @@ class CaptionRun:
                         pending.append(sha)
             outcomes += self._run_pending(pending, by_sha, job_ids)
             self._write_manifest(outcomes)
+            self._write_report(source, outcomes, time.monotonic() - started)
             return outcomes
 
     def _run_pending(
@@ -220,6 +224,32 @@ class CaptionRun:
 
     def _write_manifest(self, outcomes: list[FileOutcome]) -> None:
         write_manifest(self.options.out_dir, outcomes)
+
+    def _write_report(self, source: Path, outcomes: list[FileOutcome], wall_s: float) -> None:
+        """report.html and report.json beside the manifest, from the same outcomes."""
+        ids = [o.job_id for o in outcomes if o.job_id]
+        with self.sessions() as session:
+            jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(ids)))} if ids else {}
+        lines = []
+        for outcome in outcomes:
+            job = jobs.get(outcome.job_id or "")
+            result = (job.result if job else None) or {}
+            engine = job.engine_seconds if job is not None and not outcome.reused else 0.0
+            lines.append(
+                ReportLine(
+                    outcome.path,
+                    outcome.state,
+                    outcome.duration_s or 0.0,
+                    engine or 0.0,
+                    job.failure_class if job else None,
+                    outcome.error,
+                    result.get("language"),
+                    len(result.get("speakers") or []),
+                )
+            )
+        report = build_report(f"Captioning of {source.name}", lines, wall_s, self.settings.accelerator_hour_cost)
+        write_sidecar(self.options.out_dir, "report.json", "json", (json.dumps(report, indent=2) + "\n").encode())
+        write_sidecar(self.options.out_dir, "report.html", "html", report_html(report).encode("utf-8"))
 
 
 def group_by_content(source: Path, include_hidden: bool) -> tuple[dict[str, list[ArchiveEntry]], list[FileOutcome]]:
