@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     vllm_tensor_parallel_size: int = 0
     vllm_gpu_memory_utilization: float = 0.90
     vllm_max_num_seqs: int = 8
+    vllm_max_num_batched_tokens: int = 0  # 0: max_model_len; video segments are planned to this encoder budget too
     # Qwen3-ForcedAligner (model id or path) for word timestamps of transcripts, run beside the thinker in the
     # job worker; unset or "off": word times are shared out over the speech silero-vad finds.
     aligner: str | None = None
@@ -200,6 +201,7 @@ class Settings(BaseSettings):
             tensor_parallel_size=self.vllm_tensor_parallel_size,
             gpu_memory_utilization=self.vllm_gpu_memory_utilization,
             max_num_seqs=self.vllm_max_num_seqs,
+            max_num_batched_tokens=self.vllm_max_num_batched_tokens,
         )
 
 

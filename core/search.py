@@ -37,6 +37,12 @@ CONFIGS = {
     "ro": "romanian",
     "tr": "turkish",
 }
+# The query in each configuration, as constants: the GIN index serves each arm (a query parsed in the row's own
+# configuration, row by row, could not use it: 100,000 segments took 200 ms).
+_PG_MATCH = " OR ".join(
+    f"(config = '{name}'::regconfig AND tsv @@ websearch_to_tsquery('{name}', :query))"
+    for name in sorted({*CONFIGS.values(), "simple"})
+)
 _QUERY_TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
 
 
@@ -116,9 +122,10 @@ def search(session: Session, tenant: str, query: str, limit: int = 20) -> list[H
     else:
         rows = session.execute(
             text(
-                "SELECT job_id, start_s, end_s, speaker, ts_headline(config, text, q, :options) "
-                "FROM transcript_search, websearch_to_tsquery(config, :query) AS q "
-                "WHERE tenant = :tenant AND tsv @@ q ORDER BY ts_rank(tsv, q) DESC, job_id, segment LIMIT :limit"
+                "SELECT job_id, start_s, end_s, speaker, "
+                "ts_headline(config, text, websearch_to_tsquery(config, :query), :options) "
+                f"FROM transcript_search WHERE tenant = :tenant AND ({_PG_MATCH}) "
+                "ORDER BY ts_rank(tsv, websearch_to_tsquery(config, :query)) DESC, job_id, segment LIMIT :limit"
             ),
             {
                 "query": query,

@@ -22,7 +22,7 @@ from models.media import DecodedMedia, MediaInfo, MediaKind
 from models.tasks import CATALOGUE, get_task, parse_params
 from models.transformers_backend import TransformersEngine
 from models.variants import Variant
-from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm
+from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm, too_long
 
 EXTRA = {"translate": {"target_language": "de"}, "ask": {"question": "What is it?"}, "custom": {"prompt": "Hi."}}
 
@@ -44,6 +44,10 @@ def main() -> int:
     engine = VllmEngine(config)  # not load(): that starts vllm.LLM on a GPU; the processor alone renders prompts
     engine._processor = Qwen3OmniMoeProcessor.from_pretrained(str(model))
     print("engine args:", engine_args(config))
+    from vllm.exceptions import VLLMValidationError  # vLLM's own class: its too-long refusal maps to PromptTooLong
+
+    refusal = VLLMValidationError("The decoder prompt (length 40000) is longer than the maximum model length of 32768.")
+    assert too_long(refusal) and not too_long(VLLMValidationError("temperature must be non-negative"))
     rendered = 0
     for spec in CATALOGUE.values():
         for kind in sorted(spec.accepts, key=lambda k: k.value):

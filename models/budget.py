@@ -44,13 +44,27 @@ def prompt_tokens(info: MediaInfo, limits: MediaLimits, seconds: float) -> float
     return tokens_per_s(info, limits) * seconds + PROMPT_TOKENS
 
 
-def segment_budget_s(info: MediaInfo, limits: MediaLimits, max_model_len: int, max_new_tokens: int) -> float | None:
-    """The longest segment whose prompt (prompt_tokens) fits the context with `max_new_tokens` left to answer in;
-    None for an image (one segment, bounded by its pixel cap)."""
+def encoder_budget(max_model_len: int, max_num_batched_tokens: int = 0) -> int:
+    """The most embeddings one media item may have: vLLM refuses an item larger than its encoder cache, which is at
+    least max_num_batched_tokens (0: the engine is given max_model_len, as vLLM-Omni's thinker stage does)."""
+    return max_num_batched_tokens or max_model_len
+
+
+def segment_budget_s(
+    info: MediaInfo, limits: MediaLimits, max_model_len: int, max_new_tokens: int, max_item_tokens: int = 0
+) -> float | None:
+    """The longest segment whose prompt (prompt_tokens) fits the context with `max_new_tokens` left to answer in,
+    and whose video (one media item) has no more embeddings than `max_item_tokens` (encoder_budget; 0: no such
+    cap); None for an image (one segment, bounded by its pixel cap). One function for both backends."""
     if info.kind is MediaKind.IMAGE:
         return None
     per_s = tokens_per_s(info, limits)
     room = max_model_len - max_new_tokens - PROMPT_TOKENS
     if per_s <= 0:
         return None
-    return max(MIN_SEGMENT_S, float(math.floor(room / per_s)))
+    fits = room / per_s
+    if info.kind is MediaKind.VIDEO and max_item_tokens:
+        fits = min(
+            fits, max_item_tokens / video_tokens_per_s(*frame_size(info.width, info.height, limits.max_frame_pixels))
+        )
+    return max(MIN_SEGMENT_S, float(math.floor(fits)))

@@ -39,6 +39,7 @@ class EngineConfig:
     tensor_parallel_size: int = 0
     gpu_memory_utilization: float = 0.90
     max_num_seqs: int = 8
+    max_num_batched_tokens: int = 0  # 0: max_model_len (vLLM's default, 16,384, refuses long video items)
 
 
 @dataclass

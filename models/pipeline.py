@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from models.aligner import ForcedAligner
-from models.budget import segment_budget_s
+from models.budget import encoder_budget, segment_budget_s
 from models.chunking import Span, speech_regions
 from models.engine import Engine, EngineConfig, GenerationRequest
 from models.language import detect_language
@@ -93,7 +93,9 @@ class MediaPipeline:
         max_new_tokens_cap: int,
         aligner: ForcedAligner | None = None,
         embedder: SpeakerEmbedder | None = None,
+        max_item_tokens: int = 0,
     ) -> None:
+        self.max_item_tokens = max_item_tokens  # the engine's max_num_batched_tokens (0: max_model_len)
         self.engine = engine
         self.limits = limits
         self.max_model_len = max_model_len
@@ -117,7 +119,8 @@ class MediaPipeline:
         info = probe(path, self.limits)
         check_media(spec, info.kind, info.has_audio)
         answer = min(parsed.max_new_tokens, self.max_new_tokens_cap)
-        fits = segment_budget_s(info, self.limits, self.max_model_len, answer)  # the model's context
+        item = encoder_budget(self.max_model_len, self.max_item_tokens)
+        fits = segment_budget_s(info, self.limits, self.max_model_len, answer, item)  # the context and encoder cache
         segment_s = min(segment_s, fits or float("inf"))
         plan = Plan.from_json(stored_plan) if stored_plan else plan_file(path, info, segment_s, self.limits)
         return Prepared(path, spec, parsed, info, plan, segment_s, plan.segments(segment_s))
@@ -211,4 +214,12 @@ def pipeline_over(
     engine: Engine, config: EngineConfig, aligner: ForcedAligner | None = None, embedder: SpeakerEmbedder | None = None
 ) -> MediaPipeline:
     """A pipeline over an engine already at hand (benchmarks and tests wrap engines)."""
-    return MediaPipeline(engine, config.limits, config.max_model_len, config.max_new_tokens_cap, aligner, embedder)
+    return MediaPipeline(
+        engine,
+        config.limits,
+        config.max_model_len,
+        config.max_new_tokens_cap,
+        aligner,
+        embedder,
+        config.max_num_batched_tokens,
+    )

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from models.backend import EngineBackend
-from models.budget import prompt_tokens
+from models.budget import encoder_budget, prompt_tokens
 from models.engine import EngineConfig, GenerationRequest, GenerationResult, split_reasoning
 from models.errors import BackendUnavailable, CapabilityError, PromptTooLong
 from models.media import MediaKind
@@ -23,6 +23,23 @@ from models.prompting import conversation, validate_request, video_processor_kwa
 from models.variants import Variant
 
 LIMIT_MM_PER_PROMPT = {"image": 1, "video": 1, "audio": 1}  # one media item per job (and its own audio track)
+
+
+# vLLM 0.33 says a prompt is too long with VLLMValidationError (VLLMClientError(VLLMError(Exception)),
+# vllm/exceptions.py), older releases with ValueError; the type alone also covers other refusals, so these
+# messages tell the too-long ones apart (prompt over the context, or a media item over the encoder cache).
+TOO_LONG_TYPES = ("VLLMValidationError", "ValueError")
+TOO_LONG_MESSAGES = (
+    "longer than the maximum model length",
+    "maximum context length is",
+    "exceeds the pre-allocated encoder cache size",
+)
+
+
+def too_long(exc: BaseException) -> bool:
+    """Whether vLLM refused a request for its length (vLLM need not be importable to tell)."""
+    kinds = {kind.__name__ for kind in type(exc).__mro__}
+    return bool(kinds & set(TOO_LONG_TYPES)) and any(message in str(exc) for message in TOO_LONG_MESSAGES)
 
 
 def vllm_available() -> bool:
@@ -39,6 +56,9 @@ def engine_args(config: EngineConfig) -> dict[str, Any]:
     """vLLM's engine arguments from the settings (the model card's serving settings are the defaults)."""
     return {
         "max_model_len": config.max_model_len,
+        # vLLM's encoder cache is at least this: the default for LLM (16,384 on H100/H200) refuses video items of
+        # over ~114 s at 640x352; the planner caps a segment's video embeddings at the same number
+        "max_num_batched_tokens": encoder_budget(config.max_model_len, config.max_num_batched_tokens),
         "max_num_seqs": config.max_num_seqs,
         "gpu_memory_utilization": config.gpu_memory_utilization,
         "tensor_parallel_size": config.tensor_parallel_size or visible_gpus(),
@@ -160,9 +180,9 @@ class VllmEngine(EngineBackend):
             outputs = self._llm.generate(
                 [self.prompt(r) for r in requests], sampling_params=[self.sampling(r) for r in requests]
             )
-        except ValueError as exc:  # vLLM's only signal for a prompt over max_model_len (its text is all we get)
-            if "maximum model length" in str(exc):
-                raise PromptTooLong(f"the prompt is longer than the model's context: {exc}") from exc
+        except Exception as exc:
+            if too_long(exc):
+                raise PromptTooLong(f"the prompt is longer than the engine takes: {exc}") from exc
             raise
         results = []
         for out in outputs:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from models.budget import audio_tokens, segment_budget_s
+from models.budget import audio_tokens, encoder_budget, segment_budget_s, video_tokens_per_s
 from models.engine import EngineConfig, GenerationRequest
 from models.errors import BackendUnavailable, PromptTooLong
-from models.media import MediaInfo, MediaKind, MediaLimits, load_media
+from models.media import MediaInfo, MediaKind, MediaLimits, frame_size, load_media
 from models.prompting import video_processor_kwargs
 from models.tasks import CATALOGUE, get_task, parse_params
-from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm, vllm_available
+from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm, too_long, vllm_available
 from tests.support import REPO
 
 DEFAULT_LIMITS = MediaLimits()
@@ -67,6 +67,70 @@ def test_audio_segments_fit_the_context_and_images_have_no_budget() -> None:
     assert segment_budget_s(audio, DEFAULT_LIMITS, 32768, 1024) == 2422
     assert segment_budget_s(audio, DEFAULT_LIMITS, 65536, 1024) == 4942
     assert segment_budget_s(MediaInfo(MediaKind.IMAGE, 0.0, False, 800, 600), DEFAULT_LIMITS, 32768, 1024) is None
+
+
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, HD_LIMITS])
+@pytest.mark.parametrize("size", [(320, 240), (640, 360), (1280, 720), (1920, 1080), (3840, 2160), (1080, 1920)])
+@pytest.mark.parametrize(("context", "batched"), [(32768, 0), (32768, 16384), (65536, 0), (131072, 32768)])
+def test_no_video_segment_has_more_embeddings_than_the_engine_accepts(
+    limits: MediaLimits, size: tuple[int, int], context: int, batched: int
+) -> None:
+    """vLLM refuses a media item larger than its encoder cache (at least max_num_batched_tokens): the planner caps
+    a segment's video embeddings at the same budget the engine is given, for every frame size."""
+    info = MediaInfo(MediaKind.VIDEO, 3 * 3600.0, True, *size)
+    budget = encoder_budget(context, batched)
+    seconds = segment_budget_s(info, limits, context, 1024, budget)
+    assert seconds is not None
+    per_s = video_tokens_per_s(*frame_size(info.width, info.height, limits.max_frame_pixels))
+    assert seconds * per_s <= budget or seconds == 5.0
+    config = EngineConfig("m", backend="vllm", max_model_len=context, max_num_batched_tokens=batched)
+    assert engine_args(config)["max_num_batched_tokens"] == budget == (batched or context)
+
+
+class VLLMError(Exception):  # vllm/exceptions.py's hierarchy, as vLLM 0.33 defines it (vLLM cannot load here)
+    pass
+
+
+class VLLMClientError(VLLMError):
+    pass
+
+
+class VLLMValidationError(VLLMClientError):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("error", "is_too_long"),
+    [
+        (
+            VLLMValidationError("The decoder prompt (length 40000) is longer than the maximum model length of 32768."),
+            True,
+        ),
+        (
+            VLLMValidationError("This model's maximum context length is 32768 tokens. However, you requested 40000"),
+            True,
+        ),
+        (VLLMValidationError("The request exceeds the pre-allocated encoder cache size (25088)."), True),
+        (ValueError("The decoder prompt (length 40000) is longer than the maximum model length of 32768."), True),
+        (VLLMValidationError("temperature must be non-negative"), False),
+        (RuntimeError("... is longer than the maximum model length ..."), False),
+    ],
+)
+def test_vllms_too_long_errors_become_the_typed_too_long_failure(
+    tiny_model: Path, media: dict[str, Path], error: Exception, is_too_long: bool
+) -> None:
+    assert too_long(error) is is_too_long
+    engine = _engine(tiny_model)
+
+    class Refusing:
+        def generate(self, *args: object, **kwargs: object) -> None:
+            raise error
+
+    engine._llm = Refusing()
+    engine.sampling = lambda request: None  # type: ignore[method-assign]  # vLLM's SamplingParams: not here
+    request = GenerationRequest(get_task("transcribe"), parse_params("transcribe", {}), load_media(media["speech_wav"]))
+    with pytest.raises(PromptTooLong if is_too_long else type(error)):
+        engine._generate_batch([request])
 
 
 def _engine(tiny_model: Path, **config: object) -> VllmEngine:
