@@ -6,6 +6,8 @@ CLI command that only writes rows) leaves the work in the database, where `omnim
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from typing import Protocol
 
@@ -57,6 +59,47 @@ def broker_was_reset(settings: Settings) -> bool:
         client.close()
 
 
+UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages in this hash
+SCAN_PAGE = 1000
+
+
+def held_job_ids(settings: Settings, queues: tuple[str, ...]) -> set[str] | None:
+    """The job ids whose messages the broker holds now (waiting in a queue, or delivered and unacknowledged);
+    None when that cannot be known (not Redis, or unreachable). A broker without the marker may be a new one that
+    has been receiving messages all along: what it holds need not be sent again."""
+    client = _broker(settings)
+    if client is None:
+        return None
+    held: set[str] = set()
+    try:
+        for name in queues:
+            for start in range(0, int(client.llen(name)), SCAN_PAGE):
+                held |= {_job_of(raw) for raw in client.lrange(name, start, start + SCAN_PAGE - 1)}
+        for _, raw in client.hscan_iter(UNACKED, count=SCAN_PAGE):
+            held.add(_job_of(raw))
+    except redis.RedisError:
+        log.warning("broker unreachable while listing what it holds")
+        return None
+    finally:
+        client.close()
+    held.discard("")
+    return held
+
+
+def _job_of(raw: bytes | str) -> str:
+    """The job id a Celery message (protocol 2, JSON) carries as its first argument; "" if it carries none."""
+    try:
+        message = json.loads(raw)
+        if isinstance(message, list):  # the unacked hash keeps [message, exchange, routing key]
+            message = message[0]
+        if message.get("headers", {}).get("task") != RUN_JOB:
+            return ""
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        return str(args[0]) if args else ""
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return ""
+
+
 def mark_broker(settings: Settings) -> None:
     """Put the marker in the broker: every message that waited before this moment has been sent again."""
     client = _broker(settings)
@@ -76,8 +119,10 @@ def enqueue(job_id: str, queue: str, settings: Settings | None = None) -> None:
             app.send_task(
                 RUN_JOB, args=[job_id], queue=queue, retry=True, retry_policy={"max_retries": 3}, ignore_result=True
             )
-        except Exception:
-            log.exception("could not publish job %s; the reconciler will re-send it", job_id)
+        except Exception as exc:  # one line: the reconciler handles it, a traceback per job would drown the log
+            log.warning(
+                "could not publish job %s (%s: %s); the reconciler will re-send it", job_id, type(exc).__name__, exc
+            )
     elif _in_process is not None:
         _in_process.run_job(job_id)
     else:

@@ -13,6 +13,7 @@ from core import queue
 from core.config import Settings
 from core.jobs import machine
 from core.jobs.machine import Transition
+from core.jobs.rows import TALKER_QUEUE, THINKER_QUEUE
 from core.schema import Job, JobEvent, utcnow
 from core.states import FailureClass, JobState
 
@@ -26,8 +27,10 @@ class ReconcileReport:
     requeued: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    still_held: int = 0  # waiting jobs a new broker already held: not sent again
 
 
+JOB_QUEUES = (THINKER_QUEUE, TALKER_QUEUE)
 MAX_PAGES = 200  # of 500 jobs each: a broker reset re-sends at most 100,000 waiting jobs in one pass
 
 
@@ -43,11 +46,19 @@ def reconcile_jobs(
     report = ReconcileReport()
     now = utcnow()
     deadline_s = 0.0 if broker_reset else settings.queued_deadline_s
+    # A broker without the marker may be new and have taken messages all along: a waiting job it holds is not
+    # sent twice (its queued_at moves on, so it leaves this selection); the others were lost and are sent again.
+    held = (queue.held_job_ids(settings, JOB_QUEUES) or set()) if broker_reset else set()
     for _ in range(MAX_PAGES):  # a handled job leaves the selection (new state, or queued_at after `now`)
         page = machine.stale_jobs(session, now, settings.lease_s * WORKER_LOST_LEASES, deadline_s)
         if not page:
             break
-        _reconcile_page(session, settings, send, page, now, report)
+        waiting_held = [j.id for j in page if j.id in held and j.state != JobState.RUNNING]
+        if waiting_held:
+            session.execute(update(Job).where(Job.id.in_(waiting_held)).values(queued_at=now))
+            session.commit()
+            report.still_held += len(waiting_held)
+        _reconcile_page(session, settings, send, [j for j in page if j.id not in waiting_held], now, report)
     return report
 
 
