@@ -47,11 +47,14 @@ def running_events(data: Path) -> Counter[str]:
     return Counter(job_id for (job_id,) in rows)
 
 
+RUN_REPORTS = {"report.html", "report-summary.json"}  # of each run (its wall time, what it did): not sidecars
+
+
 def sidecars(out: Path) -> dict[str, bytes]:
     return {
         p.relative_to(out).as_posix(): p.read_bytes()
         for p in sorted(out.rglob("*"))
-        if p.suffix in (".srt", ".vtt", ".json")
+        if p.suffix in (".srt", ".vtt", ".json") and p.relative_to(out).as_posix() not in RUN_REPORTS
     }
 
 

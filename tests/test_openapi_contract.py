@@ -73,4 +73,6 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     summary = "\n".join(run.stdout.splitlines()[-25:])
     print(summary)
     assert run.returncode == 0, run.stdout[-6000:]
-    assert re.search(r"Tested: 3\d", run.stdout) and re.search(r"(\d+) generated, \1 passed", run.stdout), summary
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert tested and int(tested.group(1)) >= 40, summary  # every operation, the search, speakers and reports too
+    assert re.search(r"(\d+) generated, \1 passed", run.stdout), summary

@@ -43,7 +43,7 @@ def test_an_archive_runs_report_equals_its_manifest_and_renders(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report-summary.json").read_text())
     assert report["files"] == len(manifest) == 3
     for state in {m["state"] for m in manifest}:
         files = [m for m in manifest if m["state"] == state]

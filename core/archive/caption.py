@@ -226,7 +226,8 @@ class CaptionRun:
         write_manifest(self.options.out_dir, outcomes)
 
     def _write_report(self, source: Path, outcomes: list[FileOutcome], wall_s: float) -> None:
-        """report.html and report.json beside the manifest, from the same outcomes."""
+        """report.html and report-summary.json beside the manifest, from the same outcomes (not report.json: that
+        is the JSON sidecar of a file called report.* at the archive's root)."""
         ids = [o.job_id for o in outcomes if o.job_id]
         with self.sessions() as session:
             jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(ids)))} if ids else {}
@@ -248,7 +249,8 @@ class CaptionRun:
                 )
             )
         report = build_report(f"Captioning of {source.name}", lines, wall_s, self.settings.accelerator_hour_cost)
-        write_sidecar(self.options.out_dir, "report.json", "json", (json.dumps(report, indent=2) + "\n").encode())
+        summary = (json.dumps(report, indent=2) + "\n").encode()
+        write_sidecar(self.options.out_dir, "report-summary.json", "json", summary)
         write_sidecar(self.options.out_dir, "report.html", "html", report_html(report).encode("utf-8"))
 
 
