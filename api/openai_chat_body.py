@@ -119,6 +119,14 @@ async def read_chat(request: Request) -> ChatRequest:
         raise invalid(f"{where}: {first.get('msg')}" if where else str(first.get("msg"))) from exc
 
 
+def decode_data_url(url: str, limit: int) -> IO[bytes]:
+    """A base64 data: URL's payload in a temporary file (400 for anything else)."""
+    comma = url.find(",", 0, 256)  # data:<media type>[;params];base64,<payload>
+    if not url.startswith("data:") or comma < 0 or ";base64" not in url[:comma]:
+        raise invalid("data URLs must be base64: data:<type>;base64,<data>")
+    return decode_base64(url, limit, start=comma + 1)
+
+
 def decode_base64(text: str, limit: int, start: int = 0) -> IO[bytes]:
     """The base64 in `text` from `start` on (a data: URL's payload, never copied out whole), decoded slice by
     slice into a temporary file (positioned at its start)."""

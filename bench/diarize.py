@@ -15,7 +15,7 @@ import soundfile as sf
 
 from models.chunking import Span, speech_regions
 from models.speakers import SpeakerBounds, SpeakerEmbedder, Voices, find_speakers, speech_windows
-from tests.voices import Said, conversation
+from tests.voices import conversation, der
 
 SEGMENT_S = 300.0
 
@@ -49,18 +49,6 @@ def diarize(path: Path, speech: list[Span], embedder: SpeakerEmbedder) -> tuple[
     speakers = find_speakers(voices, SpeakerBounds(), [])
     spent += time.perf_counter() - began
     return spent, [(t.start, t.end, speakers.labels[t.speaker]) for t in speakers.turns]
-
-
-def der(said: list[Said], turns: list[tuple[float, float, str]]) -> float:
-    from pyannote.core import Annotation, Segment
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    reference, hypothesis = Annotation(), Annotation()
-    for s in said:
-        reference[Segment(s.start, s.end)] = s.speaker
-    for start, end, who in turns:
-        hypothesis[Segment(start, end)] = who
-    return float(DiarizationErrorRate(collar=0.25)(reference, hypothesis))
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core.schema import Job, Upload
@@ -145,11 +145,12 @@ def _highlight(snippet: str) -> str:
 def _file_names(session: Session, job_ids: set[str]) -> dict[str, str | None]:
     if not job_ids:
         return {}
-    found: dict[str, str | None] = {}
-    for job in session.query(Job).filter(Job.id.in_(job_ids)):
-        upload = session.get(Upload, job.upload_id) if job.upload_id else None
-        found[job.id] = upload.filename if upload else job.input_ref.rsplit("/", 1)[-1]
-    return found
+    rows = session.execute(
+        select(Job.id, Job.input_ref, Upload.filename)
+        .outerjoin(Upload, Upload.id == Job.upload_id)
+        .where(Job.id.in_(job_ids))
+    ).all()
+    return {job_id: filename or input_ref.rsplit("/", 1)[-1] for job_id, input_ref, filename in rows}
 
 
 def fts5_query(query: str) -> str:
@@ -172,5 +173,4 @@ def fts5_query(query: str) -> str:
         terms.pop()
     if terms and terms[0].startswith("NOT "):  # FTS5 needs something to subtract from
         return ""
-    joined = " ".join(terms)
-    return joined.replace(' NOT "', ' NOT "')
+    return " ".join(terms)

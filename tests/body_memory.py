@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from core import migrate
-from tests.support import env_for, free_port, http_ok, stop, wait_for
+from tests.support import api_key, env_for, running_api
 
 MIB = 1024 * 1024
 
@@ -85,29 +83,9 @@ def measured_api(workdir: Path, redis_url: str) -> Iterator[MeasuredApi]:
         OMNIMEDIA_OPENAI_WAIT_S="0.5",
         OMNIMEDIA_ALLOW_ANONYMOUS="false",
     )
-    key = subprocess.run(
-        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "memory"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout.strip()
-    port = free_port()
-    log = (workdir / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_ok(f"{base}/healthz"), 60, "the API")
-        api = MeasuredApi(proc.pid, base, {"Authorization": f"Bearer {key}"}, "tiny-model")
+    key = api_key(env, "memory")
+    with running_api(env, workdir / "api.log") as running:
+        api = MeasuredApi(running.pid, running.base, {"Authorization": f"Bearer {key}"}, "tiny-model")
         for warm in (api.chat, api.transcription, api.upload):  # imports, parsers and pools: paid once
             warm(1)
         yield api
-    finally:
-        stop(proc)
-        log.close()

@@ -370,3 +370,30 @@ def runner_on(settings: Any, sessions: Any, storage: Any, engine: Any, worker: s
     from models.pipeline import pipeline_over
 
     return JobRunner(settings, sessions, storage, pipeline_over(engine, settings.engine_config()), worker)
+
+
+def api_key(env: dict[str, str], tenant: str) -> str:
+    """A new API key for `tenant`, made with the real CLI in the service's environment."""
+    cmd = [sys.executable, "-m", "cli", "keys", "create", "--tenant", tenant]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+
+
+@dataclass
+class RunningApi:
+    base: str
+    pid: int
+
+
+@contextmanager
+def running_api(env: dict[str, str], log_path: Path) -> Iterator[RunningApi]:
+    """The API on a real uvicorn process on a free port, ready (healthz), stopped afterwards; its output in log_path."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        cmd = [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)]
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for(lambda: http_ok(f"{base}/healthz"), 60, "the API")
+            yield RunningApi(base, proc.pid)
+        finally:
+            stop(proc)

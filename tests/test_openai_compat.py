@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from core import migrate
-from tests.support import env_for, free_port, http_ok, stop, wait_for
+from tests.support import api_key, env_for, running_api
 
 pytestmark = pytest.mark.slow
 
@@ -46,32 +44,13 @@ def api(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[
         OMNIMEDIA_TALKER_DO_SAMPLE="false",
         OMNIMEDIA_ALLOW_ANONYMOUS="false",
     )
-    key = subprocess.run(
-        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "oa"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout.strip()
-    port = free_port()
-    log = (root / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: http_ok(f"{base}/healthz"), 60, "the API")
+    key = api_key(env, "oa")
+    with running_api(env, root / "api.log") as running:
+        base = running.base
         client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=300)
         model = client.models.list().data[0].id
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
             yield Api(client, http, model)
-    finally:
-        stop(proc)
-        log.close()
 
 
 def _data_url(path: Path, mime: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core import migrate
-from tests.support import REPO, env_for, free_port, http_ok, stop, wait_for
+from tests.support import REPO, api_key, env_for, running_api
 
 pytestmark = pytest.mark.slow
 ADMIN = "contract-admin-token"
@@ -28,24 +28,8 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
         OMNIMEDIA_ADMIN_TOKEN=ADMIN,
         OMNIMEDIA_ALLOW_ANONYMOUS="false",
     )
-    key = subprocess.run(
-        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "contract"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout.strip()
-    port = free_port()
-    log = (tmp_path / "api.log").open("wb")
-    api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the API")
+    key = api_key(env, "contract")
+    with running_api(env, tmp_path / "api.log") as running:
         st = Path(sys.executable).parent / "st"
         run = subprocess.run(
             [
@@ -53,7 +37,7 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
                 "--config-file",
                 str(REPO / "schemathesis.toml"),
                 "run",
-                f"http://127.0.0.1:{port}/openapi.json",
+                f"{running.base}/openapi.json",
                 "--checks",
                 "all",
                 "--workers",
@@ -67,9 +51,6 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
             text=True,
             timeout=600,
         )
-    finally:
-        stop(api)
-        log.close()
     summary = "\n".join(run.stdout.splitlines()[-25:])
     print(summary)
     assert run.returncode == 0, run.stdout[-6000:]

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
-from pyannote.core import Annotation, Segment
-from pyannote.metrics.diarization import DiarizationErrorRate
 
 from models.chunking import Span, speech_regions
 from models.speakers import (
@@ -28,7 +26,7 @@ from models.speakers import (
     speech_windows,
 )
 from tests.embedded import clear_caches, use_embedded
-from tests.voices import Said, conversation, utterance
+from tests.voices import Said, conversation, der, utterance
 
 
 @dataclass
@@ -64,15 +62,6 @@ def three(tmp_path_factory: pytest.TempPathFactory, embedder: SpeakerEmbedder) -
 @pytest.fixture(scope="module")
 def one(tmp_path_factory: pytest.TempPathFactory, embedder: SpeakerEmbedder) -> Talk:
     return _talk(tmp_path_factory.mktemp("talks") / "one.wav", ["ked"], 8, embedder, seed=3)
-
-
-def der(said: list[Said], turns: list[tuple[float, float, object]]) -> float:
-    reference, hypothesis = Annotation(), Annotation()
-    for s in said:
-        reference[Segment(s.start, s.end)] = s.speaker
-    for start, end, who in turns:
-        hypothesis[Segment(start, end)] = who
-    return float(DiarizationErrorRate(collar=0.25, skip_overlap=False)(reference, hypothesis, uem=None))
 
 
 def found(talk: Talk, bounds: SpeakerBounds = SpeakerBounds()) -> tuple[int, float]:

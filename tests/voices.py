@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +87,16 @@ def conversation(
     pieces.append(np.zeros(8000, np.float32))
     sf.write(path, np.concatenate(pieces), 16000)
     return said
+
+
+def der(said: list[Said], turns: Sequence[tuple[float, float, object]]) -> float:
+    """The diarization error rate of `turns` against who said what when (pyannote.metrics, 0.25 s collar)."""
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    reference, hypothesis = Annotation(), Annotation()
+    for s in said:
+        reference[Segment(s.start, s.end)] = s.speaker
+    for start, end, who in turns:
+        hypothesis[Segment(start, end)] = who
+    return float(DiarizationErrorRate(collar=0.25)(reference, hypothesis))

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import Field
 
 from api.deps import SessionDep, SettingsDep, StorageDep, TenantDep
-from api.openai_chat_body import decode_base64
+from api.openai_chat_body import decode_data_url, invalid
 from api.openai_compat import Call, check_model, sampling, submit, succeeded, wait_final
 from api.openai_errors import OPENAI_RESPONSES
 from api.problems import Problem
@@ -78,24 +78,9 @@ async def transcriptions(
 def _known_speakers(names: list[str], references: list[str], settings: Settings) -> tuple[tuple[str, IO[bytes]], ...]:
     """The named reference clips, decoded from their data: URLs into temporary files."""
     if len(names) != len(references):
-        raise Problem(
-            400,
-            ProblemKind.INVALID_REQUEST,
-            "The request is not valid",
-            "give one known_speaker_references[] clip (a data: URL) for each known_speaker_names[]",
-        )
-    clips = []
-    for name, url in zip(names, references, strict=True):
-        comma = url.find(",", 0, 256)
-        if not url.startswith("data:") or comma < 0 or ";base64" not in url[:comma]:
-            raise Problem(
-                400,
-                ProblemKind.INVALID_REQUEST,
-                "The request is not valid",
-                "known_speaker_references[] are data: URLs (data:audio/wav;base64,...)",
-            )
-        clips.append((name, decode_base64(url, settings.openai_media_max_bytes, start=comma + 1)))
-    return tuple(clips)
+        raise invalid("give one known_speaker_references[] clip (a data: URL) for each known_speaker_names[]")
+    limit = settings.openai_media_max_bytes
+    return tuple((name, decode_data_url(url, limit)) for name, url in zip(names, references, strict=True))
 
 
 @router.post("/translations")

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from api import openapi
 from api.deps import SettingsDep, StorageDep, TenantDep, with_session
-from api.openai_chat_body import ChatRequest, MediaPart, TextPart, decode_base64, invalid, read_chat
+from api.openai_chat_body import ChatRequest, MediaPart, TextPart, decode_base64, decode_data_url, invalid, read_chat
 from api.openai_compat import Call, check_model, public_model_ids, sampling, submit, succeeded, wait_final
 from api.openai_errors import OPENAI_RESPONSES, openai_error
 from api.problems import Problem
@@ -147,10 +147,7 @@ async def _media(part: MediaPart, settings: Settings, tenant: str) -> tuple[IO[b
     url = part.image_url.url if part.type == "image_url" else part.video_url.url
     stem = "image" if part.type == "image_url" else "video"
     if url.startswith("data:"):
-        comma = url.find(",", 0, 256)  # data:<media type>[;params];base64,<payload>
-        if comma < 0 or ";base64" not in url[:comma]:
-            raise invalid("data URLs must be base64: data:<type>;base64,<data>")
-        return decode_base64(url, limit, start=comma + 1), stem
+        return decode_data_url(url, limit), stem
     if url.startswith(("http://", "https://")):
         return await fetch_media(url, settings, tenant, limit), stem
     raise invalid(f"{part.type} needs a data: URL or an http(s) URL")
