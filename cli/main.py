@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from cli import admin
 from core import embedded, intake, migrate
-from core.config import get_settings
+from core.config import Settings, get_settings
 from core.db import get_sessionmaker
 from core.errors import Refused
 from core.jobs.outputs import formats_for, render
@@ -110,6 +110,14 @@ def _print_result(job: Job, fmt: str) -> None:
 
 
 JOB_WORKER_CONCURRENCY = 2
+
+
+def job_concurrency(settings: Settings) -> int:
+    """Jobs a job worker runs at once: two on the transformers engine (one in the engine, the next one decoding);
+    on vLLM as many as the engine runs at once, so a backlog of short files fills it too (segments held decoded
+    at once stay bounded: EngineConfig.segments_per_process)."""
+    vllm = settings.backend == "vllm"
+    return max(settings.vllm_max_num_seqs, JOB_WORKER_CONCURRENCY) if vllm else JOB_WORKER_CONCURRENCY
 
 
 @app.command()
@@ -293,7 +301,7 @@ def worker(
         str | None, typer.Option(help="prefork, threads or solo (default: threads for job queues, else prefork)")
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(help="jobs at once (default: 2 for job queues, else 1; 16+ for webhooks)")
+        int | None, typer.Option(help="jobs at once (default: job queues 2, on vLLM max_num_seqs; else 1)")
     ] = None,
     name: Annotated[str | None, typer.Option(help="node name (one slot; default gpuN@host, QUEUES@host)")] = None,
     beat: Annotated[bool, typer.Option(help="also run the reconciler schedule (once per cluster)")] = False,
@@ -306,7 +314,7 @@ def worker(
     # the next is fetched and decoded, so the accelerator does not wait for storage, media or the database.
     jobs = bool({"thinker", "talker"} & {q.strip() for q in queues.split(",")})
     pool = pool or ("threads" if jobs else "prefork")
-    concurrency = concurrency or (JOB_WORKER_CONCURRENCY if jobs and pool == "threads" else 1)
+    concurrency = concurrency or (job_concurrency(get_settings()) if jobs and pool == "threads" else 1)
     args = [f"--queues={queues}", f"--pool={pool}", f"--concurrency={concurrency}"]
     if beat:
         args.append("--beat")

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     vllm_tensor_parallel_size: int = 0
     vllm_gpu_memory_utilization: float = 0.90
     vllm_max_num_seqs: int = 8
+    # segments of one job worked on at once (0: as many as the engine runs at once for vLLM, else 1)
+    segments_in_flight: int = 0
+    talker_segment_seconds: float = 60.0  # speech-out segments at most this long (the talker's memory grows with them)
+    gpu_max_memory_gib: float = 0.0  # transformers on GPUs: the most each GPU of a slot holds (0: accelerate's)
     vllm_max_num_batched_tokens: int = 0  # 0: max_model_len; video segments are planned to this encoder budget too
     # Qwen3-ForcedAligner (model id or path) for word timestamps of transcripts, run beside the thinker in the
     # job worker; unset or "off": word times are shared out over the speech silero-vad finds.
@@ -202,6 +206,8 @@ class Settings(BaseSettings):
             gpu_memory_utilization=self.vllm_gpu_memory_utilization,
             max_num_seqs=self.vllm_max_num_seqs,
             max_num_batched_tokens=self.vllm_max_num_batched_tokens,
+            segments_in_flight=self.segments_in_flight,
+            max_memory_gib=self.gpu_max_memory_gib,
         )
 
 

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from models.engine import EngineConfig, GenerationRequest, GenerationResult
+from models.errors import EngineDown
 from models.prompting import validate_request
 from models.variants import Variant, detect_variant
 
@@ -49,8 +50,16 @@ class EngineBackend(ABC):
         return self.run_validated(requests)
 
     def run_validated(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        self.load()
+        load_or_down(self)
         results = self._generate_batch(requests)
         if self.on_batch is not None:
             self.on_batch(len(requests))
         return results
+
+
+def load_or_down(backend: EngineBackend) -> None:
+    """Load the model; a failure is the process's, not the job's (EngineDown: the worker makes way)."""
+    try:
+        backend.load()
+    except Exception as exc:
+        raise EngineDown(f"the model did not load: {type(exc).__name__}: {exc}") from exc

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from models.backend import EngineBackend
+from models.backend import EngineBackend, load_or_down
 from models.engine import GenerationRequest, GenerationResult
 from models.variants import Variant
 
@@ -47,7 +47,7 @@ class BatchingEngine:
         return self.inner.can_speak
 
     def load(self) -> None:
-        self.inner.load()
+        load_or_down(self.inner)
 
     def validate(self, request: GenerationRequest) -> None:
         self.inner.validate(request)

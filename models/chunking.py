@@ -28,27 +28,39 @@ class Span:
 
 
 def plan_segments(
-    duration_s: float, pauses: list[Span], max_len_s: float, min_len_s: float | None = None
+    duration_s: float,
+    pauses: list[Span],
+    max_len_s: float,
+    min_len_s: float | None = None,
+    open_from_s: float | None = None,
 ) -> list[Span]:
     """Split [0, duration) into contiguous segments of at most max_len_s, cutting inside pauses.
 
     Each cut goes at the middle of the latest pause that leaves the segment at least min_len_s long
-    (default: half the limit); with no such pause the cut is hard, at the limit."""
+    (default: half the limit); with no such pause the cut is hard, at the limit.
+
+    A file still being scanned (`duration_s` is how far the scan reached, and a silence may run on from
+    `open_from_s`, the end of the last speech heard): only the segments whose cut no later pause can move are
+    returned, the same segments a plan of the whole file gives (a pause still open, or any later one, has its
+    middle past `(open_from_s + duration_s) / 2`)."""
     if duration_s <= 0:
         return []
     if max_len_s <= 0:
         raise ValueError("max_len_s must be positive")
     min_len = max_len_s / 2 if min_len_s is None else min(min_len_s, max_len_s)
-    cut_points = sorted((p.start + p.end) / 2 for p in pauses if 0 < (p.start + p.end) / 2 < duration_s)
+    closed = pauses if open_from_s is None else [p for p in pauses if p.end <= open_from_s]
+    cut_points = sorted((p.start + p.end) / 2 for p in closed if 0 < (p.start + p.end) / 2 < duration_s)
+    settled_to = duration_s if open_from_s is None else (open_from_s + duration_s) / 2
     segments: list[Span] = []
     start = 0.0
-    while duration_s - start > max_len_s:
+    while settled_to - start > max_len_s:
         limit = start + max_len_s
         candidates = [c for c in cut_points if start + min_len <= c <= limit]
         cut = candidates[-1] if candidates else limit
         segments.append(Span(round(start, 3), round(cut, 3)))
         start = round(cut, 3)
-    segments.append(Span(start, round(duration_s, 3)))
+    if open_from_s is None:
+        segments.append(Span(start, round(duration_s, 3)))
     return segments
 
 
@@ -114,19 +126,28 @@ class SpeechFinder:
     """Finds speech in a stream of 16 kHz audio chunks, one window at a time, so a long file is never held whole:
     memory stays one window (30 s: 2 MB) however long the file. A region cut by a window edge is joined again."""
 
-    def __init__(self, window_s: float = 30.0, min_pause_s: float = 0.3) -> None:
+    def __init__(self, window_s: float = 30.0, min_pause_s: float = 0.3, offset_s: float = 0.0) -> None:
         self.window = int(window_s * SAMPLE_RATE)
+        self.offset_s = offset_s  # media time of the first sample fed
         self.min_pause_s = min_pause_s
         self.regions: list[Span] = []
         self.samples = 0  # fed so far
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
 
-    def feed(self, chunk: np.ndarray) -> None:
+    def feed(self, chunk: np.ndarray) -> bool:
+        """Take a chunk; True when it completed a window (the regions grew)."""
         self._buffer.append(chunk)
         self._buffered += chunk.size
         if self._buffered >= self.window:
             self._flush(final=False)
+            return True
+        return False
+
+    @property
+    def heard_to_s(self) -> float:
+        """Media time up to which the regions are known."""
+        return self.offset_s + self.samples / SAMPLE_RATE
 
     def finish(self) -> list[Span]:
         self._flush(final=True)
@@ -138,7 +159,7 @@ class SpeechFinder:
         audio = np.concatenate(self._buffer)
         keep = 0 if final else audio.size - self.window * (audio.size // self.window)
         body, rest = (audio, audio[:0]) if keep == 0 else (audio[:-keep], audio[-keep:])
-        offset_s = self.samples / SAMPLE_RATE
+        offset_s = self.offset_s + self.samples / SAMPLE_RATE
         for region in speech_regions(body, offset_s, self.min_pause_s):
             last = self.regions[-1] if self.regions else None
             if last is not None and region.start - last.end < self.min_pause_s:
@@ -149,10 +170,11 @@ class SpeechFinder:
         self._buffer, self._buffered = ([rest], rest.size) if rest.size else ([], 0)
 
 
-def pauses_between(speech: list[Span], duration_s: float, min_pause_s: float = 0.3) -> list[Span]:
-    """The silences around and between speech regions, each at least min_pause_s long."""
+def pauses_between(speech: list[Span], duration_s: float, min_pause_s: float = 0.3, from_s: float = 0.0) -> list[Span]:
+    """The silences around and between speech regions, each at least min_pause_s long (from `from_s`: the end of
+    speech heard before these regions)."""
     pauses: list[Span] = []
-    cursor = 0.0
+    cursor = from_s
     for region in speech:
         if region.start - cursor >= min_pause_s:
             pauses.append(Span(cursor, region.start))

@@ -40,6 +40,20 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.90
     max_num_seqs: int = 8
     max_num_batched_tokens: int = 0  # 0: max_model_len (vLLM's default, 16,384, refuses long video items)
+    segments_in_flight: int = 0  # one job's segments at once (0: max_num_seqs for vLLM, else 1)
+    max_memory_gib: float = 0.0  # transformers on GPUs: the most each GPU of the slot holds (0: accelerate's choice)
+
+    def segments_per_job(self) -> int:
+        """A continuous-batching engine (vLLM) is kept full by a long job's segments together; the transformers
+        engine runs one at a time (its batches come from several jobs)."""
+        if self.segments_in_flight > 0:
+            return self.segments_in_flight
+        return self.max_num_seqs if self.backend == "vllm" else 1
+
+    def segments_per_process(self) -> int:
+        """Segments decoded or in the engine at once in a process (0: no bound but the worker's jobs): vLLM's
+        running batch and two being decoded, so many jobs' segments never hold more decoded media than that."""
+        return self.max_num_seqs + 2 if self.backend == "vllm" else 0
 
 
 @dataclass

@@ -34,3 +34,12 @@ class BackendUnavailable(EngineError):
 
 class PromptTooLong(EngineError):
     """The segment's prompt is longer than the model's context (max_model_len): retried with shorter segments."""
+
+
+class EngineDown(Exception):
+    """The engine could not load, or died (vLLM's EngineDeadError): no job's fault, and no later job can run in this
+    process. The job goes back to the queue and the worker exits for its supervisor to start a fresh one."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -14,9 +14,6 @@ _ENGINES: dict[EngineConfig, Engine] = {}
 _LOCK = threading.Lock()
 
 
-VLLM_BATCH_WAIT_MS = 5.0  # how long the thread that owns vLLM collects prompts before a generate call
-
-
 def _build(config: EngineConfig, on_batch: Callable[[int], None] | None) -> Engine:
     backend: EngineBackend
     if config.backend == "vllm":
@@ -29,9 +26,10 @@ def _build(config: EngineConfig, on_batch: Callable[[int], None] | None) -> Engi
         backend = TransformersEngine(config)
     backend.on_batch = on_batch  # every batch size, batched across jobs or not
     if config.backend == "vllm":
-        # One thread owns LLM (concurrent generate calls on one LLM can mix their outputs): every job's prompt goes
-        # through the batcher, which hands vLLM many at once for its continuous batching.
-        return BatchingEngine(backend, config.max_batch_size, config.batch_max_wait_ms or VLLM_BATCH_WAIT_MS)
+        # One thread owns vLLM's engine and steps it: every job's prompt joins the running batch at the next step
+        from models.stepping import SteppingEngine
+
+        return SteppingEngine(backend)
     if config.batch_max_wait_ms > 0:
         return BatchingEngine(backend, config.max_batch_size, config.batch_max_wait_ms)
     return backend

@@ -12,6 +12,7 @@ calls these two. A new step that works on media (speakers, translated tracks, de
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from models.engine import Engine, EngineConfig, GenerationRequest
 from models.language import detect_language
 from models.loader import load_engine
 from models.media import MediaInfo, MediaKind, MediaLimits, load_media, probe
-from models.segments import Plan, load_segment, plan_file
+from models.planning import Planning
+from models.segments import Plan, PlanScan, load_segment
 from models.speakers import SpeakerBounds, SpeakerEmbedder, Speakers, Voices, find_speakers, speech_windows
 from models.speech import wav_bytes
 from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
@@ -44,9 +46,21 @@ class Prepared:
     spec: TaskSpec
     params: TaskParams
     info: MediaInfo
-    plan: Plan
-    segment_s: float  # the segment length planned with (the context's limit applied)
-    spans: list[Span]
+    planning: Planning  # the plan, grown by a scan beside the engine until complete
+
+    @property
+    def plan(self) -> Plan:
+        return self.planning.plan
+
+    @property
+    def spans(self) -> list[Span]:
+        """The settled segments (all of them once the plan is complete)."""
+        return self.planning.spans
+
+    @property
+    def segment_s(self) -> float:
+        """The segment length planned with (the context's limit applied)."""
+        return self.planning.segment_s
 
     @property
     def kind(self) -> MediaKind:
@@ -94,7 +108,11 @@ class MediaPipeline:
         aligner: ForcedAligner | None = None,
         embedder: SpeakerEmbedder | None = None,
         max_item_tokens: int = 0,
+        segments_in_flight: int = 1,
+        segments_per_process: int = 0,
     ) -> None:
+        self.segments_in_flight = segments_in_flight  # one job's segments at once
+        self._slots = threading.BoundedSemaphore(segments_per_process) if segments_per_process else None
         self.max_item_tokens = max_item_tokens  # the engine's max_num_batched_tokens (0: max_model_len)
         self.engine = engine
         self.limits = limits
@@ -114,7 +132,9 @@ class MediaPipeline:
     def prepare(
         self, path: Path, task: str, params: dict[str, Any], segment_s: float, stored_plan: dict[str, Any] | None
     ) -> Prepared:
-        """Probe, check and plan a file (raises MediaError, TaskInputError)."""
+        """Probe, check and start planning a file (raises MediaError, TaskInputError): a stored plan is taken as it
+        is, or scanned on from where it stopped; a long file's scan runs beside the engine (`Prepared.planning`,
+        closed by the caller)."""
         spec, parsed = get_task(task), parse_params(task, params)
         info = probe(path, self.limits)
         check_media(spec, info.kind, info.has_audio)
@@ -122,20 +142,26 @@ class MediaPipeline:
         item = encoder_budget(self.max_model_len, self.max_item_tokens)
         fits = segment_budget_s(info, self.limits, self.max_model_len, answer, item)  # the context and encoder cache
         segment_s = min(segment_s, fits or float("inf"))
-        plan = Plan.from_json(stored_plan) if stored_plan else plan_file(path, info, segment_s, self.limits)
-        return Prepared(path, spec, parsed, info, plan, segment_s, plan.segments(segment_s))
+        stored = Plan.from_json(stored_plan) if stored_plan else None
+        planning = Planning(PlanScan(path, info, segment_s, self.limits, stored), segment_s)
+        return Prepared(path, spec, parsed, info, planning)
 
     def segment(self, prepared: Prepared, index: int) -> SegmentOutput:
         """Decode segment `index` and run every step on it (raises MediaError when it does not decode, and the
         engine's typed errors)."""
-        span = prepared.spans[index]
+        if self._slots is None:
+            return self._segment(prepared, index)
+        with self._slots:
+            return self._segment(prepared, index)
+
+    def _segment(self, prepared: Prepared, index: int) -> SegmentOutput:
+        span, plan = prepared.spans[index], prepared.plan
         media = load_segment(prepared.path, prepared.info, span, self.limits)
         end = span.end if media.kind is MediaKind.IMAGE else min(span.end, media.end_s)  # never past what decoded
         decoded = Span(span.start, round(end, 3))
         spec, params = prepared.spec, prepared.params
         speech: list[Span] = []
         if spec.spoken and media.audio is not None:  # cues follow the speech: silero-vad bounds every word
-            plan = prepared.plan
             speech = speech_in(plan.pauses, decoded) if plan.decoded else speech_regions(media.audio, span.start)
             if not speech:  # nothing said here: no words to write, and none for the model to make up
                 return SegmentOutput(index, decoded.start, decoded.end, "", None, 0.0, media.warnings, timing=NO_SPEECH)
@@ -222,4 +248,6 @@ def pipeline_over(
         aligner,
         embedder,
         config.max_num_batched_tokens,
+        config.segments_per_job(),
+        config.segments_per_process(),
     )

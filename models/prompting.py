@@ -30,7 +30,7 @@ def video_processor_kwargs(limits: MediaLimits) -> dict[str, Any]:
     kept at the size we decoded them to (its default pixel bounds would scale them: the vLLM path used to)."""
     return {
         "do_sample_frames": False,
-        "cap_pixels_per_frame": True,
+        "cap_pixels_per_frame": True,  # transformers >= 5.21 (else ignored): frames arrive at the planner's size anyway
         "fps": VIDEO_FPS,
         "size": {"shortest_edge": FRAME_ALIGN * FRAME_ALIGN, "longest_edge": limits.max_frame_pixels},
     }

@@ -52,6 +52,27 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def load_kwargs(device: str, max_memory_gib: float, with_talker: bool) -> dict[str, Any]:
+    """How the checkpoint loads: on a GPU straight to the device(s) with accelerate's `device_map` (never whole in
+    host memory first: ~66 GiB for Instruct), a slot of several GPUs sharing the model (`max_memory` per GPU when
+    set); without speech the talker is never built (`enable_audio_output=False`: its weights are skipped)."""
+    kwargs: dict[str, Any] = {}
+    if not with_talker:
+        kwargs["enable_audio_output"] = False
+    if device.startswith("cuda"):
+        if ":" in device:
+            gpus = [int(device.split(":", 1)[1])]
+            kwargs["device_map"] = {"": gpus[0]}
+        else:
+            import torch
+
+            gpus = list(range(torch.cuda.device_count()))
+            kwargs["device_map"] = "auto" if len(gpus) > 1 else {"": 0}
+        if max_memory_gib > 0:
+            kwargs["max_memory"] = {gpu: f"{max_memory_gib:g}GiB" for gpu in gpus}
+    return kwargs
+
+
 class TransformersEngine(EngineBackend):
     """Qwen3OmniMoeForConditionalGeneration + Qwen3OmniMoeProcessor, loaded lazily, once, under a lock."""
 
@@ -80,14 +101,19 @@ class TransformersEngine(EngineBackend):
             dtype = self.config.dtype
             if dtype == "auto":
                 dtype = "bfloat16" if device.startswith("cuda") else "float32"
-            model = Qwen3OmniMoeForConditionalGeneration.from_pretrained(self.config.model, dtype=getattr(torch, dtype))
+            kwargs = load_kwargs(device, self.config.max_memory_gib, self.can_speak)
+            model = Qwen3OmniMoeForConditionalGeneration.from_pretrained(
+                self.config.model, dtype=getattr(torch, dtype), **kwargs
+            )
             if self.can_speak and model.has_talker:
                 # transformers bug: the talker reads audio_config from its own config for audio+vision input.
                 model.talker.config.audio_config = model.config.thinker_config.audio_config
             elif model.has_talker:
                 model.disable_talker()
             model.thinker.lm_head = last_position_head(model.thinker.lm_head)
-            model.to(device).eval()
+            if "device_map" not in kwargs:
+                model.to(device)
+            model.eval()
             self._processor = Qwen3OmniMoeProcessor.from_pretrained(self.config.model)
             self._model = model
 
@@ -163,6 +189,16 @@ class TransformersEngine(EngineBackend):
 
     # -- generation -------------------------------------------------------------------------------
     def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        import torch
+
+        try:
+            return self._generate_groups(requests)
+        except torch.OutOfMemoryError:
+            if torch.cuda.is_available():  # hand the failed call's blocks back, or the retry with smaller
+                torch.cuda.empty_cache()  # segments (and every other job) finds the memory still taken
+            raise
+
+    def _generate_groups(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         """Text-out requests that share sampling settings run in one generate() call; speech runs alone."""
         results: dict[int, GenerationResult] = {}
         groups: dict[tuple[Any, ...], list[int]] = {}

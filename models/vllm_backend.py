@@ -2,10 +2,10 @@
 the thinker through vLLM's offline API.
 
 Same interface as the transformers backend, with validation, prompts and frame sizing from models.prompting.
-`LLM` is not thread-safe across concurrent `generate` calls (their outputs can mix), so the one loader always puts
-it behind the cross-job batcher (models.batcher): one thread owns it and sends many jobs' prompts in one
-`generate` call, which vLLM batches continuously. Plain vLLM serves the thinker (text out) only; speech requests
-are refused (run the talker queue on a transformers worker, or vLLM-Omni's served stages)."""
+`LLM` is not thread-safe across concurrent calls, so one thread owns its engine (models.stepping): every job's
+prompts are added to vLLM's `LLMEngine` as they come and the thread steps it, so a prompt joins the running batch
+at the next step rather than after a whole `generate` call. Plain vLLM serves the thinker (text out) only;
+speech requests are refused (run the talker queue on a transformers worker, or vLLM-Omni's served stages)."""
 
 from __future__ import annotations
 
@@ -175,6 +175,31 @@ class VllmEngine(EngineBackend):
             repetition_penalty=p.repetition_penalty,
         )
 
+    def stepper(self) -> VllmStepper:
+        """vLLM's engine, stepped by the one thread that owns it (models.stepping)."""
+        return VllmStepper(self)
+
+    def add_request(self, request_id: str, request: GenerationRequest) -> None:
+        try:
+            self._llm.llm_engine.add_request(request_id, self.prompt(request), self.sampling(request))
+        except Exception as exc:
+            if too_long(exc):
+                raise PromptTooLong(f"the prompt is longer than the engine takes: {exc}") from exc
+            raise
+
+    def result_of(self, out: Any) -> GenerationResult:
+        """One of vLLM's RequestOutputs as the engine interface returns it."""
+        completion = out.outputs[0]
+        reasoning, answer = split_reasoning(completion.text, self._variant is Variant.THINKING)
+        return GenerationResult(
+            answer,
+            reasoning,
+            None,
+            len(completion.token_ids),
+            prompt_tokens=len(out.prompt_token_ids or []),
+            finish="length" if completion.finish_reason == "length" else "stop",
+        )
+
     def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         try:
             outputs = self._llm.generate(
@@ -184,19 +209,24 @@ class VllmEngine(EngineBackend):
             if too_long(exc):
                 raise PromptTooLong(f"the prompt is longer than the engine takes: {exc}") from exc
             raise
-        results = []
-        for out in outputs:
-            completion = out.outputs[0]
-            reasoning, answer = split_reasoning(completion.text, self._variant is Variant.THINKING)
-            finish = "length" if completion.finish_reason == "length" else "stop"
-            results.append(
-                GenerationResult(
-                    answer,
-                    reasoning,
-                    None,
-                    len(completion.token_ids),
-                    prompt_tokens=len(out.prompt_token_ids or []),
-                    finish=finish,
-                )
-            )
-        return results
+        return [self.result_of(out) for out in outputs]
+
+
+class VllmStepper:
+    """`LLMEngine.add_request` and `step` (vLLM's offline engine loop, which `LLM.generate` runs to completion)."""
+
+    def __init__(self, backend: VllmEngine) -> None:
+        self.backend = backend
+        self._unfinished = 0
+
+    def add(self, request_id: str, request: GenerationRequest) -> None:
+        self.backend.add_request(request_id, request)
+        self._unfinished += 1
+
+    def step(self) -> list[tuple[str, GenerationResult]]:
+        finished = [out for out in self.backend._llm.llm_engine.step() if out.finished]
+        self._unfinished -= len(finished)
+        return [(out.request_id, self.backend.result_of(out)) for out in finished]
+
+    def unfinished(self) -> int:
+        return self._unfinished

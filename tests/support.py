@@ -397,3 +397,33 @@ def running_api(env: dict[str, str], log_path: Path) -> Iterator[RunningApi]:
             yield RunningApi(base, proc.pid)
         finally:
             stop(proc)
+
+
+def long_speech(root: Path, minutes: float, name: str = "long.flac") -> Path:
+    """Minutes of espeak-ng speech with pauses (two sentences looped), as FLAC: a file long enough to plan in
+    several scan windows."""
+    parts = [
+        speech(root / "long-a.wav", "The archive holds many hours of recorded speech from meetings.", 0.8),
+        speech(root / "long-b.wav", "Each file is split into segments at natural pauses.", 1.3),
+    ]
+    block = root / "long-block.wav"
+    ffmpeg("-i", str(parts[0]), "-i", str(parts[1]), "-filter_complex", "concat=n=2:v=0:a=1", str(block))
+    out = root / name
+    ffmpeg("-stream_loop", "-1", "-i", str(block), "-t", str(minutes * 60), "-c:a", "flac", str(out))
+    return out
+
+
+def spy_scan_starts(monkeypatch: Any) -> list[float]:
+    """Where each planning scan starts reading a file's audio (models.segments' AudioReader, spied)."""
+    from models import segments
+    from models.decoding import AudioReader
+
+    starts: list[float] = []
+
+    class Spy(AudioReader):
+        def __init__(self, path: Path, start_s: float = 0.0, *args: Any, **kwargs: Any) -> None:
+            starts.append(start_s)
+            super().__init__(path, start_s, *args, **kwargs)
+
+    monkeypatch.setattr(segments, "AudioReader", Spy)
+    return starts

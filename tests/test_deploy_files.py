@@ -30,6 +30,8 @@ def test_compose_services_ports_env_and_gpu_reservations() -> None:
         device_ids += device["device_ids"]
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert sorted(device_ids) == ["0", "1"], "one worker service per GPU"
+    (vllm_device,) = services["worker-vllm"]["deploy"]["resources"]["reservations"]["devices"]
+    assert vllm_device["device_ids"] == ["${VLLM_GPU:-2}"], "by default vLLM takes no GPU another worker holds"
     assert "--queues" in services["worker-gpu1"]["command"] and "talker" in services["worker-gpu1"]["command"]
     queues_of = {
         name: s["command"][s["command"].index("--queues") + 1]

@@ -13,7 +13,7 @@ from models.errors import CapabilityError, TaskInputError
 from models.media import MediaLimits, load_media
 from models.prompting import conversation
 from models.tasks import get_task, parse_params
-from models.transformers_backend import TransformersEngine
+from models.transformers_backend import TransformersEngine, load_kwargs
 from models.variants import Variant
 
 LIMITS = MediaLimits()
@@ -196,3 +196,19 @@ def test_an_answer_that_ends_with_its_end_token_finishes_by_stop(text_engine: Tr
     ended = text_engine._decode([100, 200, IM_END_ID, 300], 8)
     cut = text_engine._decode([100, 200, 300, 400], 4)
     assert ended[1:] == (2, "stop") and cut[1:] == (4, "length")
+
+
+def test_a_thinker_worker_never_builds_the_talker(text_engine: TransformersEngine) -> None:
+    """Without speech the checkpoint loads with enable_audio_output=False: no talker or code2wav module is built
+    (on the real checkpoint, gigabytes never allocated), not built and then deleted."""
+    text_engine.load()
+    model = text_engine._model
+    assert not model.has_talker and not hasattr(model, "talker") and not hasattr(model, "code2wav")
+
+
+def test_on_gpus_the_checkpoint_loads_straight_to_the_devices() -> None:
+    """accelerate's device_map places the weights as they load (no whole copy in host memory first); a slot's
+    GPUs share the model, each holding at most max_memory."""
+    assert load_kwargs("cpu", 0, with_talker=True) == {}
+    assert load_kwargs("cpu", 0, with_talker=False) == {"enable_audio_output": False}
+    assert load_kwargs("cuda:1", 40, with_talker=True) == {"device_map": {"": 1}, "max_memory": {1: "40GiB"}}

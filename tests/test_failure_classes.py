@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.jobs.runner import RunStatus, backoff_s, run_until_settled
+from core.jobs.failing import backoff_s
+from core.jobs.runner import RunStatus, run_until_settled
 from core.schema import Job, JobEvent
 from core.storage import StorageError
 from tests.embedded import clear_caches, use_embedded

@@ -264,3 +264,58 @@ def test_a_worker_celery_stops_after_a_redis_kill_is_restarted(tmp_path: Path) -
             assert supervisor.poll() is None, log_path.read_text()[-3000:]
         finally:
             stop(supervisor)
+
+
+def _damaged_copy(model: Path, into: Path) -> Path:
+    """The tiny checkpoint with its weights cut in half: the model cannot load from it."""
+    import shutil
+
+    shutil.copytree(model, into)
+    for weights in into.glob("*.safetensors"):
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    return into
+
+
+def test_a_worker_whose_engine_cannot_load_exits_and_its_job_waits_for_a_healthy_one(
+    stack: Stack, media: dict[str, Path], tiny_model: Path, tmp_path: Path
+) -> None:
+    """A damaged checkpoint: a threads worker loads at start and exits 3 before taking any job; a prefork worker
+    (which loads on its first job) puts that job back in the queue and exits 3. Both are restarted by the supervisor
+    with back-off; the job then runs on a healthy worker."""
+    damaged = _damaged_copy(tiny_model, tmp_path / "damaged")
+    env = {**stack.env, "OMNIMEDIA_MODEL": str(damaged)}
+    upload = stack.api.post("/v1/uploads", files={"file": ("a.png", media["image_png"].read_bytes())}).json()
+    job_id = stack.api.post("/v1/jobs", json={"task": "ocr", "input": upload["id"]}).json()["id"]
+    logs = {pool: tmp_path / f"{pool}.log" for pool in ("threads", "prefork")}
+    fleets = {
+        pool: subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker", "--queues", "thinker", "--pool", pool, "--name", f"{pool}@broken"],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for pool, log in logs.items()
+    }
+    try:
+        for pool, log in logs.items():
+            wait_for(lambda log=log: log.read_text().count("died (3); restarting") >= 2, 150, f"{pool} restarts", 0.5)
+        assert "the model did not load" in logs["threads"].read_text()
+        job = stack.api.get(f"/v1/jobs/{job_id}").json()
+        assert job["state"] in ("queued", "retrying"), job
+        events = stack.api.get(f"/v1/jobs/{job_id}/events").json()
+        assert any("back to the queue" in (e.get("reason") or "") for e in events), events
+    finally:
+        for fleet in fleets.values():
+            stop(fleet, 60)
+    healthy = subprocess.Popen(
+        [sys.executable, "-m", "workers.main", "--queues", "thinker", "--pool", "threads", "--name", "healthy@h"],
+        env=stack.env,
+        stdout=(tmp_path / "healthy.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: stack.api.get(f"/v1/jobs/{job_id}").json()["state"] == "succeeded", 120, "the job", 0.3)
+        assert stack.api.get(f"/v1/jobs/{job_id}").json()["attempts"] == 1, "a broken worker costs a job no attempt"
+    finally:
+        stop(healthy, 60)

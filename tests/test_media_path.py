@@ -3,6 +3,8 @@ so a retry never decodes its file again to re-plan, and few transactions per job
 
 from __future__ import annotations
 
+import itertools
+from datetime import timedelta
 from pathlib import Path
 
 import pysubs2
@@ -134,7 +136,7 @@ class FailsOnSegment:
 def test_a_retried_job_reuses_its_stored_plan_without_decoding_to_replan(
     env, fifteen_seconds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from models import pipeline as pipeline_module
+    from models.segments import PlanScan
 
     settings, sessions, storage, engine = env
     job_id = _submit(env, fifteen_seconds, segment_seconds=5)
@@ -142,12 +144,15 @@ def test_a_retried_job_reuses_its_stored_plan_without_decoding_to_replan(
     assert first.run(job_id).status is RunStatus.RETRY
     job = _job(env, job_id)
     assert job.plan is not None and job.plan["decoded"] and job.segments_done == 1
+    assert job.plan.get("complete", True), (
+        "a file shorter than one scan window is planned whole before its first segment"
+    )
     planned = job.segments_planned
 
     def no_replanning(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the stored plan must be used")
 
-    monkeypatch.setattr(pipeline_module, "plan_file", no_replanning)
+    monkeypatch.setattr(PlanScan, "run", no_replanning)
     assert run_until_settled(runner_on(settings, sessions, storage, engine, "w"), job_id).status is RunStatus.SUCCEEDED
     job = _job(env, job_id)
     assert job.segments_done == planned and len(job.result["segments"]) == planned >= 3
@@ -171,3 +176,56 @@ def test_a_one_segment_job_takes_two_write_transactions_to_run(env, damaged: dic
     assert len(commits) == 2, len(commits)
     with sessions() as session:
         assert session.scalar(select(Job.state).where(Job.id == job_id)) == "succeeded"
+
+
+class Killed(SystemExit):
+    """Stands for the process being killed: nothing in the runner handles it."""
+
+
+def test_a_job_killed_while_its_file_is_still_being_planned_resumes_from_its_stored_plan(
+    env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Planning streams beside the engine and is stored with each segment: a job killed part-way has a partial
+    plan and its finished segments; the next run keeps both and scans on from where the plan stopped."""
+    from sqlalchemy import update
+
+    from core.schema import JobSegment, utcnow
+    from tests.support import long_speech, spy_scan_starts
+
+    settings, sessions, storage, engine = env
+    job_id = _submit(env, long_speech(tmp_path, 12.0), segment_seconds=60, max_new_tokens=2)
+
+    class DiesOnSecond:
+        def __init__(self, inner: object) -> None:
+            self.inner, self.calls = inner, 0
+
+        def generate(self, request):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.calls == 2:
+                raise Killed()
+            return self.inner.generate(request)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.inner, name)
+
+    with pytest.raises(Killed):
+        runner_on(settings, sessions, storage, DiesOnSecond(engine), "first").run(job_id)
+    job = _job(env, job_id)
+    assert job.plan is not None and job.plan["complete"] is False and job.segments_done == 1, job.plan
+    stopped_at = job.plan["duration_s"]
+    assert 60 < stopped_at < 12 * 60 - 30
+    with sessions() as session:  # the killed worker's lease runs out
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        first = session.scalars(select(JobSegment).where(JobSegment.job_id == job_id)).one()
+        session.commit()
+
+    starts = spy_scan_starts(monkeypatch)
+    result = run_until_settled(runner_on(settings, sessions, storage, engine, "second"), job_id)
+    assert result.status is RunStatus.SUCCEEDED, result
+    assert starts and starts[0] >= stopped_at - 1e-6, "the scan went on from the stored plan, not from 0"
+    job = _job(env, job_id)
+    assert job.plan is not None and job.plan.get("complete", True)
+    spans = [(s["start"], s["end"]) for s in job.result["segments"]]
+    assert spans[0] == (first.start_s, first.end_s), "the killed run's segment was kept"
+    assert len(spans) == job.segments_planned >= 12 and spans[-1][1] == pytest.approx(12 * 60, abs=0.2)
+    assert all(b[0] == pytest.approx(a[1]) for a, b in itertools.pairwise(spans))

@@ -15,13 +15,13 @@ import json, sys
 from pathlib import Path
 from models.engine import EngineConfig
 from models.pipeline import build_pipeline
-from models import pipeline as module
+from models.segments import PlanScan
 
 path, model = Path(sys.argv[1]), sys.argv[2]
 pipeline = build_pipeline(EngineConfig(model, max_new_tokens_cap=4), aligner=None)
 prepared = pipeline.prepare(path, "transcribe", {"language": "en"}, 2.5, None)
-outputs = [pipeline.segment(prepared, index) for index in range(len(prepared.spans))]
-module.plan_file = None  # a stored plan is used as it is: the file is not decoded again to re-plan
+outputs = [pipeline.segment(prepared, settled.index) for settled in prepared.planning.settled()]
+PlanScan.run = None  # a stored plan is used as it is: the file is not decoded again to re-plan
 again = pipeline.prepare(path, "transcribe", {"language": "en"}, 2.5, prepared.plan_json())
 print(json.dumps({
     "spans": [[s.start, s.end] for s in prepared.spans],

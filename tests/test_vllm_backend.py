@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,7 @@ from models.media import MediaInfo, MediaKind, MediaLimits, frame_size, load_med
 from models.prompting import video_processor_kwargs
 from models.tasks import CATALOGUE, get_task, parse_params
 from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm, too_long, vllm_available
-from tests.support import REPO
+from tests.support import REPO, wait_for
 
 DEFAULT_LIMITS = MediaLimits()
 HD_LIMITS = MediaLimits(max_frame_pixels=1280 * 720)
@@ -199,34 +201,101 @@ def test_a_segment_over_the_context_is_refused_before_vllm_sees_it(tiny_model: P
         engine.validate(request)
 
 
-def test_the_batcher_owns_the_vllm_engine(
-    tiny_model: Path, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With backend=vllm the loader puts the engine behind the batcher: however many job threads call generate,
-    every batch reaches the engine from one thread (the transformers engine stands in for vLLM here)."""
+class TinyStepper:
+    """vLLM's add/step interface over the tiny transformers engine (the real model): a request runs for STEPS steps
+    after it is added, and its result is the model's answer. Records which thread called and at which step each
+    request was added and finished."""
+
+    STEPS = 3
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.running: dict[str, tuple[GenerationRequest, int]] = {}
+        self.threads: set[str] = set()
+        self.steps = 0
+        self.added: dict[str, int] = {}
+        self.finished: dict[str, int] = {}
+        self.dies = False
+
+    def add(self, request_id: str, request: GenerationRequest) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.running[request_id] = (request, self.steps)
+        self.added[request_id] = self.steps
+
+    def step(self) -> list[tuple[str, Any]]:
+        self.threads.add(threading.current_thread().name)
+        if self.dies:
+            raise RuntimeError("EngineCore encountered an issue")  # how vLLM's EngineDeadError reads
+        self.steps += 1
+        time.sleep(0.05)
+        done = [rid for rid, (_, at) in self.running.items() if self.steps - at >= self.STEPS]
+        results = self.backend.run_validated([self.running.pop(rid)[0] for rid in done]) if done else []
+        self.finished.update({rid: self.steps for rid in done})
+        return list(zip(done, results, strict=True))
+
+    def unfinished(self) -> int:
+        return len(self.running)
+
+
+@pytest.fixture
+def stepped(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The loader's vLLM engine, with the tiny model behind vLLM's stepping interface."""
     from models import loader, vllm_backend
-    from models.batcher import BatchingEngine
     from models.transformers_backend import TransformersEngine
 
-    threads: set[str] = set()
-
     class StandIn(TransformersEngine):
-        def _generate_batch(self, requests):  # type: ignore[no-untyped-def]
-            threads.add(threading.current_thread().name)
-            return super()._generate_batch(requests)
+        def stepper(self) -> TinyStepper:
+            return TinyStepper(self)
 
     monkeypatch.setattr(vllm_backend, "VllmEngine", StandIn)
     engine = loader.load_engine(EngineConfig(str(tiny_model), backend="vllm", max_new_tokens_cap=4))
-    assert isinstance(engine, BatchingEngine) and isinstance(engine.inner, StandIn)
+    yield engine
+    loader.unload_engine(engine)
+
+
+def test_requests_join_the_running_batch_from_one_thread_that_owns_the_engine(
+    stepped: Any, media: dict[str, Path]
+) -> None:
+    """However many job threads call generate, one loop thread adds and steps; a request that arrives while others
+    run is added at the next step, not after them, and every answer is the model's own."""
+    from models.stepping import SteppingEngine
+
+    assert isinstance(stepped, SteppingEngine)
     request = GenerationRequest(
         get_task("transcribe"), parse_params("transcribe", {"max_new_tokens": 4}), load_media(media["speech_wav"])
     )
-    callers = [threading.Thread(target=engine.generate, args=(request,)) for _ in range(8)]
+    alone = stepped.inner.generate(request).text
+    first = threading.Thread(target=stepped.generate, args=(request,))
+    first.start()
+    wait_for(lambda: stepped.stepper is not None and stepped.stepper.steps >= 1, 30, "the first step")
+    answers: list[str] = []
+    callers = [threading.Thread(target=lambda: answers.append(stepped.generate(request).text)) for _ in range(6)]
     for caller in callers:
         caller.start()
-    for caller in callers:
+    for caller in [first, *callers]:
         caller.join()
-    assert threads == {"omnimedia-batcher"} and sum(engine.batch_sizes) == 8
+    stepper = stepped.stepper
+    assert stepper.threads == {"omnimedia-engine-loop"}
+    first_id = min(stepper.added, key=stepper.added.__getitem__)
+    later = [rid for rid in stepper.added if rid != first_id]
+    assert len(later) == 6 and any(stepper.added[rid] < stepper.finished[first_id] for rid in later)
+    assert answers == [alone] * 6
+
+
+def test_a_dead_engine_fails_what_it_holds_and_everything_after(stepped: Any, media: dict[str, Path]) -> None:
+    from models.errors import EngineDown
+
+    request = GenerationRequest(
+        get_task("transcribe"), parse_params("transcribe", {"max_new_tokens": 4}), load_media(media["speech_wav"])
+    )
+    stepped.load()
+    stepped.stepper.dies = True
+    with pytest.raises(EngineDown, match="EngineCore encountered an issue"):
+        stepped.generate(request)
+    started = time.perf_counter()
+    with pytest.raises(EngineDown):
+        stepped.generate(request)
+    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize(

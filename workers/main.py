@@ -1,15 +1,45 @@
 """Start one Celery worker process: `python -m workers.main [--gpu N] [--queues thinker,talker]`.
 
 GPU pinning happens here, before anything imports torch. A worker that serves the talker queue loads
-the talker; others disable it."""
+the talker; others never build it.
+
+A job worker on the threads or solo pool loads its engine here, before it takes a job; one that cannot, or whose
+engine dies later (models.errors.EngineDown: the job goes back to the queue), exits with EXIT_ENGINE_DOWN so its
+supervisor restarts it with back-off, and health shows the queue's consumer gone meanwhile. (A prefork pool
+loads in its child on the first job: loading in this parent would touch the GPU before the fork.)"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
+from pathlib import Path
+from typing import cast
 
 from workers.gpu import pin
+
+EXIT_ENGINE_DOWN = 3
+ENGINE_DOWN_FILE = "OMNIMEDIA_ENGINE_DOWN_FILE"  # where a task says the engine is down (any pool process)
+WORKER_PID = "OMNIMEDIA_WORKER_PID"  # the Celery main process, which a task asks to stop
+
+
+def load_engine_now() -> str | None:
+    """Load this worker's engine before it takes a job; why it could not, or None."""
+    from core import metrics
+    from core.config import get_settings
+    from models.backend import EngineBackend, load_or_down
+    from models.errors import EngineDown
+    from models.loader import load_engine
+
+    engine = load_engine(get_settings().engine_config(), on_batch=metrics.BATCH_SIZE.observe)
+    try:
+        backend = cast(EngineBackend, getattr(engine, "inner", engine))  # bare, or under the batcher or loop
+        load_or_down(backend)
+        engine.load()
+    except EngineDown as exc:
+        return exc.reason
+    return None
 
 
 def refusal_for(backend: str, pool: str, talker: bool) -> str | None:
@@ -71,10 +101,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.beat:  # its schedule file in the data folder: the image's /app is not the service user's to write
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         worker_args += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
+    if settings.backend != "vllm":  # fewer out-of-memory failures from fragmentation (vLLM manages its own pool)
+        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    jobs = bool({"thinker", "talker"} & set(queues))
+    if jobs and args.pool != "prefork":
+        failed = load_engine_now()
+        if failed:
+            parser.exit(EXIT_ENGINE_DOWN, f"omnimedia worker: {failed}\n")
+    marker = Path(tempfile.mkdtemp(prefix="omnimedia-worker-")) / "engine-down"
+    os.environ[ENGINE_DOWN_FILE], os.environ[WORKER_PID] = str(marker), str(os.getpid())
     limit_mb = settings.worker_max_memory_mb
     if limit_mb and args.pool == "prefork":  # recycle the pool process (and its model) past this resident size
         worker_args.append(f"--max-memory-per-child={limit_mb * 1024}")
-    raise SystemExit(run_celery(worker_args))
+    code = run_celery(worker_args)
+    if marker.exists():
+        print(f"omnimedia worker: {marker.read_text()}; exiting for a fresh start", file=sys.stderr)
+        raise SystemExit(EXIT_ENGINE_DOWN)
+    raise SystemExit(code)
 
 
 def run_celery(args: list[str]) -> int:

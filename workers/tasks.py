@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import threading
 from functools import lru_cache
+from pathlib import Path
 
 from celery import Task
 from celery.signals import worker_init
@@ -58,9 +61,21 @@ def _cached_runner(worker: str) -> JobRunner:
 )
 def run_job(self: Task, job_id: str) -> str:
     result = runner(self.request.hostname or socket.gethostname()).run(job_id)
+    if result.engine_down:
+        stop_worker(result.reason or "the engine is down")
     if result.status in (RunStatus.RETRY, RunStatus.BUSY):
         raise self.retry(countdown=result.delay_s, max_retries=None)
     return result.status.value
+
+
+def stop_worker(reason: str) -> None:
+    """The engine cannot run jobs in this process: say why where workers.main will look, and ask the worker for a
+    warm shutdown (the job is sent again for a healthy worker; workers.main then exits non-zero)."""
+    marker, pid = os.environ.get("OMNIMEDIA_ENGINE_DOWN_FILE"), os.environ.get("OMNIMEDIA_WORKER_PID")
+    if marker:
+        Path(marker).write_text(reason)
+    if pid:
+        os.kill(int(pid), signal.SIGTERM)
 
 
 @app.task(name=RECONCILE)

@@ -11,16 +11,13 @@ segment. Every write after the claim is conditional on this run still holding th
 
 from __future__ import annotations
 
-import enum
 import logging
-import random
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -29,41 +26,25 @@ from core import metrics
 from core.config import Settings
 from core.db import get_sessionmaker
 from core.jobs import machine
+from core.jobs.failing import FailurePaths, RunResult, RunStatus
 from core.jobs.failures import classify, public_reason
 from core.jobs.inputs import local_input
 from core.jobs.lease import Heartbeat
 from core.jobs.machine import Transition
 from core.jobs.outputs import DEFAULT_FORMATS, finished_result, write_outputs
 from core.jobs.speakers import speakers_of
-from core.jobs.work import Segment, Work
+from core.jobs.work import InFlight, Segment, Work
 from core.schema import Job, JobSegment, utcnow
 from core.states import FailureClass, JobState
 from core.storage import Storage, get_storage
 from core.storage.keys import output_key
-from models.errors import MediaError
+from models.errors import EngineDown, MediaError
 from models.pipeline import MediaPipeline, build_pipeline
-from models.tasks import TaskParams, parse_params
+from models.tasks import parse_params
 
 log = logging.getLogger(__name__)
 
 
-class RunStatus(enum.Enum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    RETRY = "retry"  # run again after `delay_s`
-    BUSY = "busy"  # another live worker holds the job: check again after `delay_s`
-    SKIPPED = "skipped"  # nothing to do (finished, canceled, unknown id)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    status: RunStatus
-    delay_s: float = 0.0
-    reason: str | None = None
-
-
-SMALLER_RETRIES = 2  # halvings of the segment length after running out of memory or context
 LEASE_LOST = RunResult(RunStatus.SKIPPED, reason="lease lost: another worker holds the job now")
 
 
@@ -78,12 +59,7 @@ class _Run:
     segment_s: float | None = None
 
 
-def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter."""
-    return random.uniform(0, min(max_s, base_s * 2 ** max(attempt - 1, 0)))
-
-
-class JobRunner:
+class JobRunner(FailurePaths):
     """Executes jobs against one engine, one storage and one database."""
 
     def __init__(
@@ -135,6 +111,18 @@ class JobRunner:
             return self._execute(run)
         except (KeyboardInterrupt, SystemExit):
             raise
+        except EngineDown as exc:  # not the job's fault: back to the queue, for a healthy worker
+            log.error("job %s: %s; it goes back to the queue and this worker stops", job_id, exc.reason)
+            with self.sessions() as session:
+                machine.transition(  # nor does it count against the job's attempts
+                    session,
+                    job_id,
+                    Transition.RETRY_LATER,
+                    f"{exc.reason}; back to the queue",
+                    queued_at=utcnow(),
+                    attempts=Job.attempts - 1,
+                )
+            return RunResult(RunStatus.RETRY, 0.0, exc.reason, engine_down=True)
         except BaseException as exc:
             failure_class = classify(exc)
             reason = public_reason(failure_class, exc)
@@ -152,83 +140,6 @@ class JobRunner:
             if not failure_class.retried:
                 return self._fail(job_id, failure_class, reason)
             return self._retry_or_fail(job_id, failure_class, reason)
-
-    # -- failure paths ----------------------------------------------------------------------------
-    def _fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
-        with self.sessions() as session:
-            if machine.transition(
-                session,
-                job_id,
-                Transition.FAIL,
-                reason,
-                self.worker,
-                failure_class=failure_class.value,
-                failure_reason=reason,
-            ):
-                self._count_final(session, job_id)
-        return RunResult(RunStatus.FAILED, reason=reason)
-
-    def _count_final(self, session: Session, job_id: str) -> None:
-        job = session.get(Job, job_id)
-        if job is not None:
-            self._count(job.task, job.state, job.engine_seconds or 0.0, job.media_seconds or 0.0)
-
-    @staticmethod
-    def _count(task: str, state: JobState, engine_s: float, media_s: float) -> None:
-        metrics.JOBS.labels(task, state.value).inc()
-        metrics.ENGINE_SECONDS.labels(task).inc(engine_s)
-        if state is JobState.SUCCEEDED:
-            metrics.MEDIA_SECONDS.labels(task).inc(media_s)
-        metrics.record_gpu_memory()
-
-    def _retry_or_fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
-        with self.sessions() as session:
-            job = session.get(Job, job_id)
-            attempts = job.attempts if job else self.settings.max_attempts
-            if job is None or attempts >= job.max_attempts:
-                return self._fail(job_id, failure_class, f"{reason} (after {attempts} attempts)")
-            delay = backoff_s(attempts, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s)
-            machine.transition(
-                session,
-                job_id,
-                Transition.RETRY_LATER,
-                f"{reason}; retry in {delay:.1f} s",
-                self.worker,
-                failure_class=failure_class.value,
-                failure_reason=reason,
-                queued_at=utcnow() + timedelta(seconds=delay),  # when it is due: the reconciler goes by it
-            )
-        return RunResult(RunStatus.RETRY, delay, reason)
-
-    def _retry_smaller(self, job_id: str, failure_class: FailureClass, reason: str, used_s: float | None) -> RunResult:
-        """Out of memory, or a prompt over the model's context: drop the finished segments and run again with
-        segments half as long as this run's (re-planned from the stored plan, without decoding the file again),
-        at most SMALLER_RETRIES times."""
-        with self.sessions() as session:
-            job = session.get(Job, job_id)
-            if job is None or job.oom_retries >= SMALLER_RETRIES:
-                return self._fail(job_id, failure_class, f"{reason}, even with smaller segments")
-            half = (used_s or self._segment_seconds(job, parse_params(job.task, job.params))) / 2
-            session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
-            session.commit()
-            machine.transition(
-                session,
-                job_id,
-                Transition.RETRY_LATER,
-                f"{reason}; retry with {half:.0f} s segments",
-                self.worker,
-                failure_class=failure_class.value,
-                failure_reason=reason,
-                segment_seconds=half,
-                oom_retries=job.oom_retries + 1,
-                segments_done=0,
-                queued_at=utcnow(),
-            )
-        return RunResult(RunStatus.RETRY, 0.0, failure_class.value)
-
-    def _segment_seconds(self, job: Job, params: TaskParams) -> float:
-        """The out-of-memory override first, then the job's parameter, then the service default."""
-        return job.segment_seconds or params.segment_seconds or self.settings.segment_seconds
 
     # -- the work ---------------------------------------------------------------------------------
 
@@ -251,34 +162,61 @@ class JobRunner:
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
             local = local_input(job, Path(tmp), self.sessions, self.settings, self.storage)
             prepared = self.pipeline.prepare(local, job.task, job.params, self._segment_seconds(job, params), job.plan)
-            run.segment_s = prepared.segment_s
-            work = Work(prepared, self._done_segments(job))
-            finished = {s.index for s in work.done}
-            for index in range(work.planned):
-                if index in finished:
-                    continue
-                if work.committed:  # not before this run's first segment: the job was just claimed
-                    held, cancel = self._boundary(job.id, run)
-                    if not held:
-                        return LEASE_LOST
-                    if cancel:
-                        return self._cancel(job.id)
-                try:
-                    out = self.pipeline.segment(prepared, index)
-                except MediaError as exc:
-                    if not work.segments():
-                        raise
-                    work.warnings.append(f"decoding stopped at {prepared.spans[index].start:.1f} s: {exc.reason}")
-                    break
-                segment = Segment.of_output(out)
-                if index < work.planned - 1:
-                    if not self._commit_segment(run, work, segment, out.speech):
-                        return LEASE_LOST
-                else:
-                    work.last, work.last_speech = segment, out.speech
+            with prepared.planning:  # a long file's scan runs beside the engine; stopped however this ends
+                run.segment_s = prepared.segment_s
+                work = Work(prepared, self._done_segments(job))
+                stopped = self._work_through(run, work)
+                if stopped is not None:
+                    return stopped
         if run.lease.lost:
             return LEASE_LOST
         return self._finish(run, work)
+
+    def _work_through(self, run: _Run, work: Work) -> RunResult | None:
+        """Run the segments as planning settles them, up to the pipeline's `segments_in_flight` at once, and commit
+        them in order (the last one is written with the success); a RunResult when the run must stop early."""
+        prepared, finished = work.prepared, {s.index for s in work.done}
+        in_flight = InFlight(self.pipeline, prepared)
+        try:
+            for settled in prepared.planning.settled():
+                if settled.index in finished:
+                    continue
+                if work.committed:  # not before this run's first segment: the job was just claimed
+                    held, cancel = self._boundary(run.job.id, run)
+                    if not held:
+                        return LEASE_LOST
+                    if cancel:
+                        return self._cancel(run.job.id)
+                in_flight.start(settled)
+                while (in_flight.full or in_flight.head_done) and not work.stopped:
+                    if not self._settle(run, work, in_flight):
+                        return LEASE_LOST
+                if work.stopped:
+                    return None
+            while in_flight and not work.stopped:
+                if not self._settle(run, work, in_flight):
+                    return LEASE_LOST
+            return None
+        finally:
+            in_flight.close()
+
+    def _settle(self, run: _Run, work: Work, in_flight: InFlight) -> bool:
+        """Commit the oldest segment in flight once it is done (where decoding stopped, the segments so far are the
+        result: `work.stopped`); False when this run lost the job."""
+        settled, future = in_flight.pop()
+        try:
+            out = future.result()
+        except MediaError as exc:
+            if not work.segments():
+                raise
+            work.warnings.append(f"decoding stopped at {settled.span.start:.1f} s: {exc.reason}")
+            work.stopped = True
+            return True
+        segment = Segment.of_output(out)
+        if settled.last:
+            work.last, work.last_speech = segment, out.speech
+            return True
+        return self._commit_segment(run, work, segment, out.speech)
 
     def _done_segments(self, job: Job) -> list[Segment]:
         if not job.segments_done:
@@ -310,7 +248,7 @@ class JobRunner:
             "engine_seconds": Job.engine_seconds + segment.engine_seconds,
             "heartbeat_at": utcnow(),
         }
-        if run.job.plan is None:
+        if run.job.plan is None or not run.job.plan.get("complete", True):  # the plan as it has grown
             values["plan"] = run.job.plan = work.prepared.plan_json()
         with self.sessions() as session:
             session.add(segment.row(run.job.id))
@@ -353,7 +291,7 @@ class JobRunner:
         }
         if work.last is not None:
             values["engine_seconds"] = Job.engine_seconds + work.last.engine_seconds
-        if job.plan is None:
+        if job.plan is None or not job.plan.get("complete", True):
             values["plan"] = prepared.plan_json()
         with self.sessions() as session:
             if work.last is not None:
@@ -377,6 +315,8 @@ def run_until_settled(runner: JobRunner, job_id: str, sleep: bool = True) -> Run
     """Run a job in this process, honouring retry delays, until it succeeds, fails or is canceled."""
     while True:
         result = runner.run(job_id)
+        if result.engine_down:  # in this process, nothing can run the job: say so rather than loop
+            raise EngineDown(result.reason or "the engine is down")
         if result.status not in (RunStatus.RETRY, RunStatus.BUSY):
             return result
         if sleep:

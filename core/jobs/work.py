@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.schema import JobSegment
-from models.pipeline import Prepared, SegmentOutput
+from models.pipeline import MediaPipeline, Prepared, SegmentOutput
+from models.planning import Settled
 from models.speakers import Voices
 from models.timing import Word
 
@@ -100,6 +103,7 @@ class Work:
     last: Segment | None = None
     last_speech: bytes | None = None
     warnings: list[str] = field(default_factory=list)
+    stopped: bool = False  # decoding stopped part-way: the segments so far are the result
 
     @property
     def planned(self) -> int:
@@ -108,3 +112,44 @@ class Work:
     def segments(self) -> list[Segment]:
         found = [*self.done, *self.committed, *([self.last] if self.last else [])]
         return sorted(found, key=lambda s: s.index)
+
+
+class InFlight:
+    """A job's segments being worked on, oldest first: up to the pipeline's `segments_in_flight` at once (on
+    threads; one runs in the caller's thread), so a continuous-batching engine gets a long job's segments together."""
+
+    def __init__(self, pipeline: MediaPipeline, prepared: Prepared) -> None:
+        self.pipeline, self.prepared = pipeline, prepared
+        self.limit = max(1, pipeline.segments_in_flight)
+        self._pool = ThreadPoolExecutor(self.limit, "omnimedia-segment") if self.limit > 1 else None
+        self._queue: deque[tuple[Settled, Future[SegmentOutput]]] = deque()
+
+    def start(self, settled: Settled) -> None:
+        if self._pool is not None:
+            future = self._pool.submit(self.pipeline.segment, self.prepared, settled.index)
+        else:
+            future = Future()
+            try:
+                future.set_result(self.pipeline.segment(self.prepared, settled.index))
+            except Exception as exc:
+                future.set_exception(exc)
+        self._queue.append((settled, future))
+
+    @property
+    def full(self) -> bool:
+        return len(self._queue) >= self.limit
+
+    @property
+    def head_done(self) -> bool:
+        return bool(self._queue) and self._queue[0][1].done()
+
+    def pop(self) -> tuple[Settled, Future[SegmentOutput]]:
+        return self._queue.popleft()
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def close(self) -> None:
+        """Drop what has not started; wait for what has (its result is not used)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
