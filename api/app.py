@@ -5,9 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
-from fastapi import Depends, FastAPI, Response
+import fastapi_offline
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi as api_openapi
@@ -23,6 +28,7 @@ from api.routes import (
     jobs,
     openai_audio,
     openai_chat,
+    review,
     search,
     speakers,
     tasks,
@@ -59,7 +65,10 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Media archives to text and speech with Qwen3-Omni: uploads, jobs, results.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the package's own assets: no CDN, so they work offline
+        redoc_url=None,
     )
+    install_docs(app)
     problems.install(app)
     # Middleware added last runs first: metrics (counts everything), security headers, load shedding, then the
     # caller guard.
@@ -67,7 +76,20 @@ def create_app() -> FastAPI:
     app.add_middleware(LoadShedder, max_in_flight=get_settings().api_max_in_flight)
     app.add_middleware(SecurityHeaders)
     install_metrics(app)
-    routers = (health, tasks, uploads, jobs, batches, speakers, search, webhooks, admin, openai_audio, openai_chat)
+    routers = (
+        health,
+        tasks,
+        uploads,
+        jobs,
+        review,
+        batches,
+        speakers,
+        search,
+        webhooks,
+        admin,
+        openai_audio,
+        openai_chat,
+    )
     for module in routers:
         app.include_router(module.router)
     original = app.openapi
@@ -79,6 +101,37 @@ def create_app() -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+def install_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from assets in the fastapi-offline package (FastAPI's self-hosting recipe):
+    the pages need no host but this one."""
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def _docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def _redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - API reference",
+            redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 class RequestMetrics:

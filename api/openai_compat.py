@@ -24,6 +24,7 @@ from core.config import Settings
 from core.db import get_sessionmaker
 from core.errors import ProblemKind
 from core.idempotency import find
+from core.jobs.inputs import TEXT_ONLY
 from core.owned import get_owned
 from core.schema import Job
 from core.states import FailureClass, JobState
@@ -56,7 +57,7 @@ class Call:
 
     task: str
     params: dict[str, Any]
-    media: IO[bytes]  # a file positioned at its start: media streams to storage, never whole in memory
+    media: IO[bytes] | None  # a file at its start (streamed to storage, never whole in memory); None: text only
     filename: str
     content_type: str | None = None
     speakers: tuple[tuple[str, IO[bytes]], ...] = ()  # named reference clips (known_speaker_references[])
@@ -75,7 +76,7 @@ def submit(
 ) -> Job:
     """Store the call's media and queue its job; with an Idempotency-Key, a repeat of the same call (same media
     and parameters) gets the first call's job without storing its media again."""
-    request = _sha256(call.media).encode() + repr(sorted(call.params.items())).encode()
+    request = (_sha256(call.media) if call.media else "").encode() + repr(sorted(call.params.items())).encode()
     request += call.task.encode() + "".join(f"{name}={_sha256(clip)}" for name, clip in call.speakers).encode()
     if idempotency_key is not None:
         digest = hashlib.sha256(request).hexdigest()
@@ -83,7 +84,11 @@ def submit(
         found = get_owned(session, Job, earlier, tenant) if earlier else None
         if found is not None:
             return found
-    upload = store_upload(session, storage, settings, tenant, call.filename, call.content_type, call.media)
+    upload = (
+        store_upload(session, storage, settings, tenant, call.filename, call.content_type, call.media)
+        if call.media is not None
+        else None
+    )
     params = dict(call.params)
     if call.speakers:
         clips = [
@@ -91,7 +96,7 @@ def submit(
             for name, clip in call.speakers
         ]
         params.update(speaker_names=[name for name, _ in call.speakers], speaker_references=[c.id for c in clips])
-    asked = intake.JobRequest(tenant, call.task, upload.id, params, formats=[])
+    asked = intake.JobRequest(tenant, call.task, upload.id if upload else TEXT_ONLY, params, formats=[])
     job, _ = intake.submit_job(session, storage, settings, asked, idempotency_key, request)
     return job
 

@@ -91,6 +91,8 @@ REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.VOICE_EXISTS: 409,
     Refusal.TOO_MANY_VOICES: 409,
     Refusal.SPEECH_UNAVAILABLE: 422,
+    Refusal.REVISION_CONFLICT: 409,
+    Refusal.TRANSCRIPT_LOCKED: 409,
 }
 
 

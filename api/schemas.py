@@ -81,6 +81,8 @@ class JobOut(BaseModel):
     webhook_url: str | None = None
     formats: list[str] | None = None
     result_formats: list[str] = Field(default_factory=list, description="the formats GET .../result can return")
+    revision: int = Field(default=0, description="the transcript's latest revision (0: the machine's, uncorrected)")
+    approved_at: Timestamp | None = None
 
 
 class JobList(BaseModel):

@@ -15,7 +15,7 @@ from core.config import get_settings
 from core.db import get_sessionmaker
 from core.keys import create_key, revoke_key
 from core.quotas import limits_for, set_limits, stored_bytes
-from core.schema import ApiKey, TenantWebhookSecret, WebhookEndpoint
+from core.schema import ApiKey, Job, TenantWebhookSecret, WebhookEndpoint
 
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (each belongs to one tenant).", no_args_is_help=True)
@@ -156,3 +156,28 @@ def buckets_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
         for row in grants.grants(session, tenant):
             table.add_row(row.tenant, row.bucket, row.prefix or "(whole bucket)", f"{row.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
+
+
+def review_link(
+    job_id: Annotated[str, typer.Argument(help="the job to review")],
+    api_url: Annotated[str, typer.Option(help="where the API answers")] = "http://127.0.0.1:8000",
+    hours: Annotated[float, typer.Option(help="how long the link works", min=0.1, max=168)] = 24,
+    open_browser: Annotated[bool, typer.Option("--open", help="open it in the browser")] = False,
+) -> None:
+    """A signed link to a finished job's review page (play the media, follow and correct its captions); on the
+    embedded default it opens without an API key (`omnimedia serve` must be running)."""
+    import webbrowser
+
+    from core.review import issue_link
+
+    with get_sessionmaker()() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.result is None:
+            err.print(f"no finished job {job_id!r}")
+            raise typer.Exit(1)
+    token, expires = issue_link(get_settings(), job.tenant, job.id, hours * 3600, "omnimedia review")
+    url = f"{api_url.rstrip('/')}/review/{token}"
+    print(url)
+    err.print(f"valid until {expires:%Y-%m-%d %H:%M} UTC")
+    if open_browser:
+        webbrowser.open(url)

@@ -36,6 +36,7 @@ app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.quotas_app, name="quotas")
 app.add_typer(admin.buckets_app, name="buckets")
 app.add_typer(admin.secrets_app, name="secrets")
+app.command("review")(admin.review_link)
 console = Console()
 err = Console(stderr=True)
 
@@ -142,6 +143,9 @@ def caption(
     num_speakers: Annotated[int | None, typer.Option(min=1, max=32, help="exactly this many speakers")] = None,
     min_speakers: Annotated[int | None, typer.Option(min=1, max=32, help="at least this many speakers")] = None,
     max_speakers: Annotated[int | None, typer.Option(min=1, max=32, help="at most this many speakers")] = None,
+    subtitle_languages: Annotated[
+        str | None, typer.Option(help="transcribe: also translated tracks, e.g. de,fr (NAME.de.srt beside NAME.srt)")
+    ] = None,
 ) -> None:
     """Caption a whole folder, resumably: rerunning the same command redoes nothing finished."""
     from cli.progress import ProgressView
@@ -166,6 +170,8 @@ def caption(
     if speakers or any(bounds.values()):
         params.update({"diarize": True, **{k: v for k, v in bounds.items() if v}})
         chosen = chosen if "rttm" in chosen else (*chosen, "rttm")
+    if subtitle_languages:
+        params["subtitle_languages"] = [code.strip() for code in subtitle_languages.split(",") if code.strip()]
     options = CaptionOptions(task, params, out_dir.resolve(), chosen, include_hidden, prefetch)
     view = ProgressView(json_output, console, err)
     try:

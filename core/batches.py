@@ -290,6 +290,7 @@ def batch_report(session: Session, batch: Batch, hour_cost: float | None) -> dic
                 job.failure_reason,
                 result.get("language"),
                 len(result.get("speakers") or []),
+                result.get("quality"),
             )
         )
     ended = batch.completed_at or utcnow()

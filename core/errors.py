@@ -30,6 +30,8 @@ class Refusal(enum.StrEnum):
     VOICE_EXISTS = "voice-exists"
     TOO_MANY_VOICES = "too-many-voices"
     SPEECH_UNAVAILABLE = "speech-unavailable"
+    REVISION_CONFLICT = "revision-conflict"
+    TRANSCRIPT_LOCKED = "transcript-locked"
 
 
 class ProblemKind(enum.StrEnum):

@@ -1,7 +1,8 @@
 """What a run did and what it cost: a report of an archive run (report.html beside manifest.jsonl) or a batch
 (GET /v1/batches/{id}/report), as JSON and as a self-contained HTML page (inline SVG charts, no external assets).
 
-Figures: files and hours of media by outcome, failures by class with examples, languages, speakers, wall time,
+Figures: files and hours of media by outcome, failures by class with examples, languages, speakers, caption
+quality findings by check, wall time,
 engine seconds per hour of media, the realtime factor (media time over wall time), and the accelerator cost per
 hour of media at OMNIMEDIA_ACCELERATOR_HOUR_COST (engine hours x price / media hours)."""
 
@@ -27,6 +28,7 @@ class ReportLine:
     reason: str | None = None
     language: str | None = None
     speakers: int = 0
+    quality: dict[str, int] | None = None  # the result's caption quality findings by check (core.quality)
 
 
 def build_report(title: str, lines: list[ReportLine], wall_s: float, hour_cost: float | None) -> dict[str, Any]:
@@ -42,6 +44,9 @@ def build_report(title: str, lines: list[ReportLine], wall_s: float, hour_cost: 
             entry["files"] += 1
             if len(entry["examples"]) < EXAMPLES_PER_CLASS:
                 entry["examples"].append({"file": line.name, "reason": line.reason})
+    quality: Counter[str] = Counter()
+    for line in lines:
+        quality.update(line.quality or {})
     media_s = sum(line.media_s for line in lines if line.state == "succeeded")
     engine_s = sum(line.engine_s for line in lines)
     media_h = media_s / 3600
@@ -58,6 +63,7 @@ def build_report(title: str, lines: list[ReportLine], wall_s: float, hour_cost: 
         "failures": failures,
         "languages": dict(Counter(line.language for line in lines if line.language).most_common()),
         "speakers": sum(line.speakers for line in lines),
+        "quality": dict(sorted(quality.items())),  # caption findings to review, by check, over every file
         "wall_s": round(wall_s, 3),
         "engine_s": round(engine_s, 3),
         "engine_s_per_media_hour": round(engine_s / media_h, 1) if media_h else None,
@@ -113,6 +119,7 @@ def report_html(report: dict[str, Any]) -> str:
         ("engine seconds per hour of media", report["engine_s_per_media_hour"]),
         ("realtime factor", report["realtime_factor"]),
         ("speakers found", report["speakers"]),
+        ("caption findings to review", sum(report["quality"].values())),
         ("accelerator price per hour", report["accelerator_hour_cost"]),
         ("cost per hour of media", report["cost_per_media_hour"]),
     ]

@@ -136,6 +136,9 @@ class Job(Base):
     outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # format -> storage key
     formats: Mapped[list[str] | None] = mapped_column(JSON)  # result formats to write to storage as files
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # models.segments.Plan, once made
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # latest transcript revision
+    approved_at: Mapped[datetime | None] = mapped_column()  # approved: the transcript is locked
+    approved_by: Mapped[str | None] = mapped_column(String(200))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column()
@@ -175,6 +178,7 @@ class JobSegment(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)  # tokens of the prompt, media included
     finish: Mapped[str | None] = mapped_column(String(16))  # stop | length (the answer hit max_new_tokens)
     voices: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # speaker windows and embeddings (diarized jobs)
+    descriptions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # audio description cues found here
     engine_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -343,3 +347,19 @@ class WebhookAttempt(Base):
 
 
 metadata = Base.metadata
+
+
+class TranscriptRevision(Base):
+    """A correction of a job's transcript: who, when, what changed, and the whole revised result (every format
+    renders from the latest). The machine's output is revision 0, the job's own `result`, never overwritten."""
+
+    __tablename__ = "transcript_revisions"
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_transcript_revisions_job_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -7,6 +7,8 @@ a plaintext value written before encryption existed is still read, and `rotate` 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from functools import lru_cache
 from typing import Any
@@ -48,6 +50,12 @@ def _current_key(settings: Settings) -> str:
         with os.fdopen(fd, "w") as out:
             out.write(new_key())
     return path.read_text().strip()
+
+
+def signing_key(purpose: str, settings: Settings | None = None) -> bytes:
+    """A key for signing `purpose`'s tokens (review links), derived from the secret key: never the key itself."""
+    key = _current_key(settings or get_settings())
+    return hmac.new(key.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
 @lru_cache(maxsize=8)

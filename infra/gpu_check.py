@@ -23,11 +23,16 @@ from PIL import Image
 from models.engine import EngineConfig, GenerationRequest
 from models.fixtures.tiny import build
 from models.fixtures.tiny_aligner import build_aligner
-from models.media import DecodedMedia, MediaInfo, MediaKind, MediaLimits, frame_size
+from models.media import DecodedMedia, MediaInfo, MediaKind, MediaLimits, frame_size, text_media
 from models.tasks import CATALOGUE, get_task, parse_params
 from models.transformers_backend import TransformersEngine
 
-EXTRA = {"translate": {"target_language": "de"}, "ask": {"question": "What is it?"}, "custom": {"prompt": "Hi."}}
+EXTRA = {
+    "translate": {"target_language": "de"},
+    "ask": {"question": "What is it?"},
+    "custom": {"prompt": "Hi."},
+    "subtitles": {"target_language": "de", "text": "1. Good evening."},
+}
 REAL_MAX_PIXELS = 12_845_056  # Qwen3-Omni-30B-A3B's image processor (preprocessor_config.json)
 
 
@@ -37,6 +42,8 @@ def audio(seconds: float) -> np.ndarray:
 
 def media(kind: MediaKind, seconds: float = 3.0, limits: MediaLimits | None = None) -> DecodedMedia:
     """Model-ready media made in memory (no decoder needed): noise audio, grey frames at the planner's size."""
+    if kind is MediaKind.TEXT:
+        return text_media()
     if kind is MediaKind.IMAGE:
         return DecodedMedia(MediaInfo(kind, 0.0, False, 640, 360), image=Image.new("RGB", (640, 360), "grey"))
     if kind is MediaKind.VIDEO:

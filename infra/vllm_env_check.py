@@ -18,16 +18,23 @@ from models.aligner import ForcedAligner
 from models.engine import EngineConfig, GenerationRequest
 from models.fixtures.tiny import build
 from models.fixtures.tiny_aligner import build_aligner
-from models.media import DecodedMedia, MediaInfo, MediaKind
+from models.media import DecodedMedia, MediaInfo, MediaKind, text_media
 from models.tasks import CATALOGUE, get_task, parse_params
 from models.transformers_backend import TransformersEngine
 from models.variants import Variant
 from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm, too_long
 
-EXTRA = {"translate": {"target_language": "de"}, "ask": {"question": "What is it?"}, "custom": {"prompt": "Hi."}}
+EXTRA = {
+    "translate": {"target_language": "de"},
+    "ask": {"question": "What is it?"},
+    "custom": {"prompt": "Hi."},
+    "subtitles": {"target_language": "de", "text": "1. Good evening."},
+}
 
 
 def media_for(kind: MediaKind) -> DecodedMedia:
+    if kind is MediaKind.TEXT:
+        return text_media()
     audio = (0.1 * np.random.default_rng(0).standard_normal(16_000 * 3)).astype(np.float32)
     if kind is MediaKind.IMAGE:
         return DecodedMedia(MediaInfo(kind, 0.0, False, 320, 240), image=Image.new("RGB", (320, 240), "white"))
@@ -60,6 +67,11 @@ def main() -> int:
                 continue
             prompt = engine.prompt(request)
             sampling = engine.sampling(request)
+            if kind is MediaKind.TEXT:  # a text-only request: the prompt alone
+                assert set(prompt) == {"prompt"}, prompt
+                print(f"{spec.name.value:15s} text  prompt={len(prompt['prompt']):4d} chars, no media")
+                rendered += 1
+                continue
             data = prompt["multi_modal_data"]
             expanded = expand_as_vllm(engine._processor, prompt)
             shapes = {k: (v.shape if hasattr(v, "shape") else type(v).__name__) for k, v in data.items()}

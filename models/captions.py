@@ -78,7 +78,7 @@ def shape_cues(segments: list[TimedText]) -> list[TimedText]:
         for part in parts:
             length = span * len(part) / total
             end = start + min(length, MAX_CUE_S)
-            cues.append(TimedText(round(start, 3), round(end, 3), part))
+            cues.append(TimedText(round(start, 3), round(end, 3), part, speaker=seg.speaker))
             start += length
         last_end = cues[-1].end
     return cues
@@ -102,7 +102,7 @@ def _word_cues(seg: TimedText, last_end: float) -> list[TimedText]:
         end = min(max(group[-1].end, start + MIN_CUE_S), max(following, group[-1].end), seg.end)
         end = min(max(end, start + MIN_SHOWN_S), start + MAX_CUE_S)  # never zero-length, never over the limit
         text = "\n".join(textwrap.wrap(clean_text(" ".join(w.text for w in group)), MAX_LINE_CHARS))
-        cues.append(TimedText(round(start, 3), round(end, 3), text, speaker=group[0].speaker))
+        cues.append(TimedText(round(start, 3), round(end, 3), text, tuple(group), group[0].speaker))
         last_end = cues[-1].end
     return cues
 
@@ -143,14 +143,23 @@ def _ssa(cues: list[TimedText]) -> pysubs2.SSAFile:
     return subs
 
 
-def to_srt(segments: list[TimedText]) -> str:
-    cues = [replace(c, text=f"{clean_text(c.speaker)}: {c.text}") if c.speaker else c for c in shape_cues(segments)]
+def _cues(segments: list[TimedText], shaped: bool) -> list[TimedText]:
+    """The cues to write: shaped from the segments, or (a track whose segments are its cues, e.g. a translated
+    one) the segments themselves, each line cleaned."""
+    if not shaped:
+        return shape_cues(segments)
+    cleaned = [replace(s, text="\n".join(clean_text(line) for line in s.text.split("\n"))) for s in segments]
+    return [c for c in cleaned if c.text.strip()]
+
+
+def to_srt(segments: list[TimedText], shaped: bool = False) -> str:
+    cues = [replace(c, text=f"{clean_text(c.speaker)}: {c.text}") if c.speaker else c for c in _cues(segments, shaped)]
     return _ssa(cues).to_string("srt")
 
 
-def to_vtt(segments: list[TimedText]) -> str:
+def to_vtt(segments: list[TimedText], shaped: bool = False) -> str:
     cues = []
-    for cue in shape_cues(segments):
+    for cue in _cues(segments, shaped):
         text = cue.text.replace("&", "&amp;")
         if cue.speaker:  # a voice span: the label escaped like any text
             text = f"<v {clean_text(cue.speaker).replace('&', '&amp;')}>{text}"

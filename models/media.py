@@ -35,6 +35,7 @@ class MediaKind(str, enum.Enum):
     AUDIO = "audio"
     VIDEO = "video"
     IMAGE = "image"
+    TEXT = "text"  # no media: a text-only request (a chat turn, a subtitle track's translation)
 
 
 @dataclass(frozen=True)
@@ -217,3 +218,8 @@ def load_media(
         report = window.report
     media.warnings = window_warnings(path.name, report, start_s, end)
     return media
+
+
+def text_media() -> DecodedMedia:
+    """The media of a text-only request: none."""
+    return DecodedMedia(MediaInfo(MediaKind.TEXT, 0.0, False))

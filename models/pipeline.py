@@ -21,18 +21,19 @@ from typing import Any
 
 import numpy as np
 
+from models import translation
 from models.aligner import ForcedAligner
 from models.budget import encoder_budget, segment_budget_s
 from models.chunking import Span, speech_regions
 from models.engine import Engine, EngineConfig, GenerationRequest
 from models.language import detect_language
 from models.loader import load_engine
-from models.media import MediaInfo, MediaKind, MediaLimits, load_media, probe
+from models.media import MediaInfo, MediaKind, MediaLimits, load_media, probe, text_media
 from models.planning import Planning
 from models.segments import Plan, PlanScan, load_segment
 from models.speakers import SpeakerBounds, SpeakerEmbedder, Speakers, Voices, find_speakers, speech_windows
 from models.speech import wav_bytes
-from models.tasks import TaskParams, TaskSpec, check_media, get_task, parse_params
+from models.tasks import SubtitlesParams, TaskParams, TaskSpec, check_media, get_task, parse_params
 from models.timing import Word, segment_words, speech_in
 
 NO_SPEECH = "none"  # the timing of a spoken-text segment in which silero-vad heard no speech: the engine did not run
@@ -130,12 +131,23 @@ class MediaPipeline:
         return self.engine.can_speak
 
     def prepare(
-        self, path: Path, task: str, params: dict[str, Any], segment_s: float, stored_plan: dict[str, Any] | None
+        self,
+        path: Path | None,
+        task: str,
+        params: dict[str, Any],
+        segment_s: float,
+        stored_plan: dict[str, Any] | None,
     ) -> Prepared:
         """Probe, check and start planning a file (raises MediaError, TaskInputError): a stored plan is taken as it
         is, or scanned on from where it stopped; a long file's scan runs beside the engine (`Prepared.planning`,
         closed by the caller)."""
         spec, parsed = get_task(task), parse_params(task, params)
+        if path is None:  # a text-only request: one segment, no media
+            check_media(spec, MediaKind.TEXT, False)
+            text = text_media()
+            return Prepared(
+                Path(), spec, parsed, text.info, Planning(PlanScan(Path(), text.info, 1.0, self.limits), 1.0)
+            )
         info = probe(path, self.limits)
         check_media(spec, info.kind, info.has_audio)
         answer = min(parsed.max_new_tokens, self.max_new_tokens_cap)
@@ -156,7 +168,10 @@ class MediaPipeline:
 
     def _segment(self, prepared: Prepared, index: int) -> SegmentOutput:
         span, plan = prepared.spans[index], prepared.plan
-        media = load_segment(prepared.path, prepared.info, span, self.limits)
+        if prepared.kind is MediaKind.TEXT:
+            media = text_media()
+        else:
+            media = load_segment(prepared.path, prepared.info, span, self.limits)
         end = span.end if media.kind is MediaKind.IMAGE else min(span.end, media.end_s)  # never past what decoded
         decoded = Span(span.start, round(end, 3))
         spec, params = prepared.spec, prepared.params
@@ -194,6 +209,26 @@ class MediaPipeline:
             speech=wav_bytes(result.audio) if result.audio is not None else None,
             voices=voices,
         )
+
+    def translate(self, texts: list[str], source: str | None, params: TaskParams) -> list[str]:
+        """Subtitle lines translated into `params.target_language` (a SubtitlesParams), one out for each in:
+        text-only requests of cues in batches, each with its neighbours as context, all handed to the engine
+        together (it batches them)."""
+        spec = get_task("subtitles")
+        assert isinstance(params, SubtitlesParams)
+        target = params.target_language
+        parts = translation.batches(texts)
+        requests = [
+            GenerationRequest(
+                spec, params.model_copy(update={"text": translation.batch_prompt(b, source, target)}), text_media()
+            )
+            for b in parts
+        ]
+        results = self.engine.generate_batch(requests) if requests else []
+        lines: list[str] = []
+        for part, result in zip(parts, results, strict=True):
+            lines += translation.parse_lines(result.text, len(part.texts))
+        return lines
 
     def voice_of(self, path: Path) -> np.ndarray | None:
         """One voice's embedding from a clip of it (a named reference, an enrolled voice); None: no speech in it."""

@@ -58,7 +58,7 @@ def conversation(request: GenerationRequest, variant: Variant) -> Conversation:
     prompt = request.task.prompt(request.params)
     media = request.media
     use_audio_in_video = media.kind is MediaKind.VIDEO and media.audio is not None and prompt.use_audio_in_video
-    content: list[dict[str, Any]] = [{"type": media.kind.value}]
+    content: list[dict[str, Any]] = [] if media.kind is MediaKind.TEXT else [{"type": media.kind.value}]
     if media.kind is MediaKind.AUDIO or (media.kind is MediaKind.VIDEO and request.task.needs_audio):
         content = [{"type": "audio"}]
     if variant is not Variant.CAPTIONER and prompt.user_text:

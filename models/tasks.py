@@ -21,6 +21,7 @@ class TaskName(str, enum.Enum):
     ASK = "ask"
     ANALYZE_MUSIC = "analyze_music"
     CUSTOM = "custom"
+    SUBTITLES = "subtitles"
 
 
 class Voice(str, enum.Enum):
@@ -93,6 +94,16 @@ class TranscribeParams(TaskParams):
     speaker_references: list[UploadRef] = Field(
         default_factory=list, max_length=16, description="Upload ids of short clips of each named speaker's voice"
     )
+    subtitle_languages: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Also make a translated subtitle track in each of these languages, on the same cue times",
+    )
+
+    @field_validator("subtitle_languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        return _track_languages(value)
 
     @model_validator(mode="after")
     def _speakers(self) -> TranscribeParams:
@@ -103,6 +114,22 @@ class TranscribeParams(TaskParams):
         if self.num_speakers or self.min_speakers or self.max_speakers or self.speaker_names:
             self.diarize = True
         return self
+
+
+def _track_languages(values: list[str]) -> list[str]:
+    """Subtitle track languages as codes of the model's text languages, each once; refused otherwise."""
+    from models.translation import language_code
+
+    codes: list[str] = []
+    for value in values:
+        code = language_code(value)
+        if code is None:
+            raise ValueError(
+                f"{value!r} is not a language subtitles can be translated into (ISO 639-1 codes: en, de, ...)"
+            )
+        if code not in codes:
+            codes.append(code)
+    return codes
 
 
 class TranslateParams(TaskParams):
@@ -117,6 +144,19 @@ class CaptionAudioParams(TaskParams):
 class DescribeVideoParams(TaskParams):
     use_audio: bool = Field(True, description="Let the model hear the video's own audio track")
     prompt: ShortText | None = None
+
+
+class SubtitlesParams(TaskParams):
+    """A subtitle track translated from a finished transcript (input `job:<id>`), cue by cue."""
+
+    target_language: str = Field(min_length=2, max_length=40)
+    source_language: Language | None = None
+    text: str | None = Field(None, max_length=20_000, description="(set per request by the service)")
+
+    @field_validator("target_language")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _track_languages([value])[0]
 
 
 class OcrParams(TaskParams):
@@ -213,6 +253,11 @@ def _ask(p: TaskParams) -> Prompt:
     return Prompt(p.question)
 
 
+def _subtitles(p: TaskParams) -> Prompt:
+    assert isinstance(p, SubtitlesParams)
+    return Prompt(p.text or "", system="You are a professional subtitle translator.")
+
+
 def _custom(p: TaskParams) -> Prompt:
     assert isinstance(p, CustomParams)
     return Prompt(p.prompt, system=p.system_prompt, use_audio_in_video=True)
@@ -231,10 +276,11 @@ _PROMPTS = {
         "Analyze this music: genre, mood, tempo, key, instruments, vocals and structure."
     ),
     TaskName.CUSTOM: _custom,
+    TaskName.SUBTITLES: _subtitles,
 }
 
 _AUDIO_LIKE = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
-_ANY = frozenset(MediaKind)
+_ANY = frozenset({MediaKind.AUDIO, MediaKind.VIDEO, MediaKind.IMAGE})
 
 CATALOGUE: dict[TaskName, TaskSpec] = {
     spec.name: spec
@@ -252,7 +298,16 @@ CATALOGUE: dict[TaskName, TaskSpec] = {
         TaskSpec(TaskName.OCR, OcrParams, frozenset({MediaKind.IMAGE}), False, "Read the text in an image"),
         TaskSpec(TaskName.ASK, AskParams, _ANY, False, "Answer a question about image, audio or video"),
         TaskSpec(TaskName.ANALYZE_MUSIC, AnalyzeMusicParams, _AUDIO_LIKE, True, "Music analysis"),
-        TaskSpec(TaskName.CUSTOM, CustomParams, _ANY, False, "Your own prompt and optional system prompt"),
+        TaskSpec(
+            TaskName.CUSTOM, CustomParams, _ANY | {MediaKind.TEXT}, False, "Your own prompt and optional system prompt"
+        ),
+        TaskSpec(
+            TaskName.SUBTITLES,
+            SubtitlesParams,
+            frozenset({MediaKind.TEXT}),
+            False,
+            "A finished transcript's subtitles in another language, on the same cue times (input: job:<id>)",
+        ),
     )
 }
 

@@ -155,6 +155,8 @@ class VllmEngine(EngineBackend):
             data["audio"] = (media.audio, 16_000)
         # vLLM calls the HF processor with these as keyword arguments: the frame rate goes inside videos_kwargs
         # only (given twice, the processor refuses the call: seen with transformers 5.20 in the vLLM image).
+        if not data:  # a text-only request
+            return {"prompt": text}
         kwargs: dict[str, Any] = {"use_audio_in_video": use_audio}
         if "video" in kinds:
             kwargs["videos_kwargs"] = video_processor_kwargs(self.config.limits)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +36,17 @@ def use_embedded(monkeypatch: pytest.MonkeyPatch, data_dir: Path, model: Path, *
         monkeypatch.setenv(key, value)
     clear_caches()
     migrate.upgrade(get_settings().resolved_database_url())
+
+
+@contextmanager
+def embedded_engine(monkeypatch: pytest.MonkeyPatch, data_dir: Path, model: Path, **extra: str) -> Iterator[Any]:
+    """An embedded setup and its parts: (settings, sessions, storage, the loaded engine), caches cleared after."""
+    use_embedded(monkeypatch, data_dir, model, **extra)
+    from core.config import get_settings
+    from core.db import get_sessionmaker
+    from core.storage import get_storage
+    from models.loader import load_engine
+
+    settings = get_settings()
+    yield settings, get_sessionmaker(), get_storage(), load_engine(settings.engine_config())
+    clear_caches()

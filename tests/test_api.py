@@ -161,6 +161,7 @@ def test_health_and_openapi(client: TestClient) -> None:
         "ask",
         "analyze_music",
         "custom",
+        "subtitles",
     }
 
 

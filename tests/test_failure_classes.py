@@ -15,7 +15,7 @@ from core.jobs.failing import backoff_s
 from core.jobs.runner import RunStatus, run_until_settled
 from core.schema import Job, JobEvent
 from core.storage import StorageError
-from tests.embedded import clear_caches, use_embedded
+from tests.embedded import embedded_engine
 from tests.support import runner_on
 
 
@@ -53,17 +53,10 @@ class OomOnceEngine:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # type: ignore[no-untyped-def]
-    use_embedded(
+    with embedded_engine(
         monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_RETRY_BACKOFF_S="0.01", OMNIMEDIA_MAX_ATTEMPTS="3"
-    )
-    from core.config import get_settings
-    from core.db import get_sessionmaker
-    from core.storage import get_storage
-    from models.loader import load_engine
-
-    settings = get_settings()
-    yield settings, get_sessionmaker(), get_storage(), load_engine(settings.engine_config())
-    clear_caches()
+    ) as parts:
+        yield parts
 
 
 def _submit(env, path: Path, formats: list[str] | None = None, **params: object) -> str:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from core.jobs.runner import RunStatus, run_until_settled
 from core.schema import Job
 from models.media import load_media, probe
-from tests.embedded import clear_caches, use_embedded
+from tests.embedded import embedded_engine
 from tests.media_corpus import damaged_media
 from tests.support import runner_on, speech
 
@@ -26,15 +26,8 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path):  # type: ignore[no-untyped-def]
-    use_embedded(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_RETRY_BACKOFF_S="0.01")
-    from core.config import get_settings
-    from core.db import get_sessionmaker
-    from core.storage import get_storage
-    from models.loader import load_engine
-
-    settings = get_settings()
-    yield settings, get_sessionmaker(), get_storage(), load_engine(settings.engine_config())
-    clear_caches()
+    with embedded_engine(monkeypatch, tmp_path / "data", tiny_model, OMNIMEDIA_RETRY_BACKOFF_S="0.01") as parts:
+        yield parts
 
 
 def _submit(env, path: Path, task: str = "transcribe", **params: object) -> str:  # type: ignore[no-untyped-def]

@@ -205,8 +205,9 @@ def test_errors_come_in_openai_shape(api: Api, tmp_path: Path) -> None:
     error = refused.value.body
     assert refused.value.status_code == 400 and error["type"] == "invalid_request_error"  # type: ignore[index]
     assert "not a media file" in error["message"] and error["code"] == "media"  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError):
-        api.client.chat.completions.create(model=api.model, messages=[{"role": "user", "content": "hi"}])
+    two = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}] * 2
+    with pytest.raises(openai.BadRequestError, match="at most one"):  # one media input a call
+        api.client.chat.completions.create(model=api.model, messages=[{"role": "user", "content": two}])
     wrong = openai.OpenAI(base_url=str(api.client.base_url), api_key="omk_bad_key", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as unauthorized:
         wrong.models.list()
@@ -225,3 +226,17 @@ def test_an_idempotency_key_returns_the_first_calls_job(api: Api, media: dict[st
     assert again.headers["x-omnimedia-job"] == job
     found = api.http.get("/v1/jobs", params={"idempotency_key": "oa-once"}).json()["data"]
     assert [j["id"] for j in found] == [job]
+
+
+def test_a_text_only_chat_completion_through_the_official_client(api: Api) -> None:
+    """No media part: the conversation runs as a text-only request through the same engine and batcher."""
+    answer = api.client.chat.completions.create(
+        model=api.model,
+        messages=[
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ],
+        max_tokens=6,
+    )
+    assert answer.choices[0].message.content is not None and answer.choices[0].finish_reason in ("stop", "length")
+    assert answer.usage is not None and answer.usage.completion_tokens == 6 and answer.usage.prompt_tokens > 10

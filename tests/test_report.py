@@ -113,3 +113,16 @@ def test_the_stats_page_charts_the_last_day_and_says_what_does_not_apply(
     assert "Not applicable: the embedded default runs jobs in this process" in text
     assert "not applicable (the embedded default has no maintenance worker)" in text
     assert "None" not in text
+
+
+def test_a_runs_report_counts_the_caption_findings_of_its_files() -> None:
+    from core.report import ReportLine, build_report, report_html
+
+    lines = [
+        ReportLine("a.mp4", "succeeded", 60, 5, quality={"reading_speed": 2, "too_short": 1, "overlap": 0}),
+        ReportLine("b.mp4", "succeeded", 30, 3, quality={"reading_speed": 1, "too_short": 0, "overlap": 0}),
+        ReportLine("c.mp4", "failed", 0, 1, failure_class="media", reason="not media"),
+    ]
+    report = build_report("run", lines, 10.0, None)
+    assert report["quality"] == {"overlap": 0, "reading_speed": 3, "too_short": 1}
+    assert "<th>caption findings to review</th><td>4</td>" in report_html(report)

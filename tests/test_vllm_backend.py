@@ -17,7 +17,7 @@ import pytest
 from models.budget import audio_tokens, encoder_budget, segment_budget_s, video_tokens_per_s
 from models.engine import EngineConfig, GenerationRequest
 from models.errors import BackendUnavailable, PromptTooLong
-from models.media import MediaInfo, MediaKind, MediaLimits, frame_size, load_media
+from models.media import MediaInfo, MediaKind, MediaLimits, frame_size, load_media, text_media
 from models.prompting import video_processor_kwargs
 from models.tasks import CATALOGUE, get_task, parse_params
 from models.vllm_backend import VllmEngine, engine_args, expand_as_vllm, too_long, vllm_available
@@ -158,15 +158,20 @@ def test_every_task_renders_one_placeholder_per_medium_and_the_same_frame_sizing
     engine = _engine(tiny_model)
     spec = get_task(task)
     extra = {"translate": {"target_language": "de"}, "ask": {"question": "What?"}, "custom": {"prompt": "Hi."}}
-    kind = sorted(spec.accepts, key=lambda k: ["video", "audio", "image"].index(k.value))[0]
+    kind = sorted(spec.accepts, key=lambda k: ["video", "audio", "image", "text"].index(k.value))[0]
+    extra["subtitles"] = {"target_language": "de", "text": "1. Good evening."}
+    params = parse_params(task, {"max_new_tokens": 8, **extra.get(task, {})})
+    if kind is MediaKind.TEXT:  # a text-only request: the prompt alone, no media and no placeholder
+        rendered = engine.prompt(GenerationRequest(spec, params, text_media()))
+        assert set(rendered) == {"prompt"} and "Good evening" in rendered["prompt"]
+        assert not any(pad in rendered["prompt"] for pad in ("<|audio_pad|>", "<|image_pad|>", "<|video_pad|>"))
+        return
     path = {
         MediaKind.VIDEO: media["video_av"],
         MediaKind.AUDIO: media["speech_wav"],
         MediaKind.IMAGE: media["image_png"],
     }[kind]
-    request = GenerationRequest(
-        spec, parse_params(task, {"max_new_tokens": 8, **extra.get(task, {})}), load_media(path)
-    )
+    request = GenerationRequest(spec, params, load_media(path))
     engine.validate(request)
     rendered = engine.prompt(request)
     prompt, data, kwargs = rendered["prompt"], rendered["multi_modal_data"], rendered["mm_processor_kwargs"]
@@ -216,6 +221,8 @@ class TinyStepper:
         self.added: dict[str, int] = {}
         self.finished: dict[str, int] = {}
         self.dies = False
+        self.hold_until = 0  # nothing finishes before this many requests were added (or 10 s passed)
+        self._started = time.monotonic()
 
     def add(self, request_id: str, request: GenerationRequest) -> None:
         self.threads.add(threading.current_thread().name)
@@ -228,7 +235,8 @@ class TinyStepper:
             raise RuntimeError("EngineCore encountered an issue")  # how vLLM's EngineDeadError reads
         self.steps += 1
         time.sleep(0.05)
-        done = [rid for rid, (_, at) in self.running.items() if self.steps - at >= self.STEPS]
+        holding = len(self.added) < self.hold_until and time.monotonic() - self._started < 10
+        done = [] if holding else [rid for rid, (_, at) in self.running.items() if self.steps - at >= self.STEPS]
         results = self.backend.run_validated([self.running.pop(rid)[0] for rid in done]) if done else []
         self.finished.update({rid: self.steps for rid in done})
         return list(zip(done, results, strict=True))
@@ -265,6 +273,8 @@ def test_requests_join_the_running_batch_from_one_thread_that_owns_the_engine(
         get_task("transcribe"), parse_params("transcribe", {"max_new_tokens": 4}), load_media(media["speech_wav"])
     )
     alone = stepped.inner.generate(request).text
+    stepped.load()
+    stepped.stepper.hold_until = 7  # the first request runs on until the six others have arrived
     first = threading.Thread(target=stepped.generate, args=(request,))
     first.start()
     wait_for(lambda: stepped.stepper is not None and stepped.stepper.steps >= 1, 30, "the first step")

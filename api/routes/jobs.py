@@ -21,11 +21,14 @@ from core.errors import ProblemKind
 from core.idempotency import idempotent_job
 from core.jobs import machine
 from core.jobs.outputs import CONTENT_TYPES, TEXT_FORMATS, formats_for, render
+from core.jobs.tracks import track_of
+from core.jobs.transcript import latest_result
 from core.queue import enqueue
 from core.schema import Job, JobEvent
 from core.states import JobState
 from core.storage import ObjectNotFound, Storage
 from models.tasks import TaskName
+from models.translation import language_code
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -147,6 +150,19 @@ def _finished(job: Job) -> dict[str, Any]:
     return job.result
 
 
+def _track(session: Session, job: Job, language: str) -> Job:
+    """A transcription's translated track in `language`, finished (409 while it is not; 404 if never asked)."""
+    code = language_code(language) or language
+    track = track_of(session, job, code)
+    if track is None:
+        raise Problem(404, ProblemKind.FORMAT_NOT_AVAILABLE, "No such track", f"job {job.id} has no {language} track")
+    if track.state != JobState.SUCCEEDED or track.result is None:
+        why = f": {track.failure_reason}" if track.failure_reason else ""
+        detail = f"the {code} track (job {track.id}) is {track.state}{why}"
+        raise Problem(409, ProblemKind.JOB_NOT_FINISHED, "Track not ready", detail)
+    return track
+
+
 def _not_available(job: Job, fmt: str) -> Problem:
     return Problem(404, ProblemKind.FORMAT_NOT_AVAILABLE, "Format not available", f"job {job.id} has no {fmt} output")
 
@@ -160,12 +176,18 @@ def get_result(
     session: SessionDep,
     tenant: TenantDep,
     format: str = Query("json", pattern="^(json|srt|vtt|txt|rttm)$"),
+    language: str | None = Query(
+        None, min_length=2, max_length=40, description="a translated subtitle track's language (subtitle_languages)"
+    ),
 ) -> Response:
-    """The result in any text format, rendered from the job's stored result (whether or not the job also wrote
-    that format to storage)."""
+    """The result in any text format, rendered from the transcript's latest revision (the job's own result until
+    someone corrects it: /v1/jobs/{id}/revisions), whether or not the job also wrote that format to storage."""
     job = load_owned(session, Job, job_id, tenant)
+    _finished(job)
+    if language is not None:
+        job = _track(session, job, language)
     try:
-        body = render(job.id, job.task, _finished(job), format)
+        body = render(job.id, job.task, latest_result(session, job), format)  # corrections included
     except KeyError as exc:
         raise _not_available(job, format) from exc
     headers = {"Content-Disposition": f'inline; filename="{job.id}.{format}"'}

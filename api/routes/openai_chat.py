@@ -58,13 +58,14 @@ async def chat_completions(
     body = await read_chat(request)
     check_model(settings, body.model)
     params, part = _call(body, settings)
-    media, filename = await _media(part, settings, tenant)
+    media, filename = await _media(part, settings, tenant) if part is not None else (None, "")
     try:
         job = await with_session(
             submit, storage, settings, tenant, Call("custom", params, media, filename), idempotency_key
         )
     finally:
-        media.close()
+        if media is not None:
+            media.close()
     if body.stream:
         return StreamingResponse(
             _events(job.id, tenant, body.model, settings),
@@ -103,7 +104,7 @@ def usage(result: dict[str, Any]) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _call(body: ChatRequest, settings: Settings) -> tuple[dict[str, Any], MediaPart]:
+def _call(body: ChatRequest, settings: Settings) -> tuple[dict[str, Any], MediaPart | None]:
     """The job a conversation asks for: its one media part, the text of the turns as the prompt, the system
     messages as the system prompt. Everything that can be refused is refused here, before any media is read."""
     system: list[str] = []
@@ -117,9 +118,9 @@ def _call(body: ChatRequest, settings: Settings) -> tuple[dict[str, Any], MediaP
             system += texts
         else:
             turns += [f"{message.role}: {text}" if len(body.messages) > 1 else text for text in texts]
-    if len(media) != 1:
+    if len(media) > 1:
         raise invalid(
-            f"give exactly one image_url, input_audio or video_url part (this one has {len(media)}): "
+            f"give at most one image_url, input_audio or video_url part (this one has {len(media)}): "
             "each call runs on one media input"
         )
     params: dict[str, Any] = {
@@ -136,7 +137,7 @@ def _call(body: ChatRequest, settings: Settings) -> tuple[dict[str, Any], MediaP
         if not settings.speech_available():
             raise invalid("this deployment runs no talker: speech output is not available here; ask for text")
         params["voice"] = Voice.parse(body.audio.voice).value
-    return params, media[0]
+    return params, (media[0] if media else None)
 
 
 async def _media(part: MediaPart, settings: Settings, tenant: str) -> tuple[IO[bytes], str]:

@@ -27,6 +27,7 @@ from core.jobs import machine
 from core.jobs.machine import Transition
 from core.jobs.outputs import formats_for, render
 from core.jobs.runner import JobRunner, run_until_settled
+from core.jobs.tracks import track_of
 from core.report import ReportLine, build_report, report_html
 from core.schema import LOCAL_TENANT, Job
 from core.states import FailureClass, JobState
@@ -142,6 +143,7 @@ class CaptionRun:
                     job = session.get(Job, job_id)
                     assert job is not None
                     if job.state.final:
+                        self._run_tracks(job.id)  # a killed run may have left its tracks to do
                         outcomes += self._export(sha, by_sha[sha], job, reused=True)
                     else:
                         pending.append(sha)
@@ -173,6 +175,7 @@ class CaptionRun:
                 for future in finished:
                     sha = running.pop(future)
                     future.result()
+                    self._run_tracks(job_ids[sha])
                     with self.sessions() as session:
                         job = session.get(Job, job_ids[sha])
                         assert job is not None
@@ -207,18 +210,36 @@ class CaptionRun:
             self.on_progress(self.progress, outcome)
         return results
 
+    def _run_tracks(self, job_id: str) -> None:
+        """A finished transcription's translated tracks (its own jobs: run here, after it)."""
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            tracks = list(((job.result or {}).get("subtitle_tracks") or {}).values()) if job else []
+        for track_id in tracks:
+            run_until_settled(self.runner, track_id)
+
     def _write_sidecars(self, entry: ArchiveEntry, job: Job) -> list[str]:
-        """Each format asked for, rendered from the job's result (the job itself writes nothing to storage)."""
+        """Each format asked for, rendered from the job's result (the job itself writes nothing to storage), and
+        each translated track's SRT and VTT as NAME.<lang>.srt / .vtt."""
         written = []
         result = job.result or {}
         for fmt in (f for f in self.options.formats if f in formats_for(result)):
             body = self._sidecar_json(entry, job) if fmt == "json" else render(job.id, job.task, result, fmt)
             written.append(write_sidecar(self.options.out_dir, entry.rel, fmt, body))
+        with self.sessions() as session:
+            for language in result.get("subtitle_tracks") or {}:
+                track = track_of(session, job, language)
+                if track is None or track.state != JobState.SUCCEEDED or track.result is None:
+                    continue
+                for fmt in (f for f in self.options.formats if f in ("srt", "vtt")):
+                    body = render(track.id, track.task, track.result, fmt)
+                    written.append(write_sidecar(self.options.out_dir, entry.rel, f"{language}.{fmt}", body))
         return written
 
     def _sidecar_json(self, entry: ArchiveEntry, job: Job) -> bytes:
         """Stable across runs (no job ids or times), so a resumed run's files equal an uninterrupted run's."""
         result = dict(job.result or {})
+        result.pop("subtitle_tracks", None)  # job ids: the tracks are the NAME.<lang>.* files beside it
         body = {"source": entry.rel, "sha256": entry.sha256, "task": job.task, "params": job.params, **result}
         return (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
@@ -246,6 +267,7 @@ class CaptionRun:
                     outcome.error,
                     result.get("language"),
                     len(result.get("speakers") or []),
+                    result.get("quality"),
                 )
             )
         report = build_report(f"Captioning of {source.name}", lines, wall_s, self.settings.accelerator_hour_cost)

@@ -14,9 +14,15 @@ from core.storage import Storage
 from core.storage.keys import parse_s3_uri, upload_key
 from models.errors import MediaError, TaskInputError
 
+TEXT_ONLY = "text:"  # a job with no media (a text-only chat turn): its prompt is in its parameters
 
-def local_input(job: Job, tmp: Path, sessions: sessionmaker[Session], settings: Settings, storage: Storage) -> Path:
-    """A local path to the job's input (downloads land in `tmp`)."""
+
+def local_input(
+    job: Job, tmp: Path, sessions: sessionmaker[Session], settings: Settings, storage: Storage
+) -> Path | None:
+    """A local path to the job's input (downloads land in `tmp`); None for a text-only job."""
+    if job.input_ref == TEXT_ONLY:
+        return None
     if job.input_ref.startswith("file://"):
         path = Path(job.input_ref.removeprefix("file://"))
         if not path.is_file():

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from core import quality
 from core.jobs.work import Segment
 from core.storage import Storage
 from core.storage.keys import output_key
-from models.captions import TimedText, join_text, to_rttm, to_srt, to_vtt
+from models.captions import TimedText, join_text, shape_cues, to_rttm, to_srt, to_vtt
 from models.engine import TALKER_SAMPLE_RATE
 from models.media import MediaKind
 from models.pipeline import NO_SPEECH, MediaPipeline, Prepared
@@ -54,7 +55,12 @@ def finished_result(
     duration = prepared.duration_s(max(s.end_s for s in segments))
     language = pipeline.language(prepared, " ".join(s.text for s in segments))
     kind, variant = prepared.kind, pipeline.variant
-    return result_record(prepared.spec, language, kind, duration, variant, segments, warnings, speakers)
+    record = result_record(prepared.spec, language, kind, duration, variant, segments, warnings, speakers)
+    if kind not in (MediaKind.IMAGE, MediaKind.TEXT):  # what a person reviewing the captions should look at first
+        plan = prepared.plan
+        pauses = [(p.start, p.end) for p in plan.pauses] if plan.decoded else None
+        record["quality"] = quality.counts(quality.check_cues(shape_cues(timed_segments(record)), pauses))
+    return record
 
 
 def result_record(
@@ -143,7 +149,7 @@ def timed_segments(result: dict[str, Any]) -> list[TimedText]:
 
 def formats_for(result: dict[str, Any]) -> list[str]:
     """The text formats a result can be rendered in (no subtitles for an image; RTTM for a diarized result)."""
-    timed = result.get("media_kind") != MediaKind.IMAGE.value
+    timed = result.get("media_kind") not in (MediaKind.IMAGE.value, MediaKind.TEXT.value)
     found = [fmt for fmt in TEXT_FORMATS if timed or fmt not in TIMED_FORMATS]
     return [fmt for fmt in found if fmt != "rttm" or "speaker_turns" in result]
 
@@ -160,7 +166,8 @@ def render(job_id: str, task: str, result: dict[str, Any], fmt: str) -> bytes:
         return (result.get("text", "") + "\n").encode("utf-8")
     if fmt == "rttm":
         return to_rttm(job_id, [(a, b, who) for a, b, who in result["speaker_turns"]]).encode("utf-8")
-    return (to_srt(timed) if fmt == "srt" else to_vtt(timed)).encode("utf-8")
+    shaped = bool(result.get("cue_track"))  # a translated track: its cues as they are, never re-cut
+    return (to_srt(timed, shaped) if fmt == "srt" else to_vtt(timed, shaped)).encode("utf-8")
 
 
 def write_outputs(

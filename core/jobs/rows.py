@@ -16,13 +16,14 @@ from core.config import Settings
 from core.errors import Refusal, Refused
 from core.grants import may_read
 from core.jobs import active, machine
+from core.jobs.inputs import TEXT_ONLY
 from core.owned import get_owned
 from core.schema import LOCAL_TENANT, Job, JobEvent, Upload, new_id, utcnow
 from core.states import JobState, UploadState
 from core.storage import Storage
 from core.storage.keys import parse_s3_uri
 from core.webhooks.endpoints import check_job_webhook
-from models.tasks import get_task, parse_params
+from models.tasks import TaskName, get_task, parse_params
 
 TALKER_QUEUE = "talker"
 THINKER_QUEUE = "thinker"
@@ -57,6 +58,13 @@ def resolve_input(
 ) -> tuple[str, Upload | None]:
     """Check an input reference (upload id, upload:<id> or s3://bucket/key); return the normalised ref."""
     ref = ref.strip()
+    if ref == TEXT_ONLY:
+        return ref, None
+    if ref.startswith("job:"):  # a finished transcript of the tenant's own (a subtitle track's input)
+        source = get_owned(session, Job, ref.removeprefix("job:"), tenant)
+        if source is None or source.state != JobState.SUCCEEDED:
+            raise InputError(Refusal.INPUT_NOT_FOUND, f"no finished job {ref.removeprefix('job:')!r} of this tenant")
+        return f"job:{source.id}", None
     if ref.startswith("s3://"):
         try:
             bucket, key = parse_s3_uri(ref)
@@ -98,6 +106,10 @@ def validated_job(session: Session, storage: Storage, settings: Settings, reques
         reason = "this deployment runs no talker: speech output (voice) is not available; ask for text, or run "
         raise InputError(Refusal.SPEECH_UNAVAILABLE, reason + "talker workers (omnimedia worker --queues talker)")
     checked = replace(request, task=spec.name.value, params=params)
+    wants_job, is_job = spec.name is TaskName.SUBTITLES, request.input.strip().startswith("job:")
+    if wants_job != is_job or (request.input.strip() == TEXT_ONLY and spec.name is not TaskName.CUSTOM):
+        reason = "a subtitles job's input is job:<id>, a finished transcription" if wants_job else ""
+        raise InputError(Refusal.INVALID_INPUT, reason or f"task {spec.name.value} needs a media input")
     if request.local_file is not None:
         return queued_job(settings, checked, f"file://{request.local_file}")
     ref, upload = resolve_input(session, storage, settings, request.input, request.tenant)
@@ -139,6 +151,9 @@ def queued_job(settings: Settings, request: JobRequest, input_ref: str, upload: 
         outputs=None,
         formats=request.formats,
         plan=None,
+        revision=0,
+        approved_at=None,
+        approved_by=None,
         webhook_url=request.webhook_url,
         created_at=now,
         queued_at=now,

@@ -25,15 +25,17 @@ from sqlalchemy.sql.elements import ColumnElement
 from core import metrics
 from core.config import Settings
 from core.db import get_sessionmaker
-from core.jobs import machine
+from core.jobs import machine, tracks
 from core.jobs.failing import FailurePaths, RunResult, RunStatus
 from core.jobs.failures import classify, public_reason
 from core.jobs.inputs import local_input
 from core.jobs.lease import Heartbeat
 from core.jobs.machine import Transition
 from core.jobs.outputs import DEFAULT_FORMATS, finished_result, write_outputs
+from core.jobs.rows import add_jobs
 from core.jobs.speakers import speakers_of
 from core.jobs.work import InFlight, Segment, Work
+from core.queue import enqueue
 from core.schema import Job, JobSegment, utcnow
 from core.states import FailureClass, JobState
 from core.storage import Storage, get_storage
@@ -158,6 +160,8 @@ class JobRunner(FailurePaths):
 
     def _execute(self, run: _Run) -> RunResult:
         job = run.job
+        if job.input_ref.startswith(tracks.SOURCE_PREFIX):  # a translated track of a finished transcript
+            return tracks.run_track(self, job, run.attempt, self._held(run), lambda: self._boundary(job.id, run)[0])
         params = parse_params(job.task, job.params)
         with tempfile.TemporaryDirectory(prefix="omnimedia-") as tmp:
             local = local_input(job, Path(tmp), self.sessions, self.settings, self.storage)
@@ -293,7 +297,11 @@ class JobRunner(FailurePaths):
             values["engine_seconds"] = Job.engine_seconds + work.last.engine_seconds
         if job.plan is None or not job.plan.get("complete", True):
             values["plan"] = prepared.plan_json()
+        children = tracks.track_jobs(self.settings, job, getattr(prepared.params, "subtitle_languages", []))
+        if children:
+            result["subtitle_tracks"] = {c.params["target_language"]: c.id for c in children}
         with self.sessions() as session:
+            add_jobs(session, children)  # with the success, or not at all
             if work.last is not None:
                 session.add(work.last.row(job.id))
             applied = machine.transition(
@@ -308,6 +316,8 @@ class JobRunner(FailurePaths):
             )
         if applied:
             self._count(job.task, JobState.SUCCEEDED, sum(s.engine_seconds for s in segments), duration)
+            for child in children:
+                enqueue(child.id, child.queue, self.settings)
         return RunResult(RunStatus.SUCCEEDED) if applied else LEASE_LOST
 
 

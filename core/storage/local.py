@@ -67,6 +67,14 @@ class LocalStorage:
             raise ObjectNotFound(key)
         return path.read_bytes()
 
+    def read_range(self, key: str, start: int, end: int, bucket: str | None = None) -> bytes:
+        path = self._path(key, bucket)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        with path.open("rb") as source:
+            source.seek(start)
+            return source.read(max(0, end - start + 1))
+
     def download(self, key: str, dest: Path, bucket: str | None = None) -> None:
         path = self._path(key, bucket)
         if not path.is_file():

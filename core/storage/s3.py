@@ -96,6 +96,13 @@ class S3Storage:
         except Exception as exc:
             raise self._wrap(exc, key) from exc
 
+    def read_range(self, key: str, start: int, end: int, bucket: str | None = None) -> bytes:
+        try:
+            found = self.client.get_object(Bucket=bucket or self.bucket, Key=key, Range=f"bytes={start}-{end}")
+            return bytes(found["Body"].read())
+        except Exception as exc:
+            raise self._wrap(exc, key) from exc
+
     def download(self, key: str, dest: Path, bucket: str | None = None) -> None:
         """One streamed GET (the transfer manager's HEAD, threads and ranged parts cost more than they save on
         the media files of one job, read over a LAN)."""
