@@ -33,6 +33,7 @@ class Description:
     start: float
     end: float
     text: str
+    spoken_s: float | None = None  # how long its narration plays (from `start`), when it was voiced
 
 
 def description_gaps(
@@ -171,7 +172,8 @@ def describe_pauses(
             if result.audio is None or clip is not None:
                 break
             budget = max(1, int(budget * 0.6))
-        found.append(Description(gap.start, gap.end, text))
+        spoken = round(clip.size / OUTPUT_RATE, 3) if clip is not None else None
+        found.append(Description(gap.start, gap.end, text, spoken))
         if clip is not None:
             placed.append((gap.start, clip))
         elif result.audio is not None:

@@ -21,14 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from models import translation
+from models import description, translation
 from models.aligner import ForcedAligner
 from models.budget import encoder_budget, segment_budget_s
 from models.chunking import Span, speech_regions
+from models.description import Description
 from models.engine import Engine, EngineConfig, GenerationRequest
 from models.language import detect_language
 from models.loader import load_engine
-from models.media import MediaInfo, MediaKind, MediaLimits, load_media, probe, text_media
+from models.media import DecodedMedia, MediaInfo, MediaKind, MediaLimits, load_media, probe, text_media
 from models.planning import Planning
 from models.segments import Plan, PlanScan, load_segment
 from models.speakers import SpeakerBounds, SpeakerEmbedder, Speakers, Voices, find_speakers, speech_windows
@@ -95,6 +96,16 @@ class SegmentOutput:
     finish: str | None = None  # stop | length
     speech: bytes | None = None  # 24 kHz WAV
     voices: Voices | None = None  # speaker embeddings of its speech, when the job asked who spoke
+    descriptions: list[Description] | None = None  # audio description cues in its pauses, when asked
+
+
+@dataclass(frozen=True)
+class Translated:
+    """A track's lines, one per cue, and the tokens the engine read and wrote for them."""
+
+    lines: list[str]
+    prompt_tokens: int
+    tokens: int
 
 
 class MediaPipeline:
@@ -180,6 +191,8 @@ class MediaPipeline:
             speech = speech_in(plan.pauses, decoded) if plan.decoded else speech_regions(media.audio, span.start)
             if not speech:  # nothing said here: no words to write, and none for the model to make up
                 return SegmentOutput(index, decoded.start, decoded.end, "", None, 0.0, media.warnings, timing=NO_SPEECH)
+        if getattr(params, "audio_description", False):
+            return self._describe(prepared, index, media, decoded)
         started = time.perf_counter()
         result = self.engine.generate(GenerationRequest(spec, params, media))
         engine_s = result.engine_seconds or (time.perf_counter() - started)
@@ -210,7 +223,28 @@ class MediaPipeline:
             voices=voices,
         )
 
-    def translate(self, texts: list[str], source: str | None, params: TaskParams) -> list[str]:
+    def _describe(self, prepared: Prepared, index: int, media: DecodedMedia, decoded: Span) -> SegmentOutput:
+        """Audio description of one segment: its pauses in speech long enough for a description, each described
+        to fit, and with a voice the narration as a 24 kHz track as long as the segment (silence elsewhere)."""
+        plan, params = prepared.plan, prepared.params
+        speech: list[Span] = []
+        if media.audio is not None:
+            speech = speech_in(plan.pauses, decoded) if plan.decoded else speech_regions(media.audio, decoded.start)
+        min_gap = getattr(params, "description_min_gap_s", description.MIN_GAP_S)
+        gaps = description.description_gaps(decoded.start, decoded.end, speech, [], min_gap)
+        started = time.perf_counter()
+        found, placed, notes = description.describe_pauses(self.engine, prepared.spec, params, media, gaps)
+        narration = None
+        if params.voice is not None:
+            narration = wav_bytes(description.description_track(decoded.end - decoded.start, placed, decoded.start))
+        text = " ".join(d.text for d in found)
+        engine_s = time.perf_counter() - started if found else 0.0
+        warnings = [*media.warnings, *notes]
+        return SegmentOutput(
+            index, decoded.start, decoded.end, text, None, engine_s, warnings, speech=narration, descriptions=found
+        )
+
+    def translate(self, texts: list[str], source: str | None, params: TaskParams) -> Translated:
         """Subtitle lines translated into `params.target_language` (a SubtitlesParams), one out for each in:
         text-only requests of cues in batches, each with its neighbours as context, all handed to the engine
         together (it batches them)."""
@@ -228,7 +262,8 @@ class MediaPipeline:
         lines: list[str] = []
         for part, result in zip(parts, results, strict=True):
             lines += translation.parse_lines(result.text, len(part.texts))
-        return lines
+        prompt_tokens, tokens = sum(r.prompt_tokens for r in results), sum(r.new_tokens for r in results)
+        return Translated(lines, prompt_tokens, tokens)
 
     def voice_of(self, path: Path) -> np.ndarray | None:
         """One voice's embedding from a clip of it (a named reference, an enrolled voice); None: no speech in it."""

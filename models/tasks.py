@@ -144,6 +144,19 @@ class CaptionAudioParams(TaskParams):
 class DescribeVideoParams(TaskParams):
     use_audio: bool = Field(True, description="Let the model hear the video's own audio track")
     prompt: ShortText | None = None
+    audio_description: bool = Field(
+        False, description="An audio-description track: what is on screen, described in the pauses of speech"
+    )
+    description_min_gap_s: float = Field(1.5, ge=0.5, le=30.0, description="The shortest pause a description fills")
+    description_mix: bool = Field(
+        False, description="Also a copy of the video with the narration (voice) mixed in as one more audio stream"
+    )
+
+    @model_validator(mode="after")
+    def _description(self) -> DescribeVideoParams:
+        if self.description_mix and not (self.audio_description and self.voice):
+            raise ValueError("description_mix needs audio_description and a voice to narrate it")
+        return self
 
 
 class SubtitlesParams(TaskParams):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import api_key, env_for, ffmpeg, running_api, speech
+from tests.support import api_key, env_for, ffmpeg, running_api, speech, video_with_audio
 
 
 @dataclass
@@ -33,24 +33,7 @@ def speech_video(root: Path) -> Path:
     ]
     talk = root / "talk.wav"
     ffmpeg("-i", str(parts[0]), "-i", str(parts[1]), "-filter_complex", "concat=n=2:v=0:a=1", str(talk))
-    video = root / "evening-news.mp4"
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25",
-        "-i",
-        str(talk),
-        "-shortest",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        str(video),
-    )
-    return video
+    return video_with_audio(talk, root / "evening-news.mp4")
 
 
 @contextmanager

@@ -427,3 +427,24 @@ def spy_scan_starts(monkeypatch: Any) -> list[float]:
 
     monkeypatch.setattr(segments, "AudioReader", Spy)
     return starts
+
+
+def video_with_audio(audio: Path, out: Path) -> Path:
+    """A test pattern as long as `audio`, with it as the soundtrack: H.264/AAC MP4 (what headless Chromium plays)."""
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-i",
+        str(audio),
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(out),
+    )
+    return out

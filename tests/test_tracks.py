@@ -177,3 +177,21 @@ def test_batches_give_each_cue_its_neighbours_and_every_cue_a_line() -> None:
     assert parts[1].before == ["line 10", "line 11"] and parts[1].after == ["line 24", "line 25"]
     assert parse_lines("1. eins\n2. zwei\n3. drei", 3) == ["eins", "zwei", "drei"]
     assert all(parse_lines("no numbers at all here", 3)), "an unnumbered answer still gives every cue text"
+
+
+def test_a_track_made_before_a_correction_is_marked_stale(env: Any, talk: Path) -> None:
+    from core.jobs.tracks import stale_languages
+    from core.review import CueEdit, RevisionRequest, revise
+
+    settings, sessions, storage, engine = env
+    runner = runner_on(settings, sessions, storage, engine, "w")
+    parent_id = submit(env, talk, max_new_tokens=12, subtitle_languages=["de"])
+    assert run_until_settled(runner, parent_id).status is RunStatus.SUCCEEDED
+    track_id = job_of(env, parent_id).result["subtitle_tracks"]["de"]  # type: ignore[index]
+    assert run_until_settled(runner, track_id).status is RunStatus.SUCCEEDED
+    with sessions() as session:
+        parent = session.get(Job, parent_id)
+        assert parent is not None and stale_languages(session, parent) == []
+        revise(session, parent, RevisionRequest(base=0, edits=[CueEdit(index=0, text="Corrected")]), "Ada")
+        session.refresh(parent)
+        assert stale_languages(session, parent) == ["de"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,7 @@ from core.jobs import machine
 from core.jobs.outputs import CONTENT_TYPES, TEXT_FORMATS, formats_for, render
 from core.jobs.tracks import track_of
 from core.jobs.transcript import latest_result
+from core.media_source import CHUNK_BYTES
 from core.queue import enqueue
 from core.schema import Job, JobEvent
 from core.states import JobState
@@ -192,6 +195,29 @@ def get_result(
         raise _not_available(job, format) from exc
     headers = {"Content-Disposition": f'inline; filename="{job.id}.{format}"'}
     return Response(body, media_type=RESULT_TYPES[format], headers=headers)
+
+
+@router.get(
+    "/{job_id}/video",
+    responses={200: {"content": {"video/mp4": {}}, "description": "The video with its audio description mixed in"}},
+)
+def get_described_video(job_id: str, session: SessionDep, storage: StorageDep, tenant: TenantDep) -> Response:
+    """The described copy of a video (describe_video with audio_description and description_mix): every stream of
+    the original as it was, and one more audio stream, the programme with the narration mixed in."""
+    job = load_owned(session, Job, job_id, tenant)
+    _finished(job)
+    key = (job.outputs or {}).get("video")
+    size = storage.size(key) if key else None
+    if key is None or size is None:
+        raise _not_available(job, "video")
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, size, CHUNK_BYTES):
+            yield storage.read_range(key, start, min(start + CHUNK_BYTES, size) - 1)
+
+    disposition = f'attachment; filename="{job.id}.described.mp4"'
+    headers = {"Content-Length": str(size), "Content-Disposition": disposition}
+    return StreamingResponse(chunks(), media_type="video/mp4", headers=headers)
 
 
 @router.get("/{job_id}/audio", responses={200: {"content": {"audio/wav": {}}, "description": "24 kHz WAV"}})

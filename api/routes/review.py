@@ -20,6 +20,7 @@ from api.review_page import review_html
 from core import review
 from core.errors import ProblemKind
 from core.jobs.outputs import CONTENT_TYPES, render
+from core.jobs.tracks import stale_languages
 from core.jobs.transcript import latest_result, result_at, revisions
 from core.media_source import CHUNK_BYTES, byte_range, source_of
 from core.schema import Job
@@ -51,6 +52,9 @@ class RevisionList(BaseModel):
     latest: int
     approved_at: datetime | None
     approved_by: str | None
+    stale_tracks: list[str] = Field(
+        default_factory=list, description="translated tracks made from an older revision (run them again)"
+    )
     data: list[RevisionOut]
 
 
@@ -62,7 +66,13 @@ def _finished(job: Job) -> Job:
 
 def _listing(session: SessionDep, job: Job) -> RevisionList:
     rows = [RevisionOut.model_validate(r, from_attributes=True) for r in revisions(session, job)]
-    return RevisionList(latest=job.revision, approved_at=job.approved_at, approved_by=job.approved_by, data=rows)
+    return RevisionList(
+        latest=job.revision,
+        approved_at=job.approved_at,
+        approved_by=job.approved_by,
+        stale_tracks=stale_languages(session, job),
+        data=rows,
+    )
 
 
 @router.post("/v1/jobs/{job_id}/review-link", status_code=201)

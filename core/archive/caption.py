@@ -225,7 +225,8 @@ class CaptionRun:
         result = job.result or {}
         for fmt in (f for f in self.options.formats if f in formats_for(result)):
             body = self._sidecar_json(entry, job) if fmt == "json" else render(job.id, job.task, result, fmt)
-            written.append(write_sidecar(self.options.out_dir, entry.rel, fmt, body))
+            name = "descriptions.vtt" if fmt == "vtt" and result.get("audio_description") else fmt
+            written.append(write_sidecar(self.options.out_dir, entry.rel, name, body))
         with self.sessions() as session:
             for language in result.get("subtitle_tracks") or {}:
                 track = track_of(session, job, language)

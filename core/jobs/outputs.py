@@ -56,10 +56,27 @@ def finished_result(
     language = pipeline.language(prepared, " ".join(s.text for s in segments))
     kind, variant = prepared.kind, pipeline.variant
     record = result_record(prepared.spec, language, kind, duration, variant, segments, warnings, speakers)
+    if getattr(prepared.params, "audio_description", False):
+        return described(record, segments, getattr(prepared.params, "description_min_gap_s", 1.5))
     if kind not in (MediaKind.IMAGE, MediaKind.TEXT):  # what a person reviewing the captions should look at first
         plan = prepared.plan
         pauses = [(p.start, p.end) for p in plan.pauses] if plan.decoded else None
         record["quality"] = quality.counts(quality.check_cues(shape_cues(timed_segments(record)), pauses))
+    return record
+
+
+def described(record: dict[str, Any], segments: list[Segment], min_gap_s: float) -> dict[str, Any]:
+    """An audio description's result: its cues (inside the pauses of speech) are the track, shown one to one."""
+    cues = [d for s in segments for d in (s.descriptions or [])]
+    record.update(
+        segments=[{k: v for k, v in c.items() if v is not None} for c in cues],
+        text=" ".join(c["text"] for c in cues),
+        cue_track=True,
+        audio_description=True,
+    )
+    if not cues:
+        note = f"no pause in speech is {min_gap_s:g} s or longer: the descriptions track is empty"
+        record["warnings"] = [*record.get("warnings", []), note]
     return record
 
 

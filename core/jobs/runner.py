@@ -26,6 +26,7 @@ from core import metrics
 from core.config import Settings
 from core.db import get_sessionmaker
 from core.jobs import machine, tracks
+from core.jobs.described import described_copy
 from core.jobs.failing import FailurePaths, RunResult, RunStatus
 from core.jobs.failures import classify, public_reason
 from core.jobs.inputs import local_input
@@ -172,9 +173,9 @@ class JobRunner(FailurePaths):
                 stopped = self._work_through(run, work)
                 if stopped is not None:
                     return stopped
-        if run.lease.lost:
-            return LEASE_LOST
-        return self._finish(run, work)
+            if run.lease.lost:
+                return LEASE_LOST
+            return self._finish(run, work, local)  # the input is at hand still (a described copy remuxes it)
 
     def _work_through(self, run: _Run, work: Work) -> RunResult | None:
         """Run the segments as planning settles them, up to the pipeline's `segments_in_flight` at once, and commit
@@ -270,7 +271,7 @@ class JobRunner(FailurePaths):
         run.lease.renewed()
         return True
 
-    def _finish(self, run: _Run, work: Work) -> RunResult:
+    def _finish(self, run: _Run, work: Work, local: Path | None) -> RunResult:
         job, prepared = run.job, work.prepared
         segments = work.segments()
         with tempfile.TemporaryDirectory(prefix="omnimedia-voices-") as tmp:
@@ -284,6 +285,8 @@ class JobRunner(FailurePaths):
         if (formats or speech) and not self._boundary(job.id, run)[0]:
             return LEASE_LOST  # files are written before the success commits: a run that lost the job writes none
         outputs = write_outputs(self.storage, job.tenant, job.id, run.attempt, job.task, result, formats, speech)
+        if getattr(prepared.params, "description_mix", False) and local is not None and "wav" in outputs:
+            outputs["video"] = described_copy(self.storage, self.settings, job, run.attempt, local, outputs["wav"])
         values: dict[str, object] = {
             "result": result,
             "outputs": outputs,

@@ -6,6 +6,7 @@ start and end times, lines shaped for the target script, speakers kept as voice 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,7 +73,9 @@ def run_track(
         result, revision = latest_result(session, source), source.revision
     cues = cues_of(result)
     origin = params.source_language or result.get("language")
-    texts = runner.pipeline.translate([c.text.replace("\n", " ") for c in cues], origin, params)
+    started = time.perf_counter()
+    translated = runner.pipeline.translate([c.text.replace("\n", " ") for c in cues], origin, params)
+    engine_s, texts = time.perf_counter() - started, translated.lines
     language = params.target_language
     segments: list[dict[str, Any]] = []
     for cue, text in zip(cues, texts, strict=True):
@@ -90,6 +93,8 @@ def run_track(
         "variant": runner.pipeline.variant,
         "source_job": source_id,
         "source_revision": revision,
+        "prompt_tokens": translated.prompt_tokens,
+        "tokens": translated.tokens,
         "warnings": [] if cues else ["the source transcript has no cues: the track is empty"],
     }
     formats = list(DEFAULT_FORMATS if job.formats is None else job.formats)
@@ -110,6 +115,7 @@ def run_track(
             failure_class=None,
             failure_reason=None,
             media_seconds=0.0,
+            engine_seconds=engine_s,
         )
     return RunResult(RunStatus.SUCCEEDED) if applied else RunResult(RunStatus.SKIPPED, reason="lease lost")
 
@@ -118,3 +124,14 @@ def track_of(session: Any, job: Job, language: str) -> Job | None:
     """A transcription's track job for `language` (from its result's `subtitle_tracks`)."""
     track_id = ((job.result or {}).get("subtitle_tracks") or {}).get(language)
     return session.get(Job, track_id) if track_id else None
+
+
+def stale_languages(session: Any, job: Job) -> list[str]:
+    """The languages whose finished track was translated from an older revision than the transcript's latest
+    (corrected since: run the language again to bring it up to date)."""
+    stale = []
+    for language in sorted((job.result or {}).get("subtitle_tracks") or {}):
+        track = track_of(session, job, language)
+        if track is not None and track.result is not None and track.result.get("source_revision", 0) != job.revision:
+            stale.append(language)
+    return stale

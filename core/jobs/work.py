@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from core.schema import JobSegment
 from models.pipeline import MediaPipeline, Prepared, SegmentOutput
@@ -32,6 +33,7 @@ class Segment:
     prompt_tokens: int = 0
     finish: str | None = None  # stop | length
     voices: Voices | None = None  # speaker evidence, kept until the whole file is clustered
+    descriptions: list[dict[str, Any]] | None = None  # audio description cues found in its pauses
 
     @classmethod
     def of_output(cls, out: SegmentOutput, audio_key: str | None = None) -> Segment:
@@ -50,6 +52,7 @@ class Segment:
             out.prompt_tokens,
             out.finish,
             out.voices,
+            [asdict(d) for d in out.descriptions] if out.descriptions is not None else None,
         )
 
     @classmethod
@@ -70,6 +73,7 @@ class Segment:
             row.prompt_tokens or 0,
             row.finish,
             Voices.from_json(row.voices) if row.voices else None,
+            row.descriptions,
         )
 
     def row(self, job_id: str) -> JobSegment:
@@ -89,6 +93,7 @@ class Segment:
             prompt_tokens=self.prompt_tokens,
             finish=self.finish,
             voices=self.voices.to_json() if self.voices else None,
+            descriptions=self.descriptions,
         )
 
 
