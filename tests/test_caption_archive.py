@@ -161,3 +161,28 @@ def test_s3_prefix_in_and_out(tmp_path: Path, s3, tiny_model: Path, media: dict[
     manifest_rows = client.get_object(Bucket="archive-in", Key="captions/manifest.jsonl")["Body"].read().decode()
     states = {row["path"]: row["state"] for row in map(json.loads, manifest_rows.splitlines())}
     assert states == {"2001/speech.wav": "succeeded", "2001/clip.mp4": "succeeded", "2001/notes.txt": "skipped"}
+
+
+def test_an_archive_run_writes_each_translated_track_beside_its_source_track(tmp_path: Path, tiny_model: Path) -> None:
+    from tests.support import speech
+
+    root = tmp_path / "talks"
+    root.mkdir()
+    speech(root / "briefing.wav", "The flood barrier held. The river fell back overnight.", 0.5)
+    env = env_for(
+        OMNIMEDIA_DATA_DIR=str(tmp_path / "data"), OMNIMEDIA_MODEL=str(tiny_model), OMNIMEDIA_MAX_NEW_TOKENS_CAP="16"
+    )
+    cmd = [sys.executable, "-m", "cli", "caption", str(root), "--out", str(tmp_path / "out"), "--task", "transcribe"]
+    cmd += ["--formats", "srt,vtt,json", "--subtitle-languages", "de,ja"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "out"
+    for name in ("briefing.srt", "briefing.de.srt", "briefing.de.vtt", "briefing.ja.srt", "briefing.ja.vtt"):
+        assert (out / name).is_file(), sorted(p.name for p in out.iterdir())
+    source, german = (out / "briefing.srt").read_text(), (out / "briefing.de.srt").read_text()
+    assert [line for line in source.splitlines() if "-->" in line] == [
+        line for line in german.splitlines() if "-->" in line
+    ], "the same cue times"
+    listed = manifest(out)["briefing.wav"]["outputs"]
+    assert "briefing.de.srt" in listed and "briefing.ja.vtt" in listed
+    assert "subtitle_tracks" not in json.loads((out / "briefing.json").read_text()), "no job ids in the sidecar"

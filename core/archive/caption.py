@@ -26,7 +26,7 @@ from core.config import Settings
 from core.jobs import machine
 from core.jobs.machine import Transition
 from core.jobs.outputs import formats_for, render
-from core.jobs.runner import JobRunner, run_until_settled
+from core.jobs.runner import JobRunner, RunStatus, run_until_settled
 from core.jobs.tracks import track_of
 from core.report import ReportLine, build_report, report_html
 from core.schema import LOCAL_TENANT, Job
@@ -211,12 +211,14 @@ class CaptionRun:
         return results
 
     def _run_tracks(self, job_id: str) -> None:
-        """A finished transcription's translated tracks (its own jobs: run here, after it)."""
+        """A finished transcription's translated tracks (its own jobs): run here, after it, or waited for where this
+        process's in-process worker took one first."""
         with self.sessions() as session:
             job = session.get(Job, job_id)
             tracks = list(((job.result or {}).get("subtitle_tracks") or {}).values()) if job else []
         for track_id in tracks:
-            run_until_settled(self.runner, track_id)
+            while (outcome := self.runner.run(track_id)).status in (RunStatus.RETRY, RunStatus.BUSY):
+                time.sleep(min(outcome.delay_s, 0.2) if outcome.status is RunStatus.BUSY else outcome.delay_s)
 
     def _write_sidecars(self, entry: ArchiveEntry, job: Job) -> list[str]:
         """Each format asked for, rendered from the job's result (the job itself writes nothing to storage), and
