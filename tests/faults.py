@@ -294,10 +294,11 @@ def _run(
         submitter = Submitter(base, key, upload, count)
         threading.Thread(target=submitter.run, daemon=True).start()
         queued_at_loss: list[str] = []
-        redis_back = utcnow()
+        redis_back = lost_at = utcnow()
 
         def redis_kill() -> None:
-            nonlocal redis_back
+            nonlocal redis_back, lost_at
+            lost_at = utcnow()
             broker.kill()
             queued = select(Job.id).where(Job.tenant == TENANT, Job.state == "queued")
             queued_at_loss.extend(read(lambda db: list(db.scalars(queued))))
@@ -338,7 +339,7 @@ def _run(
         read(lambda db: _fill(report, db, receiver, submitter, warm))
         arrivals = [r.at for r in receiver.received if r.payload.get("type") in FINAL_EVENTS]
         report.last_fault_to_last_delivery_s = max(arrivals, default=last_fault) - last_fault
-        report.broker_recovery_s = read(lambda db: _recovery(db, queued_at_loss, redis_back))
+        report.broker_recovery_s = read(lambda db: _recovery(db, queued_at_loss, lost_at, redis_back))
         report.wall_s = time.monotonic() - started
         client.close()
         return report
@@ -349,13 +350,15 @@ def _run(
         receiver.stop()
 
 
-def _recovery(db: Session, queued_at_loss: list[str], redis_back: datetime) -> float:
-    """Seconds from Redis being back to the last of the jobs whose messages it lost being published again (a
-    "re-sent" event) or started (a message that survived); inf if one never was."""
+def _recovery(db: Session, queued_at_loss: list[str], lost_at: datetime, redis_back: datetime) -> float:
+    """Seconds from Redis being back to the last of the jobs queued when it died being published again (a "re-sent"
+    event) or started after the loss (a message that survived, or one a worker had already taken and claims a moment
+    later: counting only starts after Redis was back took that job, which was never lost, for unrecovered); inf if
+    one never was."""
     if not queued_at_loss:
         return 0.0
     events = db.scalars(
-        select(JobEvent).where(JobEvent.job_id.in_(queued_at_loss), JobEvent.at >= redis_back).order_by(JobEvent.id)
+        select(JobEvent).where(JobEvent.job_id.in_(queued_at_loss), JobEvent.at >= lost_at).order_by(JobEvent.id)
     ).all()
     first: dict[str, datetime] = {}
     for event in events:
