@@ -163,18 +163,24 @@ class VllmEngine(EngineBackend):
         return {"prompt": text, "multi_modal_data": data, "mm_processor_kwargs": kwargs}
 
     def sampling(self, request: GenerationRequest) -> Any:
+        """vLLM's sampling parameters; each request reports once, when it finishes (as LLM.generate asks)."""
         from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
         p = request.params
         limit = min(p.max_new_tokens, self.config.max_new_tokens_cap)
+        final = RequestOutputKind.FINAL_ONLY
         if not p.do_sample:
-            return SamplingParams(temperature=0.0, max_tokens=limit, repetition_penalty=p.repetition_penalty)
+            return SamplingParams(
+                temperature=0.0, max_tokens=limit, repetition_penalty=p.repetition_penalty, output_kind=final
+            )
         return SamplingParams(
             temperature=p.temperature,
             top_p=p.top_p,
             top_k=p.top_k,
             max_tokens=limit,
             repetition_penalty=p.repetition_penalty,
+            output_kind=final,
         )
 
     def stepper(self) -> VllmStepper:
