@@ -28,6 +28,7 @@ from api.problems import (
     BodyTooLarge,
     Problem,
     refusal_problem,
+    route_path,
     unavailable_problem,
 )
 from core.batches import MAX_BATCH_BYTES
@@ -101,14 +102,6 @@ def over_share_problem(share: int) -> Problem:
     problem = Problem(429, ProblemKind.TOO_MANY_REQUESTS, "Too many requests in flight", detail)
     problem.headers["Retry-After"] = "1"
     return problem
-
-
-def route_path(scope: Scope) -> str:
-    """The path the router matches: the request path less the mount point (as Starlette's router computes it)."""
-    path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and (path == root or path.startswith(root + "/")):
-        return path[len(root) :]
-    return str(path)
 
 
 def _limited(receive: Receive, limit: BodyLimit, total_s: float, idle_s: float) -> Receive:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Scope
 
 from api.openai_errors import OPENAI_PATHS, openai_error
 from core.errors import ProblemKind, Refusal, Refused
@@ -31,9 +32,11 @@ class Problem(Exception):
         self.status, self.kind, self.title, self.detail, self.extra = status, kind, title, detail, extra
         self.headers: dict[str, str] = {}
 
-    def response(self, instance: str) -> JSONResponse:
+    def response(self, instance: str, route: str | None = None) -> JSONResponse:
         """The problem+json response, for a route's exception handler or a middleware answering on its own."""
-        return problem_response(self.status, self.kind, self.title, self.detail, instance, self.headers, **self.extra)
+        return problem_response(
+            self.status, self.kind, self.title, self.detail, instance, self.headers, route, **self.extra
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,14 @@ def overloaded_problem() -> Problem:
     return problem
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router matches: the request path less the mount point (as Starlette's router computes it)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :]
+    return str(path)
+
+
 def problem_response(
     status: int,
     kind: str,
@@ -138,9 +149,11 @@ def problem_response(
     detail: str | None,
     instance: str,
     headers: dict[str, str] | None = None,
+    route: str | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    if instance.startswith(OPENAI_PATHS):  # the OpenAI-compatible routes answer in OpenAI's error shape
+    """`instance`: the path asked for; `route`: the router's path (no mount point), which tells an OpenAI route."""
+    if (route or instance).startswith(OPENAI_PATHS):  # OpenAI-compatible routes answer in OpenAI's error shape
         status, error = openai_error(status, kind, title, detail)
         return JSONResponse(error, status_code=status, headers=headers)
     body = {
@@ -166,7 +179,7 @@ def _allowed_methods(request: Request) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return exc.response(request.url.path)
+        return exc.response(request.url.path, route_path(request.scope))
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
@@ -193,7 +206,13 @@ def install(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
         return problem_response(
-            422, ProblemKind.VALIDATION_ERROR, "Request is not valid", detail, request.url.path, errors=errors
+            422,
+            ProblemKind.VALIDATION_ERROR,
+            "Request is not valid",
+            detail,
+            request.url.path,
+            route=route_path(request.scope),
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -203,11 +222,13 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Allow lists every method of the path, not only the first route's
             headers["Allow"] = _allowed_methods(request)
-        return problem_response(exc.status_code, kind, str(exc.detail), None, request.url.path, headers)
+        return problem_response(
+            exc.status_code, kind, str(exc.detail), None, request.url.path, headers, route_path(request.scope)
+        )
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("answering 503 on %s: %s: %s", request.url.path, type(exc).__name__, exc)
-        return unavailable_problem(exc).response(request.url.path)
+        return unavailable_problem(exc).response(request.url.path, route_path(request.scope))
 
     for kind in UNAVAILABLE:
         app.add_exception_handler(kind, _unavailable)
@@ -216,7 +237,12 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         return problem_response(
-            500, ProblemKind.INTERNAL_ERROR, "Internal error", "the error was logged", request.url.path
+            500,
+            ProblemKind.INTERNAL_ERROR,
+            "Internal error",
+            "the error was logged",
+            request.url.path,
+            route=route_path(request.scope),
         )
 
 

@@ -284,6 +284,9 @@ def test_the_guard_holds_under_a_root_path(monkeypatch: pytest.MonkeyPatch, tmp_
         with _raw(port, head) as sock:
             answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 413") and time.monotonic() - started < 2
+        # the OpenAI routes answer in OpenAI's error shape under a mount point too (decided by the route's path)
+        refused = httpx.post(f"{api.base}/v1/chat/completions", content=b"{", headers=api.keys["alpha"], timeout=30)
+        assert refused.status_code == 400 and "error" in refused.json() and "type" not in refused.json(), refused.text
 
 
 # -- 6. anonymous access ends for good -------------------------------------------------------------------------
