@@ -272,6 +272,8 @@ def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dic
         "--api-key",
         stack.key,
         "--json",
+        "--subtitle-languages",
+        "de",
     ]
     env = {k: v for k, v in stack.env.items() if k != "OMNIMEDIA_MODE"}
 
@@ -282,12 +284,17 @@ def test_caption_cli_against_the_server(stack: Stack, worker: object, media: dic
     before = count_jobs()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert count_jobs() - before == 2, "two unique contents, two jobs"
+    assert count_jobs() - before == 4, "two unique contents, two jobs, and a German track of each"
     rows = {r["path"]: r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
     assert all(r["state"] == "succeeded" for r in rows.values()) and len(rows) == 3
     assert (out / "nested" / "same speech.srt").read_bytes() == (out / "speech.srt").read_bytes()
+    german = (out / "speech.de.srt").read_text()  # made by a worker, published by the worker that transcribed
+    assert [t for t in german.splitlines() if "-->" in t] == [
+        t for t in (out / "speech.srt").read_text().splitlines() if "-->" in t
+    ]
+    assert "speech.de.srt" in rows["speech.wav"]["outputs"]
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and count_jobs() - before == 2, "a rerun submits nothing"
+    assert again.returncode == 0 and count_jobs() - before == 4, "a rerun submits nothing"
 
 
 def test_presigned_upload_then_job(stack: Stack, worker: object, media: dict[str, Path]) -> None:

@@ -87,6 +87,18 @@ class RemoteCaptionRun:
         write_manifest(self.options.out_dir, outcomes)
         return outcomes
 
+    def _track_files(self, entry: ArchiveEntry, language: str, track_id: str) -> list[str]:
+        """A translated track's SRT and VTT as NAME.<lang>.*, once its job is done (none if it failed)."""
+        while (track := self.client.get(f"/v1/jobs/{track_id}").json())["state"] not in FINAL:
+            time.sleep(1.0)
+        if track["state"] != JobState.SUCCEEDED:
+            return []
+        written = []
+        for fmt in (f for f in self.options.formats if f in ("srt", "vtt")):
+            body = self.client.get(f"/v1/jobs/{track_id}/result", params={"format": fmt}).content
+            written.append(write_sidecar(self.options.out_dir, entry.rel, f"{language}.{fmt}", body))
+        return written
+
     def _export(self, sha: str, entries: list[ArchiveEntry], job: dict[str, Any]) -> list[FileOutcome]:
         results = []
         for position, entry in enumerate(entries):
@@ -94,10 +106,14 @@ class RemoteCaptionRun:
                 entry.rel, sha, job["state"], job.get("media_seconds"), job_id=job["id"], reused=position > 0
             )
             if job["state"] == JobState.SUCCEEDED:
+                result = self.client.get(f"/v1/jobs/{job['id']}/result", params={"format": "json"}).json()
                 for fmt in self.options.formats:
                     if fmt in job["result_formats"]:
                         body = self.client.get(f"/v1/jobs/{job['id']}/result", params={"format": fmt}).content
-                        outcome.outputs.append(write_sidecar(self.options.out_dir, entry.rel, fmt, body))
+                        name = "descriptions.vtt" if fmt == "vtt" and result.get("audio_description") else fmt
+                        outcome.outputs.append(write_sidecar(self.options.out_dir, entry.rel, name, body))
+                for language, track_id in (result.get("subtitle_tracks") or {}).items():
+                    outcome.outputs += self._track_files(entry, language, track_id)
                 self.progress.done += 1
                 self.progress.media_seconds += job.get("media_seconds") or 0.0
             else:
