@@ -45,6 +45,15 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     return random.uniform(0, min(max_s, base_s * 2 ** max(attempt - 1, 0)))
 
 
+def count_final(task: str, state: JobState, engine_s: float, media_s: float) -> None:
+    """A job that reached a final state, in the worker's metrics."""
+    metrics.JOBS.labels(task, state.value).inc()
+    metrics.ENGINE_SECONDS.labels(task).inc(engine_s)
+    if state is JobState.SUCCEEDED:
+        metrics.MEDIA_SECONDS.labels(task).inc(media_s)
+    metrics.record_gpu_memory()
+
+
 class FailurePaths:
     """What JobRunner does when a run fails (it sets these attributes)."""
 
@@ -73,11 +82,7 @@ class FailurePaths:
 
     @staticmethod
     def _count(task: str, state: JobState, engine_s: float, media_s: float) -> None:
-        metrics.JOBS.labels(task, state.value).inc()
-        metrics.ENGINE_SECONDS.labels(task).inc(engine_s)
-        if state is JobState.SUCCEEDED:
-            metrics.MEDIA_SECONDS.labels(task).inc(media_s)
-        metrics.record_gpu_memory()
+        count_final(task, state, engine_s, media_s)
 
     def _retry_or_fail(self, job_id: str, failure_class: FailureClass, reason: str) -> RunResult:
         with self.sessions() as session:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.jobs import machine
-from core.jobs.failing import RunResult, RunStatus
+from core.jobs.failing import RunResult, RunStatus, count_final
 from core.jobs.machine import Transition
 from core.jobs.outputs import DEFAULT_FORMATS, write_outputs
 from core.jobs.rows import JobRequest, queued_job
@@ -117,7 +117,10 @@ def run_track(
             media_seconds=0.0,
             engine_seconds=engine_s,
         )
-    return RunResult(RunStatus.SUCCEEDED) if applied else RunResult(RunStatus.SKIPPED, reason="lease lost")
+    if not applied:
+        return RunResult(RunStatus.SKIPPED, reason="lease lost")
+    count_final(job.task, JobState.SUCCEEDED, engine_s, 0.0)
+    return RunResult(RunStatus.SUCCEEDED)
 
 
 def track_of(session: Any, job: Job, language: str) -> Job | None:
