@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from models.engine import EngineConfig, GenerationRequest, GenerationResult
+from models.engine import Engine, EngineConfig, GenerationRequest, GenerationResult
 from models.errors import EngineDown
 from models.prompting import validate_request
 from models.variants import Variant, detect_variant
@@ -57,9 +57,33 @@ class EngineBackend(ABC):
         return results
 
 
-def load_or_down(backend: EngineBackend) -> None:
+def load_or_down(engine: Engine | EngineBackend) -> None:
     """Load the model; a failure is the process's, not the job's (EngineDown: the worker makes way)."""
     try:
-        backend.load()
+        engine.load()
+    except EngineDown:
+        raise
     except Exception as exc:
         raise EngineDown(f"the model did not load: {type(exc).__name__}: {exc}") from exc
+
+
+class EngineFront:
+    """What an engine in front of a backend (the cross-job batcher, vLLM's stepping loop) takes from it as it is:
+    the checkpoint's variant and voice, validation and loading."""
+
+    def __init__(self, inner: EngineBackend) -> None:
+        self.inner = inner
+
+    @property
+    def variant(self) -> Variant:
+        return self.inner.variant
+
+    @property
+    def can_speak(self) -> bool:
+        return self.inner.can_speak
+
+    def load(self) -> None:
+        load_or_down(self.inner)
+
+    def validate(self, request: GenerationRequest) -> None:
+        self.inner.validate(request)

@@ -14,9 +14,8 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from models.backend import EngineBackend, load_or_down
+from models.backend import EngineBackend, EngineFront
 from models.engine import GenerationRequest, GenerationResult
-from models.variants import Variant
 
 
 @dataclass
@@ -25,32 +24,18 @@ class _Pending:
     future: Future[GenerationResult]
 
 
-class BatchingEngine:
+class BatchingEngine(EngineFront):
     """Wraps a backend; thread-safe `generate` calls are merged into one `run_validated` call on the batcher's
     thread (each request validated once, in its caller's thread; the backend reports the batch's size)."""
 
     def __init__(self, inner: EngineBackend, max_batch_size: int = 16, max_wait_ms: float = 20.0) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
         self.batch_sizes: list[int] = []  # sizes of the batches run, for metrics and tests (most recent 1000)
         self._queue: queue.Queue[_Pending] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="omnimedia-batcher", daemon=True)
         self._thread.start()
-
-    @property
-    def variant(self) -> Variant:
-        return self.inner.variant
-
-    @property
-    def can_speak(self) -> bool:
-        return self.inner.can_speak
-
-    def load(self) -> None:
-        load_or_down(self.inner)
-
-    def validate(self, request: GenerationRequest) -> None:
-        self.inner.validate(request)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         self.inner.validate(request)  # a bad request fails here, in its caller, before it can join a batch

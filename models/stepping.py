@@ -16,10 +16,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from models.backend import EngineBackend, load_or_down
+from models.backend import EngineBackend, EngineFront
 from models.engine import GenerationRequest, GenerationResult
 from models.errors import EngineDown
-from models.variants import Variant
 
 
 class Stepper(Protocol):
@@ -41,11 +40,11 @@ class _Pending:
     future: Future[GenerationResult]
 
 
-class SteppingEngine:
+class SteppingEngine(EngineFront):
     """The engine interface over a backend (validation, loading) and its stepper (generation)."""
 
     def __init__(self, inner: EngineBackend, stepper: Stepper | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.stepper = stepper
         self.dead: str | None = None  # why the engine died
         self._inbox: queue.Queue[_Pending] = queue.Queue()
@@ -53,25 +52,14 @@ class SteppingEngine:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    @property
-    def variant(self) -> Variant:
-        return self.inner.variant
-
-    @property
-    def can_speak(self) -> bool:
-        return self.inner.can_speak
-
     def load(self) -> None:
-        load_or_down(self.inner)
+        super().load()
         with self._start_lock:
             if self.stepper is None:
                 self.stepper = self.inner.stepper()  # type: ignore[attr-defined]
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="omnimedia-engine-loop", daemon=True)
                 self._thread.start()
-
-    def validate(self, request: GenerationRequest) -> None:
-        self.inner.validate(request)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         self.inner.validate(request)  # a bad request fails here, in its caller, before it reaches the engine

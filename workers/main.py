@@ -15,7 +15,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import cast
 
 from workers.gpu import pin
 
@@ -28,15 +27,13 @@ def load_engine_now() -> str | None:
     """Load this worker's engine before it takes a job; why it could not, or None."""
     from core import metrics
     from core.config import get_settings
-    from models.backend import EngineBackend, load_or_down
+    from models.backend import load_or_down
     from models.errors import EngineDown
     from models.loader import load_engine
 
     engine = load_engine(get_settings().engine_config(), on_batch=metrics.BATCH_SIZE.observe)
     try:
-        backend = cast(EngineBackend, getattr(engine, "inner", engine))  # bare, or under the batcher or loop
-        load_or_down(backend)
-        engine.load()
+        load_or_down(engine)
     except EngineDown as exc:
         return exc.reason
     return None

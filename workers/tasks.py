@@ -19,6 +19,7 @@ from core.db import get_sessionmaker
 from core.jobs.failures import TRANSIENT_ERRORS
 from core.jobs.runner import JobRunner, RunStatus, build_runner
 from core.maintenance import run_maintenance
+from workers.main import ENGINE_DOWN_FILE, WORKER_PID
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def run_job(self: Task, job_id: str) -> str:
 def stop_worker(reason: str) -> None:
     """The engine cannot run jobs in this process: say why where workers.main will look, and ask the worker for a
     warm shutdown (the job is sent again for a healthy worker; workers.main then exits non-zero)."""
-    marker, pid = os.environ.get("OMNIMEDIA_ENGINE_DOWN_FILE"), os.environ.get("OMNIMEDIA_WORKER_PID")
+    marker, pid = os.environ.get(ENGINE_DOWN_FILE), os.environ.get(WORKER_PID)
     if marker:
         Path(marker).write_text(reason)
     if pid:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -25,7 +24,7 @@ from core.jobs import machine
 from core.jobs.outputs import CONTENT_TYPES, TEXT_FORMATS, formats_for, render
 from core.jobs.tracks import track_of
 from core.jobs.transcript import latest_result
-from core.media_source import CHUNK_BYTES
+from core.media_source import MediaSource
 from core.queue import enqueue
 from core.schema import Job, JobEvent
 from core.states import JobState
@@ -211,13 +210,9 @@ def get_described_video(job_id: str, session: SessionDep, storage: StorageDep, t
     if key is None or size is None:
         raise _not_available(job, "video")
 
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, size, CHUNK_BYTES):
-            yield storage.read_range(key, start, min(start + CHUNK_BYTES, size) - 1)
-
-    disposition = f'attachment; filename="{job.id}.described.mp4"'
-    headers = {"Content-Length": str(size), "Content-Disposition": disposition}
-    return StreamingResponse(chunks(), media_type="video/mp4", headers=headers)
+    copy = MediaSource(f"{job.id}.described.mp4", size, "video/mp4", key)
+    headers = {"Content-Length": str(size), "Content-Disposition": f'attachment; filename="{copy.name}"'}
+    return StreamingResponse(copy.chunks(storage), media_type=copy.media_type, headers=headers)
 
 
 @router.get("/{job_id}/audio", responses={200: {"content": {"audio/wav": {}}, "description": "24 kHz WAV"}})

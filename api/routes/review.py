@@ -22,7 +22,7 @@ from core.errors import ProblemKind
 from core.jobs.outputs import CONTENT_TYPES, render
 from core.jobs.tracks import stale_languages
 from core.jobs.transcript import latest_result, result_at, revisions
-from core.media_source import CHUNK_BYTES, byte_range, source_of
+from core.media_source import byte_range, source_of
 from core.schema import Job
 from core.states import JobState
 
@@ -174,13 +174,8 @@ def review_media(
     except ValueError:
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{source.size}"})
     if span is None:
-
-        def whole() -> Any:
-            for start in range(0, source.size, CHUNK_BYTES):
-                yield source.read(storage, start, min(start + CHUNK_BYTES, source.size) - 1)
-
         headers["Content-Length"] = str(source.size)
-        return StreamingResponse(whole(), media_type=source.media_type, headers=headers)
+        return StreamingResponse(source.chunks(storage), media_type=source.media_type, headers=headers)
     start, end = span
     headers["Content-Range"] = f"bytes {start}-{end}/{source.size}"
     return Response(source.read(storage, start, end), status_code=206, media_type=source.media_type, headers=headers)
